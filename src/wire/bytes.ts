@@ -1,0 +1,24 @@
+/*
+ * Big-endian field access on Uint8Array without DataView or allocation. Callers bounds-check
+ * (the views' checkLen); out-of-range reads yield garbage (undefined -> 0), never throw.
+ */
+
+export function readU16(b: Uint8Array, o: number): number {
+  return (b[o] << 8) | b[o + 1];
+}
+
+export function readU32(b: Uint8Array, o: number): number {
+  return ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
+}
+
+export function writeU16(b: Uint8Array, o: number, v: number): void {
+  b[o] = v >>> 8;
+  b[o + 1] = v;
+}
+
+export function writeU32(b: Uint8Array, o: number, v: number): void {
+  b[o] = v >>> 24;
+  b[o + 1] = v >>> 16;
+  b[o + 2] = v >>> 8;
+  b[o + 3] = v;
+}
