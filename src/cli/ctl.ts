@@ -1,0 +1,139 @@
+/*
+ * `tapbridge ctl`: one subcommand per control-API call. Aligned text by default,
+ * --json for scripts.
+ */
+import type { Command } from 'commander';
+import { apiRequest, resolveSocket, table } from '../control/client.js';
+import type { FdbRow, PortInfo } from '../engine/engine.js';
+
+interface CtlOpts {
+  socket?: string;
+  instance?: string;
+  json?: boolean;
+}
+
+function human(n: number): string {
+  if (n < 10_000) return String(n);
+  const units = ['k', 'M', 'G', 'T'];
+  let v = n;
+  let u = -1;
+  while (v >= 1000 && u < units.length - 1) {
+    v /= 1000;
+    u++;
+  }
+  return `${v.toFixed(1)}${units[u]}`;
+}
+
+export function registerCtl(program: Command, fail: (err: unknown) => never): void {
+  const ctl = program
+    .command('ctl')
+    .description('query or change a running instance over its control socket (HTTP+JSON on a unix socket)')
+    .option('-s, --socket <path>', 'control socket path')
+    .option('-i, --instance <name>', 'instance name (socket /run/tapbridge/<name>.sock); default: the only one running')
+    .option('--json', 'print the raw JSON answer');
+
+  const run = (fn: (sock: string, o: CtlOpts) => Promise<void>) => async () => {
+    const o = ctl.opts<CtlOpts>();
+    try {
+      await fn(resolveSocket(o), o);
+    } catch (err) {
+      fail(err);
+    }
+  };
+  const out = (o: CtlOpts, data: unknown, text: () => string) => {
+    process.stdout.write(o.json ? JSON.stringify(data, null, 2) + '\n' : text() + '\n');
+  };
+
+  ctl
+    .command('ports')
+    .description('ports with their counters')
+    .action(
+      run(async (sock, o) => {
+        const ports = (await apiRequest(sock, 'GET', '/v1/ports')) as PortInfo[];
+        out(o, ports, () =>
+          table(
+            ['PORT', 'BRIDGE', 'KIND', 'DEVICE', 'MAC', 'STATE', 'MACS', 'RX_PKTS', 'RX_BYTES', 'TX_PKTS', 'TX_BYTES', 'DROPS'],
+            ports.map((p) => [
+              p.name,
+              p.bridge ?? '-',
+              p.kind,
+              p.ifname,
+              p.mac,
+              p.up ? 'up' : 'down',
+              p.macs,
+              human(p.counters.rx_packets),
+              human(p.counters.rx_bytes),
+              human(p.counters.tx_packets),
+              human(p.counters.tx_bytes),
+              Object.entries(p.counters.drops).map(([k, v]) => `${k}=${v}`).join(',') || '0',
+            ]),
+          ),
+        );
+      }),
+    );
+
+  ctl
+    .command('fdb [bridge]')
+    .description('MAC table: MAC, port, age, static/learned')
+    .action((bridge: string | undefined) =>
+      run(async (sock, o) => {
+        const rows = (await apiRequest(sock, 'GET', `/v1/fdb${bridge ? `?bridge=${encodeURIComponent(bridge)}` : ''}`)) as FdbRow[];
+        out(o, rows, () => table(['BRIDGE', 'MAC', 'PORT', 'AGE', 'TYPE'], rows.map((r) => [r.bridge, r.mac, r.port, r.type === 'static' ? '-' : `${r.ageSeconds}s`, r.type])));
+      })(),
+    );
+
+  ctl
+    .command('bridges')
+    .description('bridges with MAC-table sizes and counters')
+    .action(
+      run(async (sock, o) => {
+        const rows = (await apiRequest(sock, 'GET', '/v1/bridges')) as {
+          name: string;
+          ports: string[];
+          macs: number;
+          macTableSize: number;
+          agingSeconds: number;
+          forwarded: number;
+          flooded: number;
+          learnRefused: number;
+        }[];
+        out(o, rows, () =>
+          table(
+            ['BRIDGE', 'PORTS', 'MACS', 'LIMIT', 'AGING', 'FORWARDED', 'FLOODED', 'LEARN_REFUSED'],
+            rows.map((b) => [b.name, b.ports.join(','), b.macs, b.macTableSize, `${b.agingSeconds}s`, b.forwarded, b.flooded, b.learnRefused]),
+          ),
+        );
+      }),
+    );
+
+  ctl
+    .command('link <port> <state>')
+    .description('set a port up or down (down = carrier off: the namespace sees NO-CARRIER)')
+    .action((port: string, state: string) =>
+      run(async (sock, o) => {
+        if (state !== 'up' && state !== 'down') throw new Error(`state must be 'up' or 'down', not '${state}'`);
+        const r = await apiRequest(sock, 'POST', `/v1/ports/${encodeURIComponent(port)}/link`, { up: state === 'up' });
+        out(o, r, () => `${port}: ${state}`);
+      })(),
+    );
+
+  ctl
+    .command('stats')
+    .description('all counters (use --json for scripts)')
+    .action(
+      run(async (sock, o) => {
+        const s = (await apiRequest(sock, 'GET', '/v1/stats')) as { ports: PortInfo[] };
+        out(o, s, () => JSON.stringify(s, null, 2));
+      }),
+    );
+
+  ctl
+    .command('api <method> <path> [json]')
+    .description('raw API call, e.g. `tapbridge ctl api GET /v1`')
+    .action((method: string, path: string, body: string | undefined) =>
+      run(async (sock) => {
+        const r = await apiRequest(sock, method.toUpperCase(), path, body === undefined ? undefined : JSON.parse(body));
+        process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+      })(),
+    );
+}

@@ -1,0 +1,75 @@
+/*
+ * tapbridge command line:
+ *   tapbridge run [--config FILE]     run an instance in the foreground (default: the lab)
+ *   tapbridge ctl <command>           talk to a running instance over its control socket
+ *   tapbridge config check|default    validate a file / print the embedded lab config
+ */
+import { Command, Option } from 'commander';
+import { stringify } from 'yaml';
+import { ConfigError, loadConfigFile, validateConfig } from '../config/load.js';
+import type { Config } from '../config/schema.js';
+import { DEFAULT_LAB } from '../lab/default-lab.js';
+import { makeLogger } from './log.js';
+import { runInner, runOuter } from './run.js';
+import { registerCtl } from './ctl.js';
+
+function loadConfig(file: string | undefined): Config {
+  return file === undefined ? validateConfig(structuredClone(DEFAULT_LAB), 'embedded default lab') : loadConfigFile(file);
+}
+
+function fail(err: unknown): never {
+  if (err instanceof ConfigError) {
+    process.stderr.write(`tapbridge: ${err.message}\n`);
+    process.exit(2);
+  }
+  process.stderr.write(`tapbridge: ${(err as Error).message}\n`);
+  process.exit(1);
+}
+
+const program = new Command('tapbridge')
+  .description('Userspace bridge, gateway and NAT for Linux network namespaces (TAP devices + AF_PACKET)')
+  .version('0.1.0')
+  .showHelpAfterError();
+
+program
+  .command('run')
+  .description('bring up the configured bridges (default: the embedded lab) and run in the foreground until Ctrl-C; everything created is removed on exit')
+  .option('-c, --config <file>', 'YAML or JSON configuration (default: the embedded lab, see `tapbridge config default`)')
+  .option('--pretty', 'human-readable logs (default when stdout is a terminal)')
+  .option('--json-logs', 'JSON logs even on a terminal')
+  .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error']).default('info'))
+  .addOption(new Option('--inside', 'internal: already re-executed inside the configured namespace').hideHelp())
+  .action(async (opts: { config?: string; pretty?: boolean; jsonLogs?: boolean; logLevel: string; inside?: boolean }) => {
+    try {
+      const cfg = loadConfig(opts.config);
+      const log = makeLogger({ level: opts.logLevel, pretty: opts.jsonLogs ? false : opts.pretty });
+      const argv = process.argv.slice(2).filter((a) => a !== '--inside');
+      const code = cfg.namespace !== undefined && !opts.inside ? await runOuter(cfg, argv, log) : await runInner(cfg, log);
+      process.exit(code);
+    } catch (err) {
+      fail(err);
+    }
+  });
+
+const config = program.command('config').description('check a configuration file, or print the embedded default lab');
+config
+  .command('check <file>')
+  .description('validate a configuration file; prints every problem with the field it concerns')
+  .action((file: string) => {
+    try {
+      const cfg = loadConfigFile(file);
+      process.stdout.write(`${file}: ok (${cfg.bridges.length} bridge(s), ${cfg.bridges.reduce((n, b) => n + b.ports.length, 0)} port(s))\n`);
+    } catch (err) {
+      fail(err);
+    }
+  });
+config
+  .command('default')
+  .description('print the embedded default lab as YAML (a starting point for your own config)')
+  .action(() => {
+    process.stdout.write(stringify(DEFAULT_LAB));
+  });
+
+registerCtl(program, fail);
+
+await program.parseAsync(process.argv);

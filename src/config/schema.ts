@@ -1,0 +1,173 @@
+/*
+ * Configuration schema (zod). One file describes an instance: bridges and their ports,
+ * the namespaces tapbridge creates, the uplink, NAT and the optional lab scaffolding.
+ *
+ * `loadConfig` validates the whole document before anything is created and reports every
+ * problem with the path of the field (`bridges[0].ports[1].mac: not a MAC address`).
+ * Cross-field rules (unique names, references between sections, overlapping addresses)
+ * are checked in `superRefine` so they are reported the same way.
+ */
+import { z } from 'zod';
+import { Address4 } from 'ip-address';
+
+const MAC_RE = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
+const IFNAME_RE = /^[A-Za-z0-9_.@-]{1,15}$/;
+const NS_RE = /^[A-Za-z0-9_.-]{1,64}$/;
+const NAME_RE = /^[A-Za-z][A-Za-z0-9_.-]{0,31}$/;
+
+export const macString = z.string().regex(MAC_RE, 'not a MAC address (expected aa:bb:cc:dd:ee:ff)');
+export const ifName = z
+  .string()
+  .regex(IFNAME_RE, 'not a valid interface name (1-15 characters: letters, digits, . _ - @)');
+const nsName = z.string().regex(NS_RE, 'not a valid namespace name');
+const objName = z.string().regex(NAME_RE, 'not a valid name (a letter, then up to 31 letters, digits, . _ -)');
+
+function isIpv4(s: string): boolean {
+  return /^\d{1,3}(\.\d{1,3}){3}$/.test(s) && Address4.isValid(s);
+}
+export const ipv4 = z.string().refine(isIpv4, 'not an IPv4 address (a.b.c.d)');
+export const cidr = z.string().refine((s) => {
+  const m = /^(.+)\/(\d{1,2})$/.exec(s);
+  return m !== null && isIpv4(m[1]) && Number(m[2]) <= 32;
+}, 'not an IPv4 address with prefix length (a.b.c.d/len)');
+
+const mtu = z.number().int().min(68, 'MTU below 68').max(65521, 'MTU above 65521');
+
+const commonPort = {
+  name: objName,
+  mac: macString.optional(),
+  mtu: mtu.default(1500),
+  /** IFF_VNET_HDR / PACKET_VNET_HDR: checksum and segmentation offload (64 KiB frames). */
+  offload: z.boolean().default(true),
+};
+
+export const namespacePortSchema = z.strictObject({
+  type: z.literal('namespace'),
+  ...commonPort,
+  namespace: nsName,
+  /** Create the namespace (and delete it on exit). false = it must exist already. */
+  createNamespace: z.boolean().default(true),
+  /** Name of the device inside the namespace. */
+  ifname: ifName.default('eth0'),
+  addresses: z.array(cidr).default([]),
+  /** Default route inside the namespace. */
+  defaultRoute: ipv4.optional(),
+});
+
+export const tapPortSchema = z.strictObject({
+  type: z.literal('tap'),
+  ...commonPort,
+  /** TAP device name in tapbridge's own namespace (for the host, or a VM handed the device). */
+  ifname: ifName,
+  addresses: z.array(cidr).default([]),
+});
+
+export const packetPortSchema = z.strictObject({
+  type: z.literal('packet'),
+  ...commonPort,
+  /** Existing interface to bridge in through an AF_PACKET socket ("add eth1 to br0"). */
+  interface: ifName,
+});
+
+export const portSchema = z.discriminatedUnion('type', [namespacePortSchema, tapPortSchema, packetPortSchema], {
+  error: (iss) =>
+    iss.code === 'invalid_union' ? 'unknown port type (expected namespace, tap or packet)' : undefined,
+});
+
+export const bridgeSchema = z.strictObject({
+  name: objName,
+  agingSeconds: z.number().min(1).max(1_000_000).default(300),
+  macTableSize: z.number().int().min(1).max(1 << 22).default(8192),
+  /** Most MACs learned on one port; 0 = no per-port limit. */
+  macLimitPerPort: z.number().int().min(0).default(0),
+  gateway: z
+    .strictObject({
+      address: cidr,
+      mac: macString.optional(),
+    })
+    .optional(),
+  static: z.array(z.strictObject({ mac: macString, port: objName })).default([]),
+  ports: z.array(portSchema).min(1, 'a bridge needs at least one port'),
+});
+
+const protoPort = z.enum(['tcp', 'udp']);
+export const publishSchema = z.strictObject({
+  proto: protoPort.default('tcp'),
+  /** External port, or the first of a range. */
+  port: z.number().int().min(1).max(65535),
+  /** Last port of a range (inclusive). */
+  portEnd: z.number().int().min(1).max(65535).optional(),
+  to: ipv4,
+  toPort: z.number().int().min(1).max(65535).optional(),
+});
+
+export const uplinkSchema = z.strictObject({
+  interface: ifName,
+  /** tapbridge's own external address on the uplink (answered by tapbridge, not the kernel). */
+  address: cidr,
+  /** Next hop for the default route. */
+  gateway: ipv4,
+  /** 'own' = a locally administered MAC of tapbridge's; 'nic' = the interface's MAC; or a MAC. */
+  mac: z.union([z.literal('own'), z.literal('nic'), macString]).default('own'),
+  offload: z.boolean().default(true),
+});
+
+export const natSchema = z.strictObject({
+  /** Source subnets masqueraded out of the uplink. Default: every bridge's gateway subnet. */
+  masquerade: z.array(cidr).optional(),
+  portRange: z
+    .tuple([z.number().int().min(1).max(65535), z.number().int().min(1).max(65535)])
+    .default([32768, 60999]),
+  maxFlows: z.number().int().min(16).max(4_000_000).default(65536),
+  publish: z.array(publishSchema).default([]),
+  /** Serve published TCP ports on 127.0.0.1 too (a userspace proxy, like docker-proxy). */
+  localhostProxy: z.boolean().default(true),
+});
+
+export const routeSchema = z.strictObject({ to: cidr, via: ipv4 });
+
+export const labSchema = z.strictObject({
+  /** Extra namespaces linked to tapbridge's namespace by a veth pair (e.g. the `wan`). */
+  veths: z
+    .array(
+      z.strictObject({
+        namespace: nsName,
+        ifname: ifName.default('eth0'),
+        addresses: z.array(cidr).default([]),
+        /** The peer end, in tapbridge's namespace. */
+        peer: ifName,
+        peerAddresses: z.array(cidr).default([]),
+        mtu: mtu.default(1500),
+      }),
+    )
+    .default([]),
+  /** Small built-in servers the lab starts inside namespaces. */
+  services: z
+    .array(
+      z.strictObject({
+        namespace: nsName,
+        http: z.number().int().min(1).max(65535).optional(),
+        udpEcho: z.number().int().min(1).max(65535).optional(),
+      }),
+    )
+    .default([]),
+});
+
+export const configSchema = z.strictObject({
+  /** Instance name: the control socket is /run/tapbridge/<instance>.sock. */
+  instance: objName.default('tapbridge'),
+  socket: z.string().min(1).optional(),
+  /** Run tapbridge itself inside this namespace (re-executed under `ip netns exec`). */
+  namespace: z.strictObject({ name: nsName, create: z.boolean().default(true) }).optional(),
+  bridges: z.array(bridgeSchema).min(1, 'at least one bridge is needed'),
+  uplink: uplinkSchema.optional(),
+  nat: natSchema.optional(),
+  routes: z.array(routeSchema).default([]),
+  lab: labSchema.optional(),
+});
+
+export type Config = z.output<typeof configSchema>;
+export type BridgeConfig = z.output<typeof bridgeSchema>;
+export type PortConfig = z.output<typeof portSchema>;
+export type NamespacePortConfig = z.output<typeof namespacePortSchema>;
+export type PublishConfig = z.output<typeof publishSchema>;

@@ -1,0 +1,88 @@
+/*
+ * Main-thread handle on the data-plane worker: start it with the opened devices, call
+ * its API by message (promise per call, with a timeout), stop it.
+ */
+import { Worker } from 'node:worker_threads';
+import type { Logger } from 'pino';
+import type { Config } from '../config/schema.js';
+import type { SetupResult } from '../lab/setup.js';
+
+export class CallError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export class DataPlaneWorker {
+  private worker: Worker | null = null;
+  private nextId = 1;
+  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
+  onExit: (code: number) => void = () => {};
+
+  constructor(private readonly log: Logger) {}
+
+  start(config: Config, setup: SetupResult): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const w = new Worker(new URL('../engine/worker.js', import.meta.url), { workerData: { config, setup } });
+      this.worker = w;
+      let ready = false;
+      w.on('message', (m: { type: string; id?: number; result?: unknown; error?: string; status?: number; level?: string; msg?: string; fields?: object }) => {
+        if (m.type === 'ready') {
+          ready = true;
+          resolve();
+        } else if (m.type === 'reply') {
+          const p = this.pending.get(m.id!);
+          if (p === undefined) return;
+          this.pending.delete(m.id!);
+          clearTimeout(p.timer);
+          if (m.error !== undefined) p.reject(new CallError(m.status ?? 500, m.error));
+          else p.resolve(m.result);
+        } else if (m.type === 'log') {
+          const level = (m.level ?? 'info') as 'info' | 'warn' | 'error' | 'debug';
+          this.log[level](m.fields ?? {}, m.msg ?? '');
+        }
+      });
+      w.on('error', (err) => {
+        this.log.error({ err }, 'data-plane worker failed');
+        if (!ready) reject(err);
+      });
+      w.on('exit', (code) => {
+        this.worker = null;
+        for (const p of this.pending.values()) {
+          clearTimeout(p.timer);
+          p.reject(new CallError(503, 'data plane stopped'));
+        }
+        this.pending.clear();
+        if (!ready) reject(new Error(`data-plane worker exited during start (code ${code})`));
+        this.onExit(code);
+      });
+    });
+  }
+
+  call(method: string, params: Record<string, unknown> = {}, timeoutMs = 5000): Promise<unknown> {
+    const w = this.worker;
+    if (w === null) return Promise.reject(new CallError(503, 'data plane not running'));
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new CallError(504, `data plane did not answer '${method}' within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.pending.set(id, { resolve, reject, timer });
+      w.postMessage({ type: 'call', id, method, params });
+    });
+  }
+
+  async stop(): Promise<void> {
+    const w = this.worker;
+    if (w === null) return;
+    const exited = new Promise<void>((r) => w.once('exit', () => r()));
+    w.postMessage({ type: 'stop' });
+    const timer = setTimeout(() => void w.terminate(), 2000);
+    await exited;
+    clearTimeout(timer);
+  }
+}

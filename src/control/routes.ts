@@ -1,0 +1,36 @@
+/*
+ * The control API's endpoints. Each maps to one data-plane call; `tapbridge ctl` is a
+ * thin client of these. GET /v1 lists them.
+ */
+import type { DataPlaneWorker } from './dataplane-client.js';
+import { HttpError, type ControlServer, type Route } from './server.js';
+import { CallError } from './dataplane-client.js';
+
+export function apiRoutes(dp: DataPlaneWorker, server: ControlServer): Route[] {
+  const call = async (method: string, params: Record<string, unknown> = {}): Promise<unknown> => {
+    try {
+      return await dp.call(method, params);
+    } catch (err) {
+      if (err instanceof CallError) throw new HttpError(err.status, err.message);
+      throw err;
+    }
+  };
+  return [
+    { method: 'GET', path: '/v1', summary: 'this list of endpoints', handler: () => server.describe() },
+    { method: 'GET', path: '/v1/ports', summary: 'ports with counters', handler: () => call('ports') },
+    { method: 'GET', path: '/v1/bridges', summary: 'bridges with MAC-table sizes and counters', handler: () => call('bridges') },
+    {
+      method: 'GET',
+      path: '/v1/fdb',
+      summary: 'MAC table (?bridge=NAME): MAC, port, age, static/learned',
+      handler: (c) => call('fdb', c.query.has('bridge') ? { bridge: c.query.get('bridge') } : {}),
+    },
+    {
+      method: 'POST',
+      path: '/v1/ports/:port/link',
+      summary: 'set a port up or down: {"up": false} (carrier off on TAPs)',
+      handler: (c) => call('link', { port: c.params.port, up: c.body.up }),
+    },
+    { method: 'GET', path: '/v1/stats', summary: 'all counters', handler: () => call('stats') },
+  ];
+}

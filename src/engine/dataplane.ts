@@ -1,0 +1,70 @@
+/*
+ * Builds the data plane from a validated config plus the opened devices, and exposes
+ * the control API the worker serves: each method answers one control request.
+ * Runs inside the data-plane worker thread (worker.ts), or in-process for tests.
+ */
+import type { Config } from '../config/schema.js';
+import { Engine, type PortSpec } from './engine.js';
+import type { SetupResult } from '../lab/setup.js';
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export type ApiMethod = (params: Record<string, unknown>) => unknown;
+
+export interface DataPlane {
+  engine: Engine;
+  api: Record<string, ApiMethod>;
+  stop(): void;
+}
+
+function str(params: Record<string, unknown>, key: string, required = true): string | undefined {
+  const v = params[key];
+  if (v === undefined && !required) return undefined;
+  if (typeof v !== 'string' || v === '') throw new ApiError(400, `'${key}' must be a non-empty string`);
+  return v;
+}
+
+export function buildDataPlane(cfg: Config, setup: Pick<SetupResult, 'ports' | 'uplink'>): DataPlane {
+  const engine = new Engine({
+    bridges: cfg.bridges.map((b) => ({
+      name: b.name,
+      agingSeconds: b.agingSeconds,
+      macTableSize: b.macTableSize,
+      macLimitPerPort: b.macLimitPerPort,
+      static: b.static,
+    })),
+    ports: setup.ports as PortSpec[],
+  });
+  engine.start();
+
+  const portOrThrow = (name: string) => {
+    const p = engine.port(name);
+    if (p === undefined) throw new ApiError(404, `no port named '${name}'`);
+    return p;
+  };
+
+  const api: Record<string, ApiMethod> = {
+    ports: () => engine.portInfo(),
+    bridges: () => engine.bridgeInfo(),
+    fdb: (p) => {
+      const bridge = str(p, 'bridge', false);
+      if (bridge !== undefined && engine.bridge(bridge) === undefined) throw new ApiError(404, `no bridge named '${bridge}'`);
+      return engine.fdbRows(bridge);
+    },
+    link: (p) => {
+      const port = portOrThrow(str(p, 'port')!);
+      if (typeof p.up !== 'boolean') throw new ApiError(400, "'up' must be true or false");
+      engine.setPortUp(port.name, p.up);
+      return { port: port.name, up: port.up };
+    },
+    stats: () => ({ bridges: engine.bridgeInfo(), ports: engine.portInfo(), pool: { free: engine.arena.poolFree, total: engine.arena.poolSlots } }),
+  };
+  return { engine, api, stop: () => engine.stop() };
+}

@@ -1,0 +1,120 @@
+/*
+ * Bookkeeping of everything an instance creates (namespaces, links, helper processes),
+ * persisted to /run/tapbridge/<instance>.state.json so that teardown — on exit, on an
+ * error half-way through setup, or on the next start after a crash — removes exactly
+ * what was created, in reverse order, and nothing else.
+ */
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { ipQuiet, netnsExists } from './ip.js';
+
+export const RUN_DIR = process.env.TAPBRIDGE_RUN_DIR ?? '/run/tapbridge';
+
+export type Resource =
+  | { type: 'netns'; name: string }
+  | { type: 'link'; name: string; ns?: string }
+  | { type: 'pid'; pid: number; what: string };
+
+interface StateFile {
+  pid: number;
+  instance: string;
+  startedAt: string;
+  resources: Resource[];
+}
+
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export class Resources {
+  readonly list: Resource[] = [];
+  readonly file: string;
+
+  constructor(
+    readonly instance: string,
+    role: string,
+  ) {
+    mkdirSync(RUN_DIR, { recursive: true, mode: 0o755 });
+    this.file = `${RUN_DIR}/${instance}.${role}.json`;
+  }
+
+  /** Read a leftover state file: null when none, or when its owner is still running. */
+  static leftover(file: string): StateFile | null {
+    let state: StateFile;
+    try {
+      state = JSON.parse(readFileSync(file, 'utf8')) as StateFile;
+    } catch {
+      return null;
+    }
+    return state;
+  }
+
+  add(r: Resource): void {
+    this.list.push(r);
+    this.save();
+  }
+
+  forget(pred: (r: Resource) => boolean): void {
+    const i = this.list.findIndex(pred);
+    if (i >= 0) this.list.splice(i, 1);
+    this.save();
+  }
+
+  save(): void {
+    const state: StateFile = { pid: process.pid, instance: this.instance, startedAt: new Date().toISOString(), resources: this.list };
+    writeFileSync(`${this.file}.tmp`, JSON.stringify(state, null, 1));
+    renameSync(`${this.file}.tmp`, this.file);
+  }
+
+  /** Remove everything, newest first. Returns problems (never throws). */
+  teardown(): string[] {
+    const problems = removeResources(this.list.slice().reverse());
+    this.list.length = 0;
+    rmSync(this.file, { force: true });
+    return problems;
+  }
+}
+
+export function removeResources(resources: Resource[]): string[] {
+  const problems: string[] = [];
+  for (const r of resources) {
+    if (r.type === 'pid') {
+      if (pidAlive(r.pid)) {
+        try {
+          process.kill(r.pid, 'SIGTERM');
+        } catch {
+          /* gone meanwhile */
+        }
+      }
+    } else if (r.type === 'link') {
+      if (r.ns !== undefined && !netnsExists(r.ns)) continue;
+      const err = ipQuiet(['link', 'del', 'dev', r.name], r.ns);
+      if (err !== null && !/Cannot find device|does not exist/.test(err)) problems.push(err);
+    } else if (r.type === 'netns') {
+      if (!netnsExists(r.name)) continue;
+      const err = ipQuiet(['netns', 'del', r.name]);
+      if (err !== null) problems.push(err);
+    }
+  }
+  return problems;
+}
+
+/**
+ * Clean up after an earlier run of the same instance that died without tearing down.
+ * Returns what was done; throws when that run is still alive.
+ */
+export function cleanLeftovers(instance: string, role: string): string[] {
+  const file = `${RUN_DIR}/${instance}.${role}.json`;
+  const state = Resources.leftover(file);
+  if (state === null) return [];
+  if (state.pid !== process.pid && pidAlive(state.pid))
+    throw new Error(`instance '${instance}' is already running (pid ${state.pid}); stop it first or pick another instance name`);
+  const done = state.resources.map((r) => (r.type === 'pid' ? `process ${r.pid} (${r.what})` : r.type === 'netns' ? `namespace ${r.name}` : `link ${r.name}${r.ns ? ` in ${r.ns}` : ''}`));
+  removeResources(state.resources.slice().reverse());
+  rmSync(file, { force: true });
+  return done;
+}

@@ -1,0 +1,243 @@
+/*
+ * Forwarding database (MAC table) of one bridge.
+ *
+ * Open addressing with linear probing and backward-shift deletion over struct-of-arrays
+ * typed storage: no allocation after construction, O(1) learn/lookup. MACs are numbers
+ * (48 bits: hi16 * 2^32 + lo32); ports are small integers local to the bridge.
+ *
+ * Bounds: `capacity` entries in total and optionally `perPortLimit` per port. When a
+ * bound is hit a new MAC is simply not learned (frames to it keep flooding) and
+ * `learnRefused` rises; the table never grows. Entries age out `agingMs` after they were
+ * last seen (lazily on lookup and by `sweep`, which the engine runs on its tick). Static
+ * entries never age and never move.
+ *
+ * Counters: learned, moved, aged, learnRefused (table full), learnRefusedPortLimit.
+ */
+
+const FLAG_USED = 1;
+const FLAG_STATIC = 2;
+const TWO_POW_32 = 4294967296;
+
+export const LEARN_OK = 0;
+export const LEARN_MOVED = 1;
+export const LEARN_REFUSED_FULL = 2;
+export const LEARN_REFUSED_PORT_LIMIT = 3;
+export const LEARN_STATIC_CONFLICT = 4;
+
+export interface FdbEntryInfo {
+  mac: number;
+  port: number;
+  ageSeconds: number;
+  isStatic: boolean;
+}
+
+function hashMac(mac: number, mask: number): number {
+  const lo = mac >>> 0;
+  const hi = (mac / TWO_POW_32) | 0;
+  let h = Math.imul(lo ^ Math.imul(hi, 0x9e3779b1), 0x85ebca6b);
+  h ^= h >>> 15;
+  return h & mask;
+}
+
+export class MacTable {
+  readonly capacity: number;
+  readonly perPortLimit: number;
+  agingMs: number;
+
+  private readonly mask: number;
+  private readonly keys: Float64Array;
+  private readonly ports: Int32Array;
+  private readonly lastSeen: Float64Array;
+  private readonly flags: Uint8Array;
+  private readonly perPortCount: Int32Array;
+  private used = 0;
+
+  learned = 0;
+  moved = 0;
+  aged = 0;
+  learnRefused = 0;
+  learnRefusedPortLimit = 0;
+
+  constructor(opts: { capacity: number; agingMs: number; perPortLimit?: number; maxPorts: number }) {
+    if (!(opts.capacity >= 1)) throw new RangeError('MacTable capacity must be >= 1');
+    this.capacity = opts.capacity;
+    this.agingMs = opts.agingMs;
+    this.perPortLimit = opts.perPortLimit ?? 0;
+    let size = 16;
+    while (size < opts.capacity * 2) size *= 2; // load factor <= 0.5 keeps probes short
+    this.mask = size - 1;
+    this.keys = new Float64Array(size);
+    this.ports = new Int32Array(size);
+    this.lastSeen = new Float64Array(size);
+    this.flags = new Uint8Array(size);
+    this.perPortCount = new Int32Array(Math.max(1, opts.maxPorts));
+  }
+
+  get size(): number {
+    return this.used;
+  }
+
+  private find(mac: number): number {
+    const mask = this.mask;
+    let i = hashMac(mac, mask);
+    const flags = this.flags;
+    const keys = this.keys;
+    while (flags[i] !== 0) {
+      if (keys[i] === mac) return i;
+      i = (i + 1) & mask;
+    }
+    return -1 - i; // not found: encode the free slot where it would go
+  }
+
+  /** Port the MAC was learned on, or -1 when unknown or aged out. */
+  lookup(mac: number, nowMs: number): number {
+    const i = this.find(mac);
+    if (i < 0) return -1;
+    if ((this.flags[i] & FLAG_STATIC) === 0 && nowMs - this.lastSeen[i] > this.agingMs) {
+      this.removeAt(i);
+      this.aged++;
+      return -1;
+    }
+    return this.ports[i];
+  }
+
+  /** Learn (or refresh) `mac` on `port`. Returns a LEARN_* code. */
+  learn(mac: number, port: number, nowMs: number): number {
+    const i = this.find(mac);
+    if (i >= 0) {
+      const f = this.flags[i];
+      if (this.ports[i] === port) {
+        this.lastSeen[i] = nowMs;
+        return LEARN_OK;
+      }
+      if ((f & FLAG_STATIC) !== 0) return LEARN_STATIC_CONFLICT;
+      if (this.perPortLimit > 0 && this.perPortCount[port] >= this.perPortLimit) {
+        this.learnRefusedPortLimit++;
+        return LEARN_REFUSED_PORT_LIMIT;
+      }
+      this.perPortCount[this.ports[i]]--;
+      this.perPortCount[port]++;
+      this.ports[i] = port;
+      this.lastSeen[i] = nowMs;
+      this.moved++;
+      return LEARN_MOVED;
+    }
+    if (this.used >= this.capacity) {
+      this.learnRefused++;
+      return LEARN_REFUSED_FULL;
+    }
+    if (this.perPortLimit > 0 && this.perPortCount[port] >= this.perPortLimit) {
+      this.learnRefusedPortLimit++;
+      return LEARN_REFUSED_PORT_LIMIT;
+    }
+    const slot = -1 - i;
+    this.keys[slot] = mac;
+    this.ports[slot] = port;
+    this.lastSeen[slot] = nowMs;
+    this.flags[slot] = FLAG_USED;
+    this.perPortCount[port]++;
+    this.used++;
+    this.learned++;
+    return LEARN_OK;
+  }
+
+  /** Install a static entry (config time). Replaces a learned one. Ignores limits. */
+  addStatic(mac: number, port: number): void {
+    const i = this.find(mac);
+    if (i >= 0) {
+      this.perPortCount[this.ports[i]]--;
+      this.ports[i] = port;
+      this.flags[i] = FLAG_USED | FLAG_STATIC;
+      this.perPortCount[port]++;
+      return;
+    }
+    if (this.used >= this.capacity) throw new RangeError('MAC table full: cannot add a static entry');
+    const slot = -1 - i;
+    this.keys[slot] = mac;
+    this.ports[slot] = port;
+    this.lastSeen[slot] = 0;
+    this.flags[slot] = FLAG_USED | FLAG_STATIC;
+    this.perPortCount[port]++;
+    this.used++;
+  }
+
+  remove(mac: number): boolean {
+    const i = this.find(mac);
+    if (i < 0) return false;
+    this.removeAt(i);
+    return true;
+  }
+
+  /** Forget every learned entry on `port` (port removed or link down). */
+  flushPort(port: number): number {
+    let removed = 0;
+    for (let i = 0; i <= this.mask; ) {
+      if (this.flags[i] !== 0 && this.ports[i] === port && (this.flags[i] & FLAG_STATIC) === 0) {
+        this.removeAt(i); // backward shift may move another entry into i: re-check it
+        removed++;
+      } else i++;
+    }
+    return removed;
+  }
+
+  /** Remove aged entries. Returns how many were removed. */
+  sweep(nowMs: number): number {
+    let removed = 0;
+    const limit = nowMs - this.agingMs;
+    for (let i = 0; i <= this.mask; ) {
+      const f = this.flags[i];
+      if (f !== 0 && (f & FLAG_STATIC) === 0 && this.lastSeen[i] < limit) {
+        this.removeAt(i);
+        removed++;
+      } else i++;
+    }
+    this.aged += removed;
+    return removed;
+  }
+
+  portCount(port: number): number {
+    return this.perPortCount[port];
+  }
+
+  entries(nowMs: number): FdbEntryInfo[] {
+    const out: FdbEntryInfo[] = [];
+    for (let i = 0; i <= this.mask; i++) {
+      const f = this.flags[i];
+      if (f === 0) continue;
+      const isStatic = (f & FLAG_STATIC) !== 0;
+      if (!isStatic && nowMs - this.lastSeen[i] > this.agingMs) continue;
+      out.push({
+        mac: this.keys[i],
+        port: this.ports[i],
+        ageSeconds: isStatic ? 0 : (nowMs - this.lastSeen[i]) / 1000,
+        isStatic,
+      });
+    }
+    return out;
+  }
+
+  private removeAt(i: number): void {
+    const mask = this.mask;
+    const flags = this.flags;
+    this.perPortCount[this.ports[i]]--;
+    this.used--;
+    // Backward-shift deletion: pull later members of the probe run into the hole.
+    let hole = i;
+    let j = (i + 1) & mask;
+    while (flags[j] !== 0) {
+      const home = hashMac(this.keys[j], mask);
+      // j may move to hole if its home is not within (hole, j] cyclically
+      const dist = (j - home) & mask;
+      const holeDist = (j - hole) & mask;
+      if (dist >= holeDist) {
+        this.keys[hole] = this.keys[j];
+        this.ports[hole] = this.ports[j];
+        this.lastSeen[hole] = this.lastSeen[j];
+        flags[hole] = flags[j];
+        hole = j;
+      }
+      j = (j + 1) & mask;
+    }
+    flags[hole] = 0;
+  }
+}
