@@ -118,6 +118,26 @@ export function registerCtl(program: Command, fail: (err: unknown) => never): vo
     );
 
   ctl
+    .command('arp')
+    .description('neighbour cache (ARP) of the gateway and uplink interfaces')
+    .action(
+      run(async (sock, o) => {
+        const rows = (await apiRequest(sock, 'GET', '/v1/arp')) as { iface: string; ipText: string; macText: string; state: string; ageSeconds: number; queued: number; probes: number }[];
+        out(o, rows, () => table(['IFACE', 'IP', 'MAC', 'STATE', 'AGE', 'QUEUED', 'PROBES'], rows.map((r) => [r.iface, r.ipText, r.macText, r.state, `${r.ageSeconds}s`, r.queued, r.probes])));
+      }),
+    );
+
+  ctl
+    .command('routes')
+    .description('route table')
+    .action(
+      run(async (sock, o) => {
+        const rows = (await apiRequest(sock, 'GET', '/v1/routes')) as { destination: string; via: string; iface: string; origin: string }[];
+        out(o, rows, () => table(['DESTINATION', 'VIA', 'IFACE', 'ORIGIN'], rows.map((r) => [r.destination, r.via, r.iface, r.origin])));
+      }),
+    );
+
+  ctl
     .command('stats')
     .description('all counters (use --json for scripts)')
     .action(

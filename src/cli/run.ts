@@ -18,6 +18,7 @@ import { native } from '../io/native.js';
 import { DataPlaneWorker } from '../control/dataplane-client.js';
 import { ControlServer } from '../control/server.js';
 import { apiRoutes } from '../control/routes.js';
+import { LocalhostProxy, type ProxyTarget } from '../control/localhost-proxy.js';
 
 export function socketPathOf(cfg: Config): string {
   return cfg.socket ?? `${RUN_DIR}/${cfg.instance}.sock`;
@@ -89,9 +90,11 @@ export async function runInner(cfg: Config, log: Logger): Promise<number> {
   const fds: number[] = [];
   const worker = new DataPlaneWorker(log);
   const control = new ControlServer(socketPathOf(cfg));
+  const proxy = new LocalhostProxy(log);
   let stopping = false;
   const teardown = async (): Promise<void> => {
     stopping = true;
+    await proxy.stop().catch(() => {});
     await control.close().catch(() => {});
     await worker.stop().catch(() => {});
     for (const fd of fds) {
@@ -117,7 +120,17 @@ export async function runInner(cfg: Config, log: Logger): Promise<number> {
     };
     control.add(apiRoutes(worker, control));
     await control.listen();
-    startServices(cfg, res, log);
+    startServices(cfg, res, log, () => stopping);
+    if (cfg.nat !== undefined && cfg.nat.localhostProxy) {
+      await proxy.start(
+        cfg.nat.publish.flatMap((p) => {
+          const end = p.portEnd ?? p.port;
+          const out: ProxyTarget[] = [];
+          for (let port = p.port; port <= end; port++) out.push({ proto: p.proto, listenPort: port, toAddress: p.to, toPort: (p.toPort ?? p.port) + (port - p.port) });
+          return out;
+        }),
+      );
+    }
   } catch (err) {
     await teardown();
     throw err;
@@ -138,7 +151,7 @@ export async function runInner(cfg: Config, log: Logger): Promise<number> {
   return 0;
 }
 
-function startServices(cfg: Config, res: Resources, log: Logger): void {
+function startServices(cfg: Config, res: Resources, log: Logger, stopping: () => boolean): void {
   const script = fileURLToPath(new URL('../lab/service.js', import.meta.url));
   for (const s of cfg.lab?.services ?? []) {
     const args: string[] = [];
@@ -147,11 +160,12 @@ function startServices(cfg: Config, res: Resources, log: Logger): void {
     if (args.length === 0) continue;
     const child = spawn(IP, ['netns', 'exec', s.namespace, process.execPath, script, ...args], {
       stdio: 'ignore',
+      detached: true, // its own process group: a terminal's Ctrl-C must not kill it before teardown
       env: { ...process.env, TAPBRIDGE_NS: s.namespace },
     });
     if (child.pid !== undefined) res.add({ type: 'pid', pid: child.pid, what: `lab service in ${s.namespace}` });
     child.on('exit', (code, signal) => {
-      if (signal !== 'SIGTERM') log.warn({ namespace: s.namespace, code, signal }, 'lab service exited');
+      if (!stopping() && signal !== 'SIGTERM') log.warn({ namespace: s.namespace, code, signal }, 'lab service exited');
     });
     log.info({ namespace: s.namespace, http: s.http, udpEcho: s.udpEcho }, 'lab service started');
   }

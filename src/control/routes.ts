@@ -31,6 +31,9 @@ export function apiRoutes(dp: DataPlaneWorker, server: ControlServer): Route[] {
       summary: 'set a port up or down: {"up": false} (carrier off on TAPs)',
       handler: (c) => call('link', { port: c.params.port, up: c.body.up }),
     },
+    { method: 'GET', path: '/v1/arp', summary: 'neighbour cache of every router interface', handler: () => call('arp') },
+    { method: 'GET', path: '/v1/routes', summary: 'route table', handler: () => call('routes') },
+    { method: 'GET', path: '/v1/router', summary: 'router counters', handler: () => call('router') },
     { method: 'GET', path: '/v1/stats', summary: 'all counters', handler: () => call('stats') },
   ];
 }

@@ -6,6 +6,7 @@
 import type { Config } from '../config/schema.js';
 import { Engine, type PortSpec } from './engine.js';
 import type { SetupResult } from '../lab/setup.js';
+import { buildRouter } from '../gateway/build.js';
 
 export class ApiError extends Error {
   constructor(
@@ -42,7 +43,10 @@ export function buildDataPlane(cfg: Config, setup: Pick<SetupResult, 'ports' | '
     })),
     ports: setup.ports as PortSpec[],
   });
+  const routing = buildRouter(cfg, engine, setup);
   engine.start();
+  routing?.router.announce();
+  engine.flush();
 
   const portOrThrow = (name: string) => {
     const p = engine.port(name);
@@ -64,6 +68,9 @@ export function buildDataPlane(cfg: Config, setup: Pick<SetupResult, 'ports' | '
       engine.setPortUp(port.name, p.up);
       return { port: port.name, up: port.up };
     },
+    arp: () => routing?.router.neighbors() ?? [],
+    routes: () => routing?.router.routeTable() ?? [],
+    router: () => routing?.router.counters ?? null,
     stats: () => ({ bridges: engine.bridgeInfo(), ports: engine.portInfo(), pool: { free: engine.arena.poolFree, total: engine.arena.poolSlots } }),
   };
   return { engine, api, stop: () => engine.stop() };
