@@ -5,6 +5,7 @@
 import type { Command } from 'commander';
 import { apiRequest, resolveSocket, table } from '../control/client.js';
 import type { FdbRow, PortInfo } from '../engine/engine.js';
+import { registerExperimentCtl } from '../experiments/ctl.js';
 
 interface CtlOpts {
   socket?: string;
@@ -146,6 +147,19 @@ export function registerCtl(program: Command, fail: (err: unknown) => never): vo
         out(o, s, () => JSON.stringify(s, null, 2));
       }),
     );
+
+  registerExperimentCtl(ctl, program, {
+    run:
+      <A extends unknown[]>(fn: (sock: string, o: CtlOpts, ...args: A) => Promise<void>) =>
+      async (...args: A) => {
+        const o = ctl.opts<CtlOpts>();
+        try {
+          await fn(resolveSocket(o), o, ...args);
+        } catch (err) {
+          fail(err);
+        }
+      },
+  });
 
   ctl
     .command('api <method> <path> [json]')

@@ -9,6 +9,7 @@
  */
 import { z } from 'zod';
 import { Address4 } from 'ip-address';
+import { experimentSchema } from '../experiments/schema.js';
 
 const MAC_RE = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
 const IFNAME_RE = /^[A-Za-z0-9_.@-]{1,15}$/;
@@ -164,6 +165,8 @@ export const configSchema = z.strictObject({
   nat: natSchema.optional(),
   routes: z.array(routeSchema).default([]),
   lab: labSchema.optional(),
+  /** Faults and captures applied at start, so an experiment is one file. */
+  experiment: experimentSchema.optional(),
 });
 
 export type Config = z.output<typeof configSchema>;

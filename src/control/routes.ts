@@ -5,6 +5,7 @@
 import type { DataPlaneWorker } from './dataplane-client.js';
 import { HttpError, type ControlServer, type Route } from './server.js';
 import { CallError } from './dataplane-client.js';
+import { experimentRoutes } from '../experiments/routes.js';
 
 export function apiRoutes(dp: DataPlaneWorker, server: ControlServer): Route[] {
   const call = async (method: string, params: Record<string, unknown> = {}): Promise<unknown> => {
@@ -35,5 +36,6 @@ export function apiRoutes(dp: DataPlaneWorker, server: ControlServer): Route[] {
     { method: 'GET', path: '/v1/routes', summary: 'route table', handler: () => call('routes') },
     { method: 'GET', path: '/v1/router', summary: 'router counters', handler: () => call('router') },
     { method: 'GET', path: '/v1/stats', summary: 'all counters', handler: () => call('stats') },
+    ...experimentRoutes(dp),
   ];
 }

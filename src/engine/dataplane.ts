@@ -7,6 +7,7 @@ import type { Config } from '../config/schema.js';
 import { Engine, type PortSpec } from './engine.js';
 import type { SetupResult } from '../lab/setup.js';
 import { buildRouter } from '../gateway/build.js';
+import { experimentApi, type PostToMain } from '../experiments/api.js';
 
 export class ApiError extends Error {
   constructor(
@@ -32,7 +33,7 @@ function str(params: Record<string, unknown>, key: string, required = true): str
   return v;
 }
 
-export function buildDataPlane(cfg: Config, setup: Pick<SetupResult, 'ports' | 'uplink'>): DataPlane {
+export function buildDataPlane(cfg: Config, setup: Pick<SetupResult, 'ports' | 'uplink'>, post: PostToMain = () => {}): DataPlane {
   const engine = new Engine({
     bridges: cfg.bridges.map((b) => ({
       name: b.name,
@@ -73,5 +74,6 @@ export function buildDataPlane(cfg: Config, setup: Pick<SetupResult, 'ports' | '
     router: () => routing?.router.counters ?? null,
     stats: () => ({ bridges: engine.bridgeInfo(), ports: engine.portInfo(), pool: { free: engine.arena.poolFree, total: engine.arena.poolSlots } }),
   };
+  Object.assign(api, experimentApi({ engine, post, config: cfg }));
   return { engine, api, stop: () => engine.stop() };
 }

@@ -11,6 +11,7 @@ import { Arena } from './arena.js';
 import { C_RX_BYTES, C_RX_PACKETS, DROP_BASE, DROP_ETH_TOO_LONG, snapshot, type CounterSnapshot } from './counters.js';
 import { MAX_FRAME_LEN, SLOT_SIZE } from './frame.js';
 import { Port, type FrameReceiver, type PortKind } from './port.js';
+import { FaultScheduler, ingressHooked } from './hooks.js';
 import { Bridge } from '../switch/bridge.js';
 import { native } from '../io/native.js';
 import { macToString, parseMac } from '../wire/mac.js';
@@ -81,6 +82,9 @@ export class Engine {
   private tickTimer: NodeJS.Timeout | null = null;
   private lastSweep = 0;
   onFatal: (message: string) => void = () => {};
+  readonly faults: FaultScheduler;
+  /** Delivery function of each port (bridge or uplink stack), by port id. */
+  private readonly deliverers: ((port: Port, off: number, len: number) => void)[] = [];
 
   constructor(
     spec: EngineSpec,
@@ -88,6 +92,11 @@ export class Engine {
     extraPorts = 4,
   ) {
     this.now = clock();
+    this.faults = new FaultScheduler(
+      this,
+      (port, off, len) => this.deliverers[port.id](port, off, len),
+      () => this.flush(),
+    );
     const fdPorts = spec.ports.filter((p) => p.fd >= 0).length + extraPorts;
     this.arena = new Arena(fdPorts * RX_BUDGET, POOL_SLOTS);
     spec.bridges.forEach((b, i) => {
@@ -124,6 +133,7 @@ export class Engine {
     if (this.portsByName.has(spec.name)) throw new Error(`port '${spec.name}' exists already`);
     const mac = parseMac(spec.mac);
     const port = new Port(this.ports.length, spec.name, spec.kind, this.arena, spec.fd, spec.vnetHdr, receiver, spec.ifname, mac ?? 0);
+    port.clock = this;
     if (spec.bridge !== '') {
       const bridge = this.bridge(spec.bridge);
       if (bridge === undefined) throw new Error(`port '${spec.name}': no bridge '${spec.bridge}'`);
@@ -136,6 +146,7 @@ export class Engine {
 
   /** Start polling a port's fd; `deliver` handles each received frame. */
   startRx(port: Port, deliver: (port: Port, off: number, len: number) => void): void {
+    this.deliverers[port.id] = deliver;
     port.ringSlots = RX_BUDGET;
     port.ringOffset = this.arena.reserveRing(RX_BUDGET);
     port.rxLengths = new Int32Array(RX_BUDGET);
@@ -152,9 +163,11 @@ export class Engine {
           counters[DROP_BASE + DROP_ETH_TOO_LONG]++;
           continue;
         }
-        deliver(port, ringOffset + i * SLOT_SIZE, len);
+        if (port.hooked) ingressHooked(port, ringOffset + i * SLOT_SIZE, len, this.now, deliver);
+        else deliver(port, ringOffset + i * SLOT_SIZE, len);
       }
       this.flush();
+      if (this.faults.hasStages) this.faults.arm();
     };
     const onError = (errno: number, message: string): void => {
       port.up = false;
@@ -174,6 +187,11 @@ export class Engine {
     this.tickTimer = setInterval(() => this.tick(), TICK_MS);
   }
 
+  /** Re-read the clock (timers call this; RX batches stamp it themselves). */
+  refreshClock(): number {
+    return (this.now = this.clock());
+  }
+
   flush(): void {
     const ports = this.ports;
     for (let i = 0; i < ports.length; i++) if (ports[i].dirty) ports[i].flush();
@@ -191,6 +209,7 @@ export class Engine {
 
   stop(): void {
     if (this.tickTimer !== null) clearInterval(this.tickTimer);
+    this.faults.stop();
     this.tickTimer = null;
     for (const p of this.ports) {
       p.reader?.close();

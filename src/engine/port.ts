@@ -33,6 +33,8 @@ import {
 } from './frame.js';
 import { FdKind, native, type NativeReader } from '../io/native.js';
 import { finishChecksum, sum16 } from '../wire/checksum.js';
+import type { FaultStage } from '../faults/faults.js';
+import { egressHooked, type CaptureTap } from './hooks.js';
 
 export const PORT_NAMESPACE = 'namespace';
 export const PORT_TAP = 'tap';
@@ -65,6 +67,19 @@ export class Port {
   dirty = false;
   private readonly txStatus = new Int32Array(3);
 
+  /* Hooks (captures, faults): `hooked` is the only test on the fast path. */
+  hooked = false;
+  ingressTaps: CaptureTap[] = [];
+  egressTaps: CaptureTap[] = [];
+  ingressFaults: FaultStage | null = null;
+  egressFaults: FaultStage | null = null;
+  /** The engine's clock (stamped per batch), for hooks. */
+  clock: { now: number } = { now: 0 };
+
+  updateHooked(): void {
+    this.hooked = this.ingressTaps.length > 0 || this.egressTaps.length > 0 || this.ingressFaults !== null || this.egressFaults !== null;
+  }
+
   constructor(
     readonly id: number,
     readonly name: string,
@@ -85,7 +100,7 @@ export class Port {
     this.counters[DROP_BASE + reason]++;
   }
 
-  /** Queue a frame for transmission (or hand it to the internal receiver). */
+  /** Send a frame out of this port (hooks, then the TX queue; or the internal receiver). */
   output(off: number, len: number): void {
     if (this.receiver !== null) {
       this.counters[C_TX_PACKETS]++;
@@ -93,6 +108,12 @@ export class Port {
       this.receiver.receive(this, off, len);
       return;
     }
+    if (this.hooked) egressHooked(this, off, len, this.clock.now);
+    else this.enqueue(off, len);
+  }
+
+  /** Queue a frame for the next flush. */
+  enqueue(off: number, len: number): void {
     if (!this.up) {
       this.counters[DROP_BASE + DROP_PORT_DOWN]++;
       return;

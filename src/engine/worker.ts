@@ -8,6 +8,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { ApiError, buildDataPlane } from './dataplane.js';
+import { onWorkerMessage } from '../experiments/api.js';
 import type { Config } from '../config/schema.js';
 import type { SetupResult } from '../lab/setup.js';
 
@@ -20,15 +21,21 @@ interface CallMessage {
 
 const port = parentPort!;
 const { config, setup } = workerData as { config: Config; setup: SetupResult };
-const dp = buildDataPlane(config, setup);
+const post = (message: unknown, transfer?: ArrayBuffer[]) => port.postMessage(message, transfer);
+const dp = buildDataPlane(config, setup, post);
 dp.engine.onFatal = (message) => port.postMessage({ type: 'log', level: 'error', msg: message, fields: {} });
 
-port.on('message', (m: CallMessage | { type: 'stop' }) => {
+port.on('message', (m: CallMessage | { type: 'stop' } | { type: string }) => {
   if (m.type === 'stop') {
     dp.stop();
     port.close();
     return;
   }
+  if (m.type !== 'call') {
+    onWorkerMessage({ engine: dp.engine, post }, m);
+    return;
+  }
+  if (!('id' in m) || !('method' in m)) return;
   const method = Object.hasOwn(dp.api, m.method) ? dp.api[m.method] : undefined;
   try {
     if (method === undefined) throw new ApiError(404, `unknown method '${m.method}'`);

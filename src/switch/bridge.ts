@@ -16,6 +16,7 @@ import type { Port } from '../engine/port.js';
 import { MacTable } from './fdb.js';
 import { C_FLOODED, DROP_BASE, DROP_ETH_TOO_SHORT, DROP_SAME_PORT, DROP_SRC_MAC_MULTICAST } from '../engine/counters.js';
 import { VNET_HDR_LEN } from '../engine/frame.js';
+import { DIR_INGRESS, type CaptureTap } from '../engine/hooks.js';
 
 const TWO_POW_32 = 4294967296;
 const ETH_HEADER_LEN = 14;
@@ -34,6 +35,8 @@ export class Bridge {
   readonly ports: Port[] = [];
   forwarded = 0;
   flooded = 0;
+  /** Bridge-wide captures: every frame entering the switch, from any port (gateway included). */
+  taps: CaptureTap[] = [];
   private readonly u8: Uint8Array;
 
   constructor(
@@ -65,6 +68,7 @@ export class Bridge {
       return;
     }
     const b = this.u8;
+    if (this.taps.length !== 0) for (const t of this.taps) t.see(b, off, len, now, DIR_INGRESS);
     const e = off + VNET_HDR_LEN;
     if ((b[e + 6] & 1) !== 0) {
       inPort.counters[DROP_BASE + DROP_SRC_MAC_MULTICAST]++;
