@@ -2,7 +2,7 @@
  * `tapbridge ctl`: one subcommand per control-API call. Aligned text by default,
  * --json for scripts.
  */
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { apiRequest, resolveSocket, table } from '../control/client.js';
 import type { FdbRow, PortInfo } from '../engine/engine.js';
 import { registerExperimentCtl } from '../experiments/ctl.js';
@@ -136,6 +136,42 @@ export function registerCtl(program: Command, fail: (err: unknown) => never): vo
         const rows = (await apiRequest(sock, 'GET', '/v1/routes')) as { destination: string; via: string; iface: string; origin: string }[];
         out(o, rows, () => table(['DESTINATION', 'VIA', 'IFACE', 'ORIGIN'], rows.map((r) => [r.destination, r.via, r.iface, r.origin])));
       }),
+    );
+
+  ctl
+    .command('trace')
+    .description('show what each stage would do with a described packet, without sending it (like ofproto/trace)')
+    .requiredOption('--port <name>', 'ingress port (a namespace, tap, packet or the uplink port)')
+    .requiredOption('--dst <ip>', 'destination IPv4 address')
+    .addOption(new Option('--proto <proto>', 'protocol').choices(['icmp', 'tcp', 'udp']).default('icmp'))
+    .option('--src <ip>', "source address (default: the port's configured address)")
+    .option('--sport <n>', 'source port / ICMP id', Number)
+    .option('--dport <n>', 'destination port', Number)
+    .option('--ttl <n>', 'IP TTL', Number)
+    .option('--size <n>', 'payload bytes', Number)
+    .option('--src-mac <mac>', 'source MAC (default: the port device MAC)')
+    .option('--dst-mac <mac>', 'destination MAC (default: gateway, or the neighbour if on-link)')
+    .action((opts: Record<string, unknown>) =>
+      run(async (sock, o) => {
+        const body = { ...opts, srcMac: opts.srcMac, dstMac: opts.dstMac };
+        const r = (await apiRequest(sock, 'POST', '/v1/trace', body)) as {
+          packet: string;
+          ingress: string;
+          steps: { stage: string; decision: string }[];
+          outputs: string[];
+          verdict: string;
+        };
+        out(o, r, () => {
+          const w = Math.max(8, ...r.steps.map((s) => s.stage.length));
+          return [
+            `packet:  ${r.packet}`,
+            `ingress: ${r.ingress}`,
+            ...r.steps.map((s) => `  ${s.stage.padEnd(w)}  ${s.decision}`),
+            ...r.outputs.map((x) => `  ${'output'.padEnd(w)}  ${x}`),
+            `verdict: ${r.verdict}`,
+          ].join('\n');
+        });
+      })(),
     );
 
   ctl

@@ -35,6 +35,12 @@ export function apiRoutes(dp: DataPlaneWorker, server: ControlServer): Route[] {
     { method: 'GET', path: '/v1/arp', summary: 'neighbour cache of every router interface', handler: () => call('arp') },
     { method: 'GET', path: '/v1/routes', summary: 'route table', handler: () => call('routes') },
     { method: 'GET', path: '/v1/router', summary: 'router counters', handler: () => call('router') },
+    {
+      method: 'POST',
+      path: '/v1/trace',
+      summary: 'decision trace of a described packet: {"port","dst","proto","src","sport","dport","ttl","size","srcMac","dstMac"}',
+      handler: (c) => call('trace', c.body),
+    },
     { method: 'GET', path: '/v1/stats', summary: 'all counters', handler: () => call('stats') },
     ...experimentRoutes(dp),
   ];

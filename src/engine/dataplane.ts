@@ -9,14 +9,10 @@ import type { SetupResult } from '../lab/setup.js';
 import { buildRouter } from '../gateway/build.js';
 import { experimentApi, type PostToMain } from '../experiments/api.js';
 
-export class ApiError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
+import { ApiError } from './dataplane-errors.js';
+import { TraceHolder } from '../trace/decision.js';
+import { runTrace, type TraceRequest } from '../trace/run-trace.js';
+export { ApiError };
 
 export type ApiMethod = (params: Record<string, unknown>) => unknown;
 
@@ -45,6 +41,9 @@ export function buildDataPlane(cfg: Config, setup: Pick<SetupResult, 'ports' | '
     ports: setup.ports as PortSpec[],
   });
   const routing = buildRouter(cfg, engine, setup);
+  const traceHolder = new TraceHolder();
+  for (const b of engine.bridges) b.trace = traceHolder;
+  if (routing !== null) routing.router.trace = traceHolder;
   engine.start();
   routing?.router.announce();
   engine.flush();
@@ -69,6 +68,7 @@ export function buildDataPlane(cfg: Config, setup: Pick<SetupResult, 'ports' | '
       engine.setPortUp(port.name, p.up);
       return { port: port.name, up: port.up };
     },
+    trace: (p) => runTrace(engine, routing?.router ?? null, cfg, traceHolder, p as unknown as TraceRequest),
     arp: () => routing?.router.neighbors() ?? [],
     routes: () => routing?.router.routeTable() ?? [],
     router: () => routing?.router.counters ?? null,

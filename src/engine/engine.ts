@@ -187,6 +187,11 @@ export class Engine {
     this.tickTimer = setInterval(() => this.tick(), TICK_MS);
   }
 
+  /** The function that handles frames received on `port` (bridge or uplink stack). */
+  deliverer(port: Port): ((port: Port, off: number, len: number) => void) | undefined {
+    return this.deliverers[port.id];
+  }
+
   /** Re-read the clock (timers call this; RX batches stamp it themselves). */
   refreshClock(): number {
     return (this.now = this.clock());

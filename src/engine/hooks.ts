@@ -18,6 +18,7 @@ import { FaultStage, QUEUE, DUPLICATE, isDrop, DROP_LOSS, DROP_NTH, DROP_FILTER,
 import { DROP_BASE, DROP_NO_POOL_SLOT, dropReason } from './counters.js';
 import { VNET_HDR_LEN } from './frame.js';
 import type { Port } from './port.js';
+import { describeFrame } from '../trace/run-trace.js';
 
 export const DIR_INGRESS = 1;
 export const DIR_EGRESS = 2;
@@ -150,6 +151,10 @@ export function ingressHooked(port: Port, off: number, len: number, now: number,
 
 /** Egress with hooks: the fault stage, then captures (after faults), then the TX queue. */
 export function egressHooked(port: Port, off: number, len: number, now: number): void {
+  if (port.dryRun !== null) {
+    port.dryRun.outputs.push(`port ${port.name} (${port.ifname}): ${describeFrame(port.arena.u8, off, len)}`);
+    return;
+  }
   const f = port.egressFaults;
   if (f === null || (!f.active && f.queued === 0)) return egressFinal(port, off, len, now);
   const arena = port.arena;

@@ -34,6 +34,7 @@ import {
 import { FdKind, native, type NativeReader } from '../io/native.js';
 import { finishChecksum, sum16 } from '../wire/checksum.js';
 import type { FaultStage } from '../faults/faults.js';
+import type { DecisionTrace } from '../trace/decision.js';
 import { egressHooked, type CaptureTap } from './hooks.js';
 
 export const PORT_NAMESPACE = 'namespace';
@@ -73,6 +74,8 @@ export class Port {
   egressTaps: CaptureTap[] = [];
   ingressFaults: FaultStage | null = null;
   egressFaults: FaultStage | null = null;
+  /** Set while a decision trace runs: record instead of transmitting. */
+  dryRun: DecisionTrace | null = null;
   /** The engine's clock (stamped per batch), for hooks. */
   clock: { now: number } = { now: 0 };
 

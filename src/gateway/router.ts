@@ -35,6 +35,7 @@ import {
 import { csumReplace16, fold16, ipv4HeaderChecksum, sum16, completePartialChecksum, finishChecksum } from '../wire/checksum.js';
 import { readU16, readU32, writeU16, writeU32 } from '../wire/bytes.js';
 import {
+  NEIGH_STATE_NAMES as NEIGH_NAMES,
   NeighborTable,
   NEIGH_FAILED,
   NEIGH_INCOMPLETE,
@@ -44,6 +45,7 @@ import {
 } from './neighbors.js';
 import { ip4ToString } from '../wire/ip4.js';
 import { macToString } from '../wire/mac.js';
+import type { TraceHolder } from '../trace/decision.js';
 
 const TWO_POW_32 = 4294967296;
 const ETH = 14;
@@ -82,6 +84,8 @@ export interface NatHooks {
   postrouting(buf: Uint8Array, ipOff: number, ipLen: number, partialCsum: boolean, egressIf: number, nowMs: number): number;
   abortPending(): void;
   tick(nowMs: number): void;
+  /** Trace only: what the last prerouting did in conntrack ("new flow ...", "hit, reply direction"). */
+  describeLast?(): string;
 }
 
 export interface RouterIfaceSpec {
@@ -155,6 +159,8 @@ export class Router {
   private icmpLast = 0;
   /** Next hop chosen by lookupRoute. */
   private nextHop = 0;
+  /** Decision tracing (ctl trace); `current` is null when off. */
+  trace: TraceHolder | null = null;
 
   readonly counters = {
     forwarded: 0,
@@ -286,18 +292,24 @@ export class Router {
     let dst = readU32(b, ip + 16);
     if (dst >>> 28 === 14 || dst === 0xffffffff || dst === iface.broadcast) return this.drop(iface, DROP_IPV4_NOT_UNICAST);
     const partial = (b[off] & VNET_F_NEEDS_CSUM) !== 0;
+    const tr = this.trace?.current ?? null;
+    if (tr !== null) tr.note(`gateway ${iface.name}`, `IPv4 ${describePacket(b, ip)} ttl ${b[ip + 8]}${partial ? ' (partial checksum)' : ''}`);
 
     const nat = this.nat;
     if (nat !== null) {
+      const before = tr !== null ? describePacket(b, ip) : '';
       const v = nat.prerouting(b, ip, total, partial, iface.id, this.clock.now);
+      if (tr !== null) tr.note('nat prerouting', v !== 0 ? `refused (reason ${v})` : natChange(before, describePacket(b, ip)) + natFlowNote(nat));
       if (v !== 0) return this.drop(iface, this.natDropMap[v]);
       dst = readU32(b, ip + 16);
     }
     if (this.localIface(dst) >= 0) {
       nat?.abortPending();
+      if (tr !== null) tr.note('route', `${ip4ToString(dst)} is an address of tapbridge: local delivery`);
       return this.localInput(iface, off, ip, hl, total);
     }
     const out = this.lookupRoute(dst);
+    if (tr !== null) tr.note('route', out < 0 ? `no route to ${ip4ToString(dst)}: ICMP net unreachable` : this.describeRoute(dst, out));
     if (out < 0) {
       nat?.abortPending();
       this.drop(iface, DROP_NO_ROUTE);
@@ -305,11 +317,13 @@ export class Router {
     }
     const egress = this.ifaces[out];
     if (this.isolateBridges && egress !== iface && egress.kind === 'bridge' && iface.kind === 'bridge') {
+      if (tr !== null) tr.note('route', `${iface.name} -> ${egress.name}: bridges are isolated at L3`);
       nat?.abortPending();
       return this.drop(iface, DROP_BRIDGE_ISOLATION);
     }
     const ttl = b[ip + 8];
     if (ttl <= 1) {
+      if (tr !== null) tr.note('forward', `TTL ${ttl} expires here: ICMP time exceeded to the source`);
       nat?.abortPending();
       this.drop(iface, DROP_TTL_EXCEEDED);
       return this.sendIcmpError(off, ip, 11, 0, 0);
@@ -319,6 +333,7 @@ export class Router {
     const onWire = gso ? readLe16(b, off + VNET_HDR_LEN_FIELD) - ETH + readLe16(b, off + VNET_GSO_SIZE) : total;
     const df = (b[ip + 6] & 0x40) !== 0;
     if (onWire > egress.mtu && (df || gso)) {
+      if (tr !== null) tr.note('forward', `${onWire} bytes > MTU ${egress.mtu} with DF: ICMP fragmentation needed`);
       nat?.abortPending();
       this.drop(iface, DROP_MTU_EXCEEDED);
       return this.sendIcmpError(off, ip, 3, 4, egress.mtu);
@@ -329,9 +344,12 @@ export class Router {
     writeU16(b, ip + 10, csumReplace16(readU16(b, ip + 10), oldWord, ((ttl - 1) << 8) | b[ip + 9]));
     const nextHop = this.nextHop;
     if (nat !== null) {
+      const before = tr !== null ? describePacket(b, ip) : '';
       const v = nat.postrouting(b, ip, total, partial, out, this.clock.now);
+      if (tr !== null) tr.note('nat postrouting', v !== 0 ? `refused (reason ${v})` : natChange(before, describePacket(b, ip)));
       if (v !== 0) return this.drop(iface, this.natDropMap[v]);
     }
+    if (tr !== null) tr.note('forward', `TTL ${ttl} -> ${ttl - 1}; out of ${egress.name} (MTU ${egress.mtu}) to next hop ${ip4ToString(nextHop)}`);
     this.counters.forwarded++;
     const frameLen = ETH + total; // drop Ethernet padding
     if (onWire > egress.mtu) return this.fragmentAndSend(egress, nextHop, off, frameLen, hl);
@@ -363,11 +381,13 @@ export class Router {
       this.writeSrcMac(iface, e);
       b.fill(0, off, off + VNET_HDR_LEN);
       this.counters.echoReplies++;
+      this.trace?.current?.note('local', 'ICMP echo request: reply');
       // Reply along the route back to the source (the requester may be behind a next hop).
       const out = this.lookupRoute(src);
       if (out < 0) return this.drop(iface, DROP_NO_ROUTE);
       return this.sendIp(this.ifaces[out], this.nextHop, off, ETH + total);
     }
+    this.trace?.current?.note('local', `protocol ${proto} to a tapbridge address: not served (${proto === 17 ? 'ICMP port unreachable' : proto === 6 ? 'dropped' : 'ICMP protocol unreachable'})`);
     this.drop(iface, DROP_LOCAL_UNSUPPORTED);
     if (proto === 17) this.sendIcmpError(off, ip, 3, 3, 0);
     else if (proto !== 6) this.sendIcmpError(off, ip, 3, 2, 0);
@@ -428,6 +448,14 @@ export class Router {
     const i = neigh.findOrCreate(nextHop, now);
     if (i < 0) return this.drop(iface, DROP_NEIGH_TABLE_FULL);
     const mac = neigh.resolved(i, now);
+    const tr = this.trace?.current ?? null;
+    if (tr !== null) {
+      tr.note('arp', `${ip4ToString(nextHop)} on ${iface.name}: ${mac >= 0 ? `${macToString(mac)} (${NEIGH_NAMES[neigh.states[i]]})` : `${NEIGH_NAMES[neigh.states[i]]}: ${neigh.states[i] === NEIGH_FAILED ? 'ICMP host unreachable' : 'the packet would wait for an ARP reply'}`}`);
+      if (mac < 0 && neigh.states[i] !== NEIGH_FAILED) {
+        if (neigh.queueCount[i] === 0 && neigh.probes[i] === 0) neigh.remove(i); // leave no trace of the trace
+        return;
+      }
+    }
     if (mac >= 0) {
       this.writeDstMac(e, mac);
       this.writeSrcMac(iface, e);
@@ -641,6 +669,12 @@ export class Router {
 
   /* -------------------------------------------------------- control plane */
 
+  describeRoute(dst: number, out: number): string {
+    const i = this.routes.findIndex((r) => r.iface === out && ((dst & (r.prefixLen === 0 ? 0 : (0xffffffff << (32 - r.prefixLen)) >>> 0)) >>> 0) === r.net);
+    const r = this.routes[i];
+    return `${ip4ToString(dst)} matches ${ip4ToString(r.net)}/${r.prefixLen} (${r.origin})${r.via !== 0 ? ` via ${ip4ToString(r.via)}` : ''} dev ${this.ifaces[out].name}`;
+  }
+
   neighbors(): (NeighborInfo & { iface: string; ipText: string; macText: string })[] {
     return this.ifaces.flatMap((f) =>
       f.neigh.entries(this.clock.now).map((e) => ({ ...e, iface: f.name, ipText: ip4ToString(e.ip), macText: e.mac === 0 ? '-' : macToString(e.mac) })),
@@ -655,6 +689,27 @@ export class Router {
       origin: r.origin,
     }));
   }
+}
+
+/** "tcp 10.100.0.2:40000 -> 203.0.113.1:80" (control plane / trace only). */
+export function describePacket(b: Uint8Array, ip: number): string {
+  const proto = b[ip + 9];
+  const hl = (b[ip] & 15) << 2;
+  const src = ip4ToString(readU32(b, ip + 12));
+  const dst = ip4ToString(readU32(b, ip + 16));
+  const l4 = ip + hl;
+  if (proto === 6 || proto === 17) return `${proto === 6 ? 'tcp' : 'udp'} ${src}:${readU16(b, l4)} -> ${dst}:${readU16(b, l4 + 2)}`;
+  if (proto === 1) return `icmp ${src} -> ${dst} type ${b[l4]} id ${readU16(b, l4 + 4)}`;
+  return `proto ${proto} ${src} -> ${dst}`;
+}
+
+function natChange(before: string, after: string): string {
+  return before === after ? 'no rewrite' : `rewrote ${before}  =>  ${after}`;
+}
+
+function natFlowNote(nat: NatHooks): string {
+  const d = nat.describeLast?.();
+  return d ? `; ${d}` : '';
 }
 
 function readLe16(b: Uint8Array, o: number): number {

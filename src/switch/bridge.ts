@@ -17,6 +17,8 @@ import { MacTable } from './fdb.js';
 import { C_FLOODED, DROP_BASE, DROP_ETH_TOO_SHORT, DROP_SAME_PORT, DROP_SRC_MAC_MULTICAST } from '../engine/counters.js';
 import { VNET_HDR_LEN } from '../engine/frame.js';
 import { DIR_INGRESS, type CaptureTap } from '../engine/hooks.js';
+import type { TraceHolder } from '../trace/decision.js';
+import { macToString } from '../wire/mac.js';
 
 const TWO_POW_32 = 4294967296;
 const ETH_HEADER_LEN = 14;
@@ -37,6 +39,8 @@ export class Bridge {
   flooded = 0;
   /** Bridge-wide captures: every frame entering the switch, from any port (gateway included). */
   taps: CaptureTap[] = [];
+  /** Decision tracing (ctl trace); null `current` when off. */
+  trace: TraceHolder | null = null;
   private readonly u8: Uint8Array;
 
   constructor(
@@ -80,6 +84,7 @@ export class Bridge {
     if ((b[e] & 1) === 0) {
       const dst = ((b[e] << 8) | b[e + 1]) * TWO_POW_32 + (((b[e + 2] << 24) | (b[e + 3] << 16) | (b[e + 4] << 8) | b[e + 5]) >>> 0);
       const out = this.fdb.lookup(dst, now);
+      if (this.trace?.current) this.traceLookup(inPort, src, dst, out);
       if (out >= 0) {
         if (out === inPort.bridgePort) {
           inPort.counters[DROP_BASE + DROP_SAME_PORT]++;
@@ -89,8 +94,13 @@ export class Bridge {
         this.ports[out].output(off, len);
         return;
       }
-    }
+    } else if (this.trace?.current) this.trace.current.note(`switch ${this.name}`, `src ${macToString(src)} on ${inPort.name}; dst is broadcast/multicast: flood`);
     this.flood(inPort, off, len);
+  }
+
+  private traceLookup(inPort: Port, src: number, dst: number, out: number): void {
+    const where = out < 0 ? 'unknown: flood to every other port' : out === inPort.bridgePort ? `on the ingress port ${inPort.name}: filtered (same_port)` : `known on port ${this.ports[out].name}`;
+    this.trace!.current!.note(`switch ${this.name}`, `src ${macToString(src)} learned on ${inPort.name}; dst ${macToString(dst)} ${where}`);
   }
 
   flood(inPort: Port, off: number, len: number): void {
