@@ -30,7 +30,6 @@ import {
   VNET_GSO_SIZE,
   VNET_GSO_TYPE,
   VNET_HDR_LEN,
-  VNET_HDR_LEN_FIELD,
 } from '../engine/frame.js';
 import { csumReplace16, fold16, ipv4HeaderChecksum, sum16, completePartialChecksum, finishChecksum } from '../wire/checksum.js';
 import { readU16, readU32, writeU16, writeU32 } from '../wire/bytes.js';
@@ -330,7 +329,7 @@ export class Router {
     }
     // MTU check before NAT postrouting, so an ICMP error quotes the header the sender sent.
     const gso = b[off + 1] !== VNET_GSO_NONE;
-    const onWire = gso ? readLe16(b, off + VNET_HDR_LEN_FIELD) - ETH + readLe16(b, off + VNET_GSO_SIZE) : total;
+    const onWire = gso ? this.gsoSegmentLen(off, ip, hl, total) : total;
     const df = (b[ip + 6] & 0x40) !== 0;
     if (onWire > egress.mtu && (df || gso)) {
       if (tr !== null) tr.note('forward', `${onWire} bytes > MTU ${egress.mtu} with DF: ICMP fragmentation needed`);
@@ -354,6 +353,17 @@ export class Router {
     const frameLen = ETH + total; // drop Ethernet padding
     if (onWire > egress.mtu) return this.fragmentAndSend(egress, nextHop, off, frameLen, hl);
     this.sendIp(egress, nextHop, off, frameLen);
+  }
+
+  /**
+   * IP length of each segment a GSO frame becomes: IP header + L4 header + gso_size.
+   * (virtio's hdr_len is not used: TAPs report the skb's linear length there.)
+   */
+  private gsoSegmentLen(off: number, ip: number, hl: number, total: number): number {
+    const b = this.u8;
+    const l4 = ip + hl;
+    const l4hl = b[ip + 9] === 6 ? (b[l4 + 12] >>> 4) << 2 : 8;
+    return Math.min(total, hl + l4hl + readLe16(b, off + VNET_GSO_SIZE));
   }
 
   /** Packets for one of our addresses: ICMP echo; others get protocol/port unreachable. */
