@@ -8,6 +8,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { Address4 } from 'ip-address';
 import { configSchema, type Config } from './schema.js';
+import { checkExperiment } from '../experiments/schema.js';
 
 export class ConfigError extends Error {
   constructor(
@@ -140,6 +141,7 @@ function crossCheck(cfg: Config, issue: (path: (string | number)[], message: str
     if (other !== undefined) issue(['lab', 'veths', i, 'peer'], `interface '${v.peer}' is also used by ${other}`);
     if (v.namespace === hostNs) issue(['lab', 'veths', i, 'namespace'], "the veth's far end cannot be tapbridge's own namespace");
   });
+  checkExperiment(cfg, issue);
 }
 
 function cidrSubnet(s: string): Subnet {

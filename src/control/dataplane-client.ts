@@ -21,8 +21,10 @@ export class DataPlaneWorker {
   private nextId = 1;
   private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
   onExit: (code: number) => void = () => {};
+  /** Worker messages other than ready/reply/log (e.g. capture stream chunks, src/experiments). */
+  onMessage: (m: { type: string }) => void = () => {};
 
-  constructor(private readonly log: Logger) {}
+  constructor(readonly log: Logger) {}
 
   start(config: Config, setup: SetupResult): Promise<void> {
     return new Promise((resolve, reject) => {
@@ -43,7 +45,7 @@ export class DataPlaneWorker {
         } else if (m.type === 'log') {
           const level = (m.level ?? 'info') as 'info' | 'warn' | 'error' | 'debug';
           this.log[level](m.fields ?? {}, m.msg ?? '');
-        }
+        } else this.onMessage(m);
       });
       w.on('error', (err) => {
         this.log.error({ err }, 'data-plane worker failed');
@@ -74,6 +76,11 @@ export class DataPlaneWorker {
       this.pending.set(id, { resolve, reject, timer });
       w.postMessage({ type: 'call', id, method, params });
     });
+  }
+
+  /** Send a message that is not a call (e.g. a stream ack); dropped when the worker is gone. */
+  post(message: { type: string }): void {
+    this.worker?.postMessage(message);
   }
 
   async stop(): Promise<void> {
