@@ -1,7 +1,7 @@
 /*
  * Expiry timer wheel over flow ids: WHEEL_SLOTS one-second slots, each a doubly linked list
  * (Int32Array links, no allocation). A flow sits in the slot of second s with
- * s * 1000 > its deadline, clamped to the wheel's horizon; deadlines further out are
+ * s * 1000 >= its deadline, clamped to the wheel's horizon; deadlines further out are
  * re-filed when their slot comes round (a 5-day TCP flow is looked at every ~68 minutes).
  *
  * Refreshing a deadline (every packet) is lazy: only the deadline number changes. The slot is
@@ -34,7 +34,7 @@ export class TimerWheel {
 
   /** File flow f (not in the wheel) for deadlineMs. */
   insert(f: number, deadlineMs: number): void {
-    let s = Math.floor(deadlineMs / 1000) + 1;
+    let s = Math.ceil(deadlineMs / 1000);
     const c = this.cursor;
     if (s < c) s = c;
     else if (s > c + WHEEL_SLOTS - 1) s = c + WHEEL_SLOTS - 1;
@@ -63,7 +63,7 @@ export class TimerWheel {
 
   /** The deadline of filed flow f changed: move it only if it now falls before its slot. */
   update(f: number, deadlineMs: number): void {
-    if (Math.floor(deadlineMs / 1000) + 1 < this.slotSec[f]) {
+    if (Math.ceil(deadlineMs / 1000) < this.slotSec[f]) {
       this.unlink(f);
       this.insert(f, deadlineMs);
     }
