@@ -119,6 +119,67 @@ export function registerCtl(program: Command, fail: (err: unknown) => never): vo
     );
 
   ctl
+    .command('conntrack')
+    .description('tracked connections, like conntrack -L: proto, state, timeout, original and reply tuples, packets/bytes')
+    .option('--limit <n>', 'at most this many flows', '1000')
+    .action((opts: { limit: string }) =>
+      run(async (sock, o) => {
+        const r = (await apiRequest(sock, 'GET', `/v1/conntrack?limit=${encodeURIComponent(opts.limit)}`)) as {
+          size: number;
+          max: number;
+          flows: { protoName: string; state: string; secondsLeft: number; original: string; reply: string; packetsOrig: number; bytesOrig: number; packetsReply: number; bytesReply: number; flags: string[] }[];
+        };
+        out(o, r, () =>
+          [
+            ...r.flows.map(
+              (f) =>
+                `${f.protoName.padEnd(5)} ${f.state ? f.state.padEnd(12) : ''.padEnd(12)} ${String(f.secondsLeft).padStart(6)} ${f.original} packets=${f.packetsOrig} bytes=${f.bytesOrig} ${f.reply} packets=${f.packetsReply} bytes=${f.bytesReply}${f.flags.length ? ` [${f.flags.join(',')}]` : ''}`,
+            ),
+            `conntrack: ${r.size} flow(s) of ${r.max}`,
+          ].join('\n'),
+        );
+      })(),
+    );
+
+  const forwards = ctl.command('forwards').description('published ports (DNAT): list, add, rm');
+  forwards
+    .command('list', { isDefault: true })
+    .description('list published ports')
+    .action(
+      run(async (sock, o) => {
+        const rows = (await apiRequest(sock, 'GET', '/v1/forwards')) as { proto: string; port: number; portEnd: number; to: string; toPort: number }[];
+        out(o, rows, () =>
+          table(
+            ['PROTO', 'EXTERNAL', 'TO'],
+            rows.map((r) => [r.proto, r.portEnd !== r.port ? `${r.port}-${r.portEnd}` : String(r.port), `${r.to}:${r.toPort}${r.portEnd !== r.port ? `-${r.toPort + r.portEnd - r.port}` : ''}`]),
+          ),
+        );
+      }),
+    );
+  forwards
+    .command('add <spec>')
+    .description('publish: PORT[-END][/tcp|udp]=IP[:PORT], e.g. 8080/tcp=10.100.0.3:80')
+    .action((spec: string) =>
+      run(async (sock, o) => {
+        const m = /^(\d+)(?:-(\d+))?(?:\/(tcp|udp))?=([\d.]+)(?::(\d+))?$/.exec(spec);
+        if (m === null) throw new Error(`cannot parse '${spec}': expected PORT[-END][/tcp|udp]=IP[:PORT]`);
+        const body = { proto: m[3] ?? 'tcp', port: Number(m[1]), ...(m[2] ? { portEnd: Number(m[2]) } : {}), to: m[4], ...(m[5] ? { toPort: Number(m[5]) } : {}) };
+        const r = await apiRequest(sock, 'POST', '/v1/forwards', body);
+        out(o, r, () => `published ${spec}`);
+      })(),
+    );
+  forwards
+    .command('rm <port>')
+    .description('unpublish: PORT[/tcp|udp]')
+    .action((spec: string) =>
+      run(async (sock, o) => {
+        const [port, proto = 'tcp'] = spec.split('/');
+        const r = await apiRequest(sock, 'DELETE', `/v1/forwards/${encodeURIComponent(proto)}/${encodeURIComponent(port)}`);
+        out(o, r, () => `removed ${port}/${proto}`);
+      })(),
+    );
+
+  ctl
     .command('arp')
     .description('neighbour cache (ARP) of the gateway and uplink interfaces')
     .action(

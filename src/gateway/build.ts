@@ -12,11 +12,24 @@ import { parseCidr, parseIp4 } from '../wire/ip4.js';
 import { parseMac } from '../wire/mac.js';
 import { Router, type RouterIface } from './router.js';
 import { native } from '../io/native.js';
+import { NatEngine, NAT_DROP_REASON_NAMES, type PortForward } from '../nat/index.js';
+import { dropReason } from '../engine/counters.js';
 
 export interface RouterBuild {
   router: Router;
+  nat: NatEngine | null;
   uplinkIface: RouterIface | null;
   uplinkPort: Port | null;
+}
+
+export function toForward(p: { proto: 'tcp' | 'udp'; port: number; portEnd?: number; to: string; toPort?: number }): PortForward {
+  return {
+    proto: p.proto === 'tcp' ? 6 : 17,
+    externalPort: p.port,
+    externalPortEnd: p.portEnd ?? p.port,
+    internalIp: parseIp4(p.to)!,
+    internalPort: p.toPort ?? p.port,
+  };
 }
 
 /** 02:74:62 ("tb") + the low 24 bits of the address: a stable, locally administered MAC. */
@@ -77,6 +90,26 @@ export function buildRouter(cfg: Config, engine: Engine, setup: Pick<SetupResult
     if (out < 0) throw new Error(`route to ${r.to}: next hop ${r.via} is not directly connected`);
     router.addRoute({ net: to.addr, prefixLen: to.prefixLen, iface: out, via, origin: 'static' });
   }
+  let nat: NatEngine | null = null;
+  if (cfg.nat !== undefined && uplinkIface !== null) {
+    const n = cfg.nat;
+    const ifAddr = new Uint32Array(router.ifaces.length);
+    router.ifaces.forEach((f, i) => (ifAddr[i] = f.address));
+    const masq = n.masquerade ?? gwBridges.map((b) => b.gateway!.address);
+    nat = new NatEngine({
+      uplinkIf: uplinkIface.id,
+      ifAddr,
+      masqueradeSources: masq.map((c) => {
+        const x = parseCidr(c)!;
+        return { net: x.addr, prefixLen: x.prefixLen };
+      }),
+      portRange: n.portRange,
+      maxFlows: n.maxFlows,
+      forwards: n.publish.map(toForward),
+    });
+    router.nat = nat;
+    router.natDropMap = Int32Array.from(NAT_DROP_REASON_NAMES, (name, i) => (i === 0 ? 0 : dropReason(name)));
+  }
   engine.stages.push(router);
-  return { router, uplinkIface, uplinkPort };
+  return { router, nat, uplinkIface, uplinkPort };
 }
