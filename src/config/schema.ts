@@ -120,6 +120,23 @@ export const natSchema = z.strictObject({
     .tuple([z.number().int().min(1).max(65535), z.number().int().min(1).max(65535)])
     .default([32768, 60999]),
   maxFlows: z.number().int().min(16).max(4_000_000).default(65536),
+  /** Conntrack timeouts in seconds; defaults are netfilter's. */
+  timeouts: z
+    .strictObject({
+      tcpSynSent: z.number().min(1).optional(),
+      tcpSynRecv: z.number().min(1).optional(),
+      tcpEstablished: z.number().min(1).optional(),
+      tcpFinWait: z.number().min(1).optional(),
+      tcpCloseWait: z.number().min(1).optional(),
+      tcpLastAck: z.number().min(1).optional(),
+      tcpTimeWait: z.number().min(1).optional(),
+      tcpClose: z.number().min(1).optional(),
+      udpUnreplied: z.number().min(1).optional(),
+      udpReplied: z.number().min(1).optional(),
+      icmp: z.number().min(1).optional(),
+      generic: z.number().min(1).optional(),
+    })
+    .default({}),
   publish: z.array(publishSchema).default([]),
   /** Serve published TCP ports on 127.0.0.1 too (a userspace proxy, like docker-proxy). */
   localhostProxy: z.boolean().default(true),

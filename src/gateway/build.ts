@@ -105,6 +105,7 @@ export function buildRouter(cfg: Config, engine: Engine, setup: Pick<SetupResult
       }),
       portRange: n.portRange,
       maxFlows: n.maxFlows,
+      timeouts: n.timeouts,
       forwards: n.publish.map(toForward),
     });
     router.nat = nat;
