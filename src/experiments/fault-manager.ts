@@ -79,7 +79,7 @@ export class FaultManager {
   hookablePort(name: string): Port {
     const port = this.engine.port(name);
     if (port === undefined) throw new ApiError(404, `no port named '${name}' (ports: ${this.engine.ports.filter((p) => p.receiver === null).map((p) => p.name).join(', ')})`);
-    if (port.receiver !== null || port.fd < 0)
+    if (port.receiver !== null)
       throw new ApiError(400, `port '${name}' is internal (the gateway): its frames do not pass port hooks; use a capture on its bridge or faults on the other ports`);
     return port;
   }

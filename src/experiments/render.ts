@@ -1,11 +1,24 @@
 /*
  * Text views of the experiment features for `ctl` and `top` (pure functions of API answers).
  */
-import { table } from '../control/client.js';
 import type { LiveStats } from './live.js';
 import type { FaultRow } from './fault-manager.js';
 import type { CaptureInfo } from './capture-manager.js';
 import { formatBytes, si } from './units.js';
+
+const NUMERIC = /^-?\d+(\.\d+)?[kMGTP]?(B|KiB|MiB|GiB|TiB)?$/;
+
+/** Aligned text table; columns whose cells all look like numbers (incl. 1.2k, 3.4MiB) are right-aligned. */
+export function table(headers: string[], rows: (string | number)[][]): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
+  const right = headers.map((_h, i) => rows.length > 0 && rows.every((r) => typeof r[i] === 'number' || NUMERIC.test(String(r[i])) || r[i] === '-'));
+  const line = (cells: (string | number)[]) =>
+    cells
+      .map((c, i) => (right[i] ? String(c).padStart(widths[i]) : String(c).padEnd(widths[i])))
+      .join('  ')
+      .trimEnd();
+  return [line(headers), ...rows.map(line)].join('\n');
+}
 
 const FAULT_EVENTS: [keyof FaultRow['counters'], string][] = [
   ['lossDrops', 'lost'],

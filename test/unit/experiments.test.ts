@@ -1,0 +1,414 @@
+/*
+ * Unit tests of the experiment features' pure logic and of the worker-side API on an
+ * in-process engine without devices: units, the `experiment:` config section (errors name
+ * the field), rates, spec merging, the faults API on port hooks, captures (pcap bytes,
+ * stop reasons, bounded streaming with acks), metrics text and the text renderers.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { formatBps, formatBytes, parseRate, parseSize, si } from '../../src/experiments/units.js';
+import { validateConfig, ConfigError } from '../../src/config/load.js';
+import { RateTracker } from '../../src/experiments/rates.js';
+import { describeSpec, mergeSpec } from '../../src/experiments/fault-manager.js';
+import { conntrackSize } from '../../src/experiments/live.js';
+import { experimentApi, onWorkerMessage } from '../../src/experiments/api.js';
+import { Engine } from '../../src/engine/engine.js';
+import { ingressHooked } from '../../src/engine/hooks.js';
+import { VNET_HDR_LEN } from '../../src/engine/frame.js';
+import { ApiError } from '../../src/engine/dataplane-errors.js';
+import { captureBodyFromOptions, faultSpecFromOptions } from '../../src/experiments/ctl.js';
+import { renderStats, renderTop, table } from '../../src/experiments/render.js';
+import { MetricsExporter } from '../../src/experiments/metrics.js';
+import type { LiveStats } from '../../src/experiments/live.js';
+import type { CaptureInfo } from '../../src/experiments/capture-manager.js';
+import type { FaultRow } from '../../src/experiments/fault-manager.js';
+
+/* ------------------------------------------------------------------ units */
+
+test('parseRate understands tc-like units', () => {
+  assert.equal(parseRate('10mbit'), 10e6);
+  assert.equal(parseRate('10 Mbit/s'), 10e6);
+  assert.equal(parseRate('10M'), 10e6);
+  assert.equal(parseRate('1.5gbit'), 1.5e9);
+  assert.equal(parseRate('500kbit'), 500e3);
+  assert.equal(parseRate('1mbps'), 8e6, 'tc: bps = bytes per second');
+  assert.equal(parseRate('9600'), 9600);
+  assert.equal(parseRate('fast'), null);
+  assert.equal(parseRate('10 parsecs'), null);
+});
+
+test('parseSize and display helpers', () => {
+  assert.equal(parseSize('1500'), 1500);
+  assert.equal(parseSize('64k'), 65536);
+  assert.equal(parseSize('1MiB'), 1048576);
+  assert.equal(parseSize('10MB'), 10e6);
+  assert.equal(parseSize('-1'), null);
+  assert.equal(si(999), '999');
+  assert.equal(si(12345), '12.3k');
+  assert.equal(formatBps(9.8e6), '9.8Mbit/s');
+  assert.equal(formatBytes(2048), '2.0KiB');
+});
+
+/* ------------------------------------------------------------------ config */
+
+const BASE = {
+  instance: 'x',
+  bridges: [
+    {
+      name: 'br0',
+      ports: [
+        { name: 'red', type: 'namespace', namespace: 'ut-red', addresses: ['10.100.0.2/24'] },
+        { name: 'blue', type: 'namespace', namespace: 'ut-blue', addresses: ['10.100.0.3/24'] },
+      ],
+    },
+  ],
+};
+
+function problems(experiment: unknown): string[] {
+  try {
+    validateConfig({ ...structuredClone(BASE), experiment }, 't');
+    return [];
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, String(err));
+    return err.problems;
+  }
+}
+
+test('a valid experiment section is accepted and normalised', () => {
+  const cfg = validateConfig(
+    {
+      ...structuredClone(BASE),
+      experiment: {
+        faults: [{ port: 'red', direction: 'ingress', loss: { percent: 10 }, delay: { ms: 50, jitterMs: 5 }, rate: { bitsPerSecond: '10mbit' }, seed: 7 }],
+        captures: [{ port: 'blue', file: 'rel.pcapng', filter: 'icmp', maxBytes: '1M' }],
+        metrics: { listen: '127.0.0.1:9464' },
+      },
+    },
+    't',
+  );
+  const ex = cfg.experiment!;
+  assert.equal(ex.faults[0].rate!.bitsPerSecond, 10e6);
+  assert.equal(ex.captures[0].direction, 'both');
+  assert.equal(ex.captures[0].snaplen, 262144);
+  assert.equal(ex.captures[0].maxBytes, 1048576);
+  assert.ok(ex.captures[0].file.startsWith('/'), 'relative capture paths are made absolute');
+});
+
+test('experiment config errors name the field', () => {
+  assert.deepEqual(problems({ faults: [{ port: 'red', direction: 'ingress', loss: { percent: 150 } }] }), ['experiment.faults[0].loss.percent: a percentage: 0..100']);
+  const p1 = problems({ captures: [{ port: 'red', file: '/tmp/x.pcap', filter: 'tcp port' }] });
+  assert.equal(p1.length, 1);
+  assert.match(p1[0], /^experiment\.captures\[0\]\.filter: bad filter expression: expected a port number/);
+  assert.match(problems({ faults: [{ port: 'green', direction: 'egress', down: true }] })[0], /^experiment\.faults\[0\]\.port: no port named 'green'/);
+  assert.match(problems({ faults: [{ port: 'red', direction: 'sideways' }] })[0], /^experiment\.faults\[0\]\.direction: expected 'ingress', 'egress' or 'both'/);
+  assert.match(problems({ faults: [{ port: 'red', direction: 'ingress', rate: { bitsPerSecond: 'fast' } }] })[0], /^experiment\.faults\[0\]\.rate\.bitsPerSecond: expected a rate/);
+  assert.match(problems({ faults: [{ port: 'red', direction: 'ingress', loss: {} }] })[0], /^experiment\.faults\[0\]\.loss: give either percent or gilbertElliott/);
+  assert.match(problems({ faults: [{ port: 'red', direction: 'ingress', lose: { percent: 1 } }] })[0], /^experiment\.faults\[0\]: unknown field 'lose'/);
+  assert.match(
+    problems({
+      faults: [
+        { port: 'red', direction: 'both', loss: { percent: 1 } },
+        { port: 'red', direction: 'egress', delay: { ms: 1 } },
+      ],
+    })[0],
+    /^experiment\.faults\[1\]\.direction: red egress already has faults in experiment\.faults\[0\]/,
+  );
+  assert.match(problems({ captures: [{ port: 'red', bridge: 'br0', file: '/tmp/x.pcap' }] })[0], /^experiment\.captures\[0\]\.port: give either port or bridge/);
+  assert.match(problems({ captures: [{ bridge: 'br9', file: '/tmp/x.pcap' }] })[0], /^experiment\.captures\[0\]\.bridge: no bridge named 'br9'/);
+  assert.match(problems({ captures: [{ port: 'red', file: '/nonexistent-dir-tbx/x.pcap' }] })[0], /^experiment\.captures\[0\]\.file: directory \/nonexistent-dir-tbx does not exist/);
+  assert.match(problems({ metrics: { listen: '0.0.0.0:9464' } })[0], /^experiment\.metrics\.listen: expected 127\.0\.0\.1:PORT/);
+});
+
+/* ------------------------------------------------------------------ rates, specs */
+
+test('RateTracker: rates over the window from counter samples', () => {
+  const r = new RateTracker();
+  assert.equal(r.rates(5000).windowSeconds, 0);
+  for (let i = 0; i <= 7; i++) r.add({ t: 1000 * i, ports: [['red', 100 * i, 150_000 * i, 10 * i, 1000 * i, i]], bridges: [['br0', 50 * i, 2 * i]] });
+  const v = r.rates(5000);
+  assert.equal(v.windowSeconds, 5);
+  assert.deepEqual(v.ports.red, { rx_pps: 100, rx_bps: 1_200_000, tx_pps: 10, tx_bps: 8000, drop_pps: 1 });
+  assert.deepEqual(v.bridges.br0, { forwarded_pps: 50, flooded_pps: 2 });
+  assert.equal(r.rates(1000).windowSeconds, 1);
+  assert.ok(r.size <= 8);
+  r.add({ t: 7000, ports: [], bridges: [] }); // not newer: ignored
+  assert.equal(r.rates(1000).ports.red.rx_pps, 100);
+});
+
+test('mergeSpec and describeSpec', () => {
+  const merged = mergeSpec({ loss: { percent: 5 }, delay: { ms: 10 } }, { delay: null, rate: { bitsPerSecond: 1e6 } });
+  assert.deepEqual(merged, { loss: { percent: 5 }, rate: { bitsPerSecond: 1e6 } });
+  assert.equal(describeSpec(merged), 'loss 5%, rate 1Mbit/s');
+  assert.equal(describeSpec({}), 'off');
+  assert.equal(describeSpec({ delay: { ms: 100, jitterMs: 10 }, seed: 3 }), 'delay 100ms±10ms, seed 3');
+});
+
+test('conntrackSize tolerates the shapes a NAT might answer', () => {
+  assert.deepEqual(conntrackSize([1, 2, 3]), { flows: 3 });
+  assert.deepEqual(conntrackSize({ flows: 7, maxFlows: 100 }), { flows: 7, max: 100 });
+  assert.deepEqual(conntrackSize({ entries: [1] }), { flows: 1 });
+  assert.equal(conntrackSize('nope'), null);
+});
+
+test('ctl option parsing builds the API bodies', () => {
+  assert.deepEqual(faultSpecFromOptions({ direction: 'both', loss: '10', delay: '100', jitter: '5', rate: '10mbit', seed: '3' }), {
+    loss: { percent: 10 },
+    delay: { ms: 100, jitterMs: 5 },
+    rate: { bitsPerSecond: '10mbit' },
+    seed: 3,
+  });
+  assert.deepEqual(faultSpecFromOptions({ direction: 'both', lossGe: '0.01,0.3' }), { loss: { gilbertElliott: { p: 0.01, r: 0.3 } } });
+  assert.throws(() => faultSpecFromOptions({ direction: 'both', loss: 'lots' }), /--loss: not a number/);
+  assert.deepEqual(captureBodyFromOptions('red', 'x.pcap', { direction: 'ingress', count: '5', filter: 'icmp' }, '/tmp'), {
+    target: 'red',
+    direction: 'ingress',
+    file: '/tmp/x.pcap',
+    maxPackets: 5,
+    filter: 'icmp',
+  });
+  assert.deepEqual(captureBodyFromOptions('bridge:br0', '-', { direction: 'both' }), { target: 'bridge:br0', direction: 'both', stream: true });
+});
+
+/* ------------------------------------------------------------------ worker API on an engine */
+
+// ICMP echo request 10.100.0.2 -> 10.100.0.3 seq 1 (74 bytes)
+const ICMP_ECHO = Buffer.from(
+  '02000a64000302000a64000208004500003c12344000400113c10a6400020a64' + '00030800c3ba42420001101112131415161718191a1b1c1d1e1f202122232425' + '262728292a2b2c2d2e2f',
+  'hex',
+);
+// TCP SYN 10.100.0.2:40000 -> 203.0.113.1:80 (54 bytes)
+const TCP_SYN = Buffer.from('02000a64000102000a640002080045000028123440004006e2340a640002cb00' + '71019c40005001020304000000005002faf0cdf30000', 'hex');
+
+function makeEngine() {
+  const engine = new Engine({
+    bridges: [{ name: 'br0', agingSeconds: 300, macTableSize: 64, macLimitPerPort: 0, static: [] }],
+    ports: [
+      { name: 'a', kind: 'tap', bridge: 'br0', fd: -1, vnetHdr: true, ifname: 'tbu-a', mac: '02:00:00:00:00:0a' },
+      { name: 'b', kind: 'tap', bridge: 'br0', fd: -1, vnetHdr: true, ifname: 'tbu-b', mac: '02:00:00:00:00:0b' },
+    ],
+  });
+  const posted: { message: Record<string, unknown>; transfer?: ArrayBuffer[] }[] = [];
+  const post = (message: unknown, transfer?: ArrayBuffer[]) => posted.push({ message: message as Record<string, unknown>, transfer });
+  const api = experimentApi({ engine, post });
+  const port = engine.port('a')!;
+  const delivered: number[] = [];
+  const slot = engine.arena.alloc();
+  const send = (frame: Buffer) => {
+    engine.arena.u8.fill(0, slot, slot + VNET_HDR_LEN);
+    engine.arena.u8.set(frame, slot + VNET_HDR_LEN);
+    engine.now = performance.now();
+    if (port.hooked) ingressHooked(port, slot, frame.length, engine.now, (_p, _o, len) => delivered.push(len));
+    else delivered.push(frame.length);
+  };
+  const ctx = { engine, post };
+  return { engine, api, posted, port, send, delivered, ctx };
+}
+
+function apiError(fn: () => unknown, status: number, re: RegExp): void {
+  assert.throws(fn, (err: unknown) => err instanceof ApiError && err.status === status && re.test(err.message));
+}
+
+test('faults API hooks a port, drops and counts, and unhooks when cleared', () => {
+  const { api, port, send, delivered } = makeEngine();
+  assert.equal(port.hooked, false);
+  const rows = api.faults_set({ port: 'a', direction: 'ingress', spec: { loss: { percent: 100 } } }) as FaultRow[];
+  assert.equal(rows.length, 1);
+  assert.equal(rows[0].summary, 'loss 100%');
+  assert.equal(port.hooked, true);
+  for (let i = 0; i < 5; i++) send(ICMP_ECHO);
+  assert.equal(delivered.length, 0);
+  const list = api.faults({}) as FaultRow[];
+  assert.equal(list[0].counters.lossDrops, 5);
+  assert.equal((api.experiment_stats({}) as { ports: { name: string; counters: { drops: Record<string, number> } }[] }).ports[0].counters.drops.fault_loss, 5);
+  // merge: add a filter drop, keep the loss; then remove the loss with null
+  api.faults_set({ port: 'a', direction: 'ingress', merge: true, spec: { dropFilter: 'tcp', loss: null } });
+  send(ICMP_ECHO);
+  send(TCP_SYN);
+  assert.deepEqual(delivered, [ICMP_ECHO.length]);
+  api.faults_clear({ port: 'a', direction: 'both' });
+  assert.equal(port.hooked, false);
+  send(TCP_SYN);
+  assert.equal(delivered.length, 2);
+  const after = api.faults({ port: 'a' }) as FaultRow[];
+  assert.equal(after[0].active, false);
+  assert.equal(after[0].counters.filterDrops, 1, 'counters survive a clear');
+});
+
+test('faults API rejects bad input with 4xx and changes nothing', () => {
+  const { api, port } = makeEngine();
+  apiError(() => api.faults_set({ port: 'zz', spec: {} }), 404, /no port named 'zz'/);
+  apiError(() => api.faults_set({ port: 'a', spec: { loss: { percent: -1 } } }), 400, /^loss\.percent:/);
+  apiError(() => api.faults_set({ port: 'a', direction: 'up', spec: {} }), 400, /direction/);
+  apiError(() => api.faults_set({ port: 'a', spec: { dropFilter: 'port' } }), 400, /dropFilter: bad filter expression/);
+  apiError(() => api.faults_set({ port: 'a', spec: 'loss' }), 400, /'spec' must be an object/);
+  apiError(() => api.faults_set({ port: 'a', spec: { jitter: 1 } }), 400, /unknown field 'jitter'/);
+  assert.equal(port.hooked, false);
+  assert.deepEqual(api.faults({}), []);
+});
+
+/** Parse classic pcap bytes into records. */
+function parsePcap(buf: Buffer): { caplen: number; len: number; data: Buffer }[] {
+  assert.equal(buf.readUInt32LE(0), 0xa1b2c3d4);
+  assert.equal(buf.readUInt32LE(20), 1, 'LINKTYPE_ETHERNET');
+  const out = [];
+  for (let p = 24; p < buf.length; ) {
+    const caplen = buf.readUInt32LE(p + 8);
+    const len = buf.readUInt32LE(p + 12);
+    out.push({ caplen, len, data: buf.subarray(p + 16, p + 16 + caplen) });
+    p += 16 + caplen;
+  }
+  return out;
+}
+
+function streamBytes(posted: { message: Record<string, unknown> }[], token: string): Buffer {
+  return Buffer.concat(posted.filter((m) => m.message.type === 'capture_chunk' && m.message.token === token).map((m) => Buffer.from(m.message.data as ArrayBuffer)));
+}
+
+test('stream capture: filter, snaplen, flush on tick, transferred chunks, stop reason', () => {
+  const { engine, api, posted, send, port } = makeEngine();
+  const info = api.capture_start({ target: 'a', streamToken: 'T1', filter: 'icmp', snaplen: 40, maxPackets: 3 }) as CaptureInfo;
+  assert.equal(info.state, 'running');
+  assert.equal(info.sees, 'ingress, before faults; egress, after faults');
+  assert.equal(port.hooked, true);
+  send(TCP_SYN); // filtered out
+  send(ICMP_ECHO);
+  engine.tick();
+  const chunk = posted.find((m) => m.message.type === 'capture_chunk')!;
+  assert.deepEqual(chunk.transfer, [chunk.message.data], 'the chunk buffer is transferred');
+  send(ICMP_ECHO);
+  send(ICMP_ECHO); // third: max_packets reached
+  send(ICMP_ECHO); // after the stop: not captured
+  const end = posted.find((m) => m.message.type === 'capture_end')!;
+  assert.equal(end.message.reason, 'max_packets reached');
+  assert.equal(port.hooked, false, 'a stopped capture unhooks the port');
+  const recs = parsePcap(streamBytes(posted, 'T1'));
+  assert.equal(recs.length, 3);
+  for (const r of recs) {
+    assert.equal(r.caplen, 40);
+    assert.equal(r.len, ICMP_ECHO.length);
+    assert.deepEqual(r.data, ICMP_ECHO.subarray(0, 40));
+  }
+  const listed = (api.captures({}) as CaptureInfo[])[0];
+  assert.equal(listed.stopReason, 'max_packets reached');
+  assert.equal(listed.state, 'stopped');
+});
+
+test('stream capture is bounded: without acks the writer drops and counts, acks resume it', () => {
+  const { engine, api, posted, send, ctx } = makeEngine();
+  api.capture_start({ target: 'a', streamToken: 'T2' });
+  const big = Buffer.alloc(1500, 0x11);
+  ICMP_ECHO.copy(big);
+  // ~4 MiB window / ~1.5 kB per record: a few thousand records fill it
+  for (let i = 0; i < 4000; i++) {
+    send(big);
+    if (i % 500 === 0) engine.tick();
+  }
+  engine.tick();
+  let c = (api.captures({}) as CaptureInfo[])[0];
+  assert.ok(c.droppedBackpressure > 0, `dropped ${c.droppedBackpressure}`);
+  const inFlight = streamBytes(posted, 'T2').length;
+  assert.ok(inFlight < 6 << 20, `in flight ${inFlight} bytes stays bounded`);
+  const before = c.packets;
+  assert.equal(onWorkerMessage(ctx, { type: 'capture_ack', token: 'T2', bytes: inFlight } as { type: string }), true);
+  send(big);
+  c = (api.captures({}) as CaptureInfo[])[0];
+  assert.equal(c.packets, before + 1, 'resumed after the ack');
+  // the client goes away
+  onWorkerMessage(ctx, { type: 'capture_client_gone', token: 'T2' } as { type: string });
+  c = (api.captures({}) as CaptureInfo[])[0];
+  assert.equal(c.stopReason, 'client disconnected');
+});
+
+test('capture API: bridge captures, stop by user, errors', () => {
+  const { api, engine, posted } = makeEngine();
+  const b = api.capture_start({ target: 'bridge:br0', streamToken: 'T3', format: 'pcapng' }) as CaptureInfo;
+  assert.equal(b.bridge, 'br0');
+  assert.equal(b.sees, 'bridge input, after ingress faults');
+  assert.equal(engine.bridge('br0')!.taps.length, 1);
+  const stopped = api.capture_stop({ id: b.id }) as CaptureInfo;
+  assert.equal(stopped.stopReason, 'stopped by user');
+  assert.equal(engine.bridge('br0')!.taps.length, 0);
+  // pcapng: SHB first
+  assert.equal(streamBytes(posted, 'T3').readUInt32LE(0), 0x0a0d0d0a);
+  apiError(() => api.capture_start({ target: 'nope', streamToken: 'x' }), 404, /no port named 'nope'/);
+  apiError(() => api.capture_start({ target: 'a' }), 400, /file: give either file/);
+  apiError(() => api.capture_start({ target: 'a', file: 'relative.pcap' }), 400, /absolute path/);
+  apiError(() => api.capture_start({ target: 'a', streamToken: 'x', snaplen: 0 }), 400, /snaplen/);
+  apiError(() => api.capture_start({ target: 'bridge:br0', streamToken: 'x', direction: 'egress' }), 400, /bridge capture/);
+  apiError(() => api.capture_stop({ id: 42 }), 404, /no capture with id 42/);
+  apiError(() => api.capture({ id: 'x' }), 400, /capture id/);
+});
+
+test('experiment config is applied when the API is built', () => {
+  const engine = new Engine({
+    bridges: [{ name: 'br0', agingSeconds: 300, macTableSize: 64, macLimitPerPort: 0, static: [] }],
+    ports: [{ name: 'a', kind: 'tap', bridge: 'br0', fd: -1, vnetHdr: true, ifname: 'tbu-a', mac: '02:00:00:00:00:0a' }],
+  });
+  const cfg = validateConfig({ ...structuredClone(BASE), experiment: { faults: [{ port: 'red', direction: 'egress', dropEveryNth: 2 }] } });
+  // the config names port 'red'; this engine has only 'a': the start fails naming the entry
+  assert.throws(() => experimentApi({ engine, post: () => {}, config: cfg }), /experiment\.faults\[0\]: no port named 'red'/);
+  cfg.experiment!.faults[0].port = 'a';
+  const api = experimentApi({ engine, post: () => {}, config: cfg });
+  assert.equal(engine.port('a')!.egressFaults !== null, true);
+  assert.equal((api.faults({}) as FaultRow[])[0].summary, 'drop every 2th');
+});
+
+/* ------------------------------------------------------------------ views */
+
+function fakeStats(): LiveStats {
+  const counters = { rx_packets: 10, rx_bytes: 1000, tx_packets: 5, tx_bytes: 500, flooded: 0, drops: { fault_loss: 3 }, dropped: 3 };
+  const r = { rx_pps: 0, rx_bps: 0, tx_pps: 0, tx_bps: 0, drop_pps: 0 };
+  return {
+    time: '2026-01-01T00:00:00.000Z',
+    rateWindowSeconds: 5,
+    ports: [
+      { name: 'quiet', kind: 'tap', bridge: 'br0', ifname: 'q', mac: '02:00:00:00:00:01', up: true, offload: true, macs: 0, counters, rates: r, rates1s: r },
+      { name: 'busy', kind: 'tap', bridge: 'br0', ifname: 'b', mac: '02:00:00:00:00:02', up: false, offload: true, macs: 1, counters, rates: { ...r, rx_bps: 9.8e6, rx_pps: 800 }, rates1s: r },
+    ],
+    bridges: [{ name: 'br0', ports: ['quiet', 'busy'], macs: 1, macTableSize: 64, agingSeconds: 300, forwarded: 1, flooded: 2, rates: { forwarded_pps: 0, flooded_pps: 0 } }],
+    pool: { free: 500, total: 512 },
+    faults: [
+      {
+        port: 'busy',
+        direction: 'ingress',
+        active: true,
+        spec: { loss: { percent: 10 } },
+        summary: 'loss 10%',
+        counters: { passed: 7, lossDrops: 3, nthDrops: 0, filterDrops: 0, rateDrops: 0, downDrops: 0, delayed: 0, reordered: 0, duplicated: 0, corrupted: 0, enqueued: 0, released: 0, queueFullDrops: 0, queued: 0 },
+      },
+    ],
+    captures: [],
+    router: null,
+    neighbors: null,
+    conntrack: null,
+  };
+}
+
+test('stats and top views', () => {
+  const text = renderStats(fakeStats());
+  assert.match(text, /fault_loss=3/);
+  assert.match(text, /busy\s+ingress\s+on\s+loss 10%\s+passed 7, lost 3/);
+  assert.match(text, /conntrack: n\/a/);
+  const lines = renderTop(fakeStats(), { width: 100, height: 40, window: 5, socket: '/run/x.sock' });
+  const busy = lines.findIndex((l) => l.startsWith('busy'));
+  const quiet = lines.findIndex((l) => l.startsWith('quiet'));
+  assert.ok(busy > 0 && busy < quiet, 'ports sorted by traffic');
+  assert.match(lines[busy], /DOWN/);
+  assert.match(lines[busy], /in: loss 10%/);
+  assert.ok(lines.every((l) => l.length <= 100));
+  assert.equal(table(['A', 'N'], [['x', '1.5k']]), 'A     N\nx  1.5k');
+});
+
+test('metrics text carries the counters with labels', async () => {
+  const m = new MetricsExporter();
+  const text = await m.render(fakeStats());
+  assert.match(text, /tapbridge_port_rx_packets_total\{port="busy",bridge="br0"\} 10/);
+  assert.match(text, /tapbridge_port_drops_total\{port="busy",bridge="br0",reason="fault_loss"\} 3/);
+  assert.match(text, /tapbridge_fault_events_total\{port="busy",direction="ingress",event="lossDrops"\} 3/);
+  assert.match(text, /tapbridge_port_up\{port="busy",bridge="br0"\} 0/);
+  assert.match(text, /# TYPE tapbridge_port_rx_bytes_total counter/);
+  // a second render with fewer faults drops the stale label set
+  const s = fakeStats();
+  s.faults = [];
+  assert.doesNotMatch(await m.render(s), /tapbridge_fault_events_total\{/);
+});
