@@ -205,6 +205,26 @@ const EV_FRAG = 4;
 const EV_UNTRACKED = 5;
 const EV_DROP = 6;
 
+/*
+ * RECORD: the per-flow record, 64 bytes at f * 64.
+ *   f64[0] deadline (ms)   f64[1] packets ORIG   f64[2] bytes ORIG   f64[3] packets REPLY
+ *   f64[4] bytes REPLY     f64[5] timer-wheel second (owned by TimerWheel)
+ *   u32[12] generation (bumped on every allocation; validates fragment-cache entries)
+ *   u8[56] proto   u8[57] state   u8[58] flags   u16[30] (bytes 60..61) ingress interface
+ */
+const RECORD = 64;
+const Q_WHEEL = 5;
+const W_GEN = 12;
+const B_PROTO = 56;
+const B_STATE = 57;
+const B_FLAGS = 58;
+const H_INIF = 30;
+
+/** f64 index of entry e's packet counter (bytes at + 1). */
+function pktsAt(e: number): number {
+  return ((e >>> 1) << 3) + 1 + ((e & 1) << 1);
+}
+
 const TRACK_OK = 0;
 const TRACK_INVALID = 1;
 const TRACK_REOPEN = 2;
@@ -252,20 +272,16 @@ export class NatEngine {
     fragDropped: 0,
   };
 
-  /* per flow */
-  private readonly proto: Uint8Array;
-  private readonly state: Uint8Array;
-  private readonly flags: Uint8Array;
-  private readonly inIf: Uint16Array;
-  private readonly gen: Uint32Array;
-  private readonly deadline: Float64Array;
+  /* Per-flow record: 64 bytes (one cache line) in one buffer, seen through four views (see RECORD). */
+  private readonly m64: Float64Array;
+  private readonly m32: Uint32Array;
+  private readonly m16: Uint16Array;
+  private readonly m8: Uint8Array;
+  /* FIFO of non-assured flows (early-drop victims), touched only on confirm/assure/destroy. */
   private readonly uNext: Int32Array;
   private readonly uPrev: Int32Array;
   private uHead = -1;
   private uTail = -1;
-  /* per entry (2 per flow) */
-  private readonly pkts: Float64Array;
-  private readonly bytes: Float64Array;
 
   private readonly idx: FlowIndex;
   private readonly wheel: TimerWheel;
@@ -359,18 +375,15 @@ export class NatEngine {
     const seed = cfg.seed ?? Math.floor(Math.random() * 0x100000000);
     this.rng = (seed >>> 0) || 0x6d2b79f5;
 
-    this.proto = new Uint8Array(max);
-    this.state = new Uint8Array(max);
-    this.flags = new Uint8Array(max);
-    this.inIf = new Uint16Array(max);
-    this.gen = new Uint32Array(max);
-    this.deadline = new Float64Array(max);
+    const rec = new ArrayBuffer(max * RECORD);
+    this.m64 = new Float64Array(rec);
+    this.m32 = new Uint32Array(rec);
+    this.m16 = new Uint16Array(rec);
+    this.m8 = new Uint8Array(rec);
     this.uNext = new Int32Array(max).fill(-1);
     this.uPrev = new Int32Array(max).fill(-1);
-    this.pkts = new Float64Array(2 * max);
-    this.bytes = new Float64Array(2 * max);
     this.idx = new FlowIndex(max, seed ^ 0x5bd1e995);
-    this.wheel = new TimerWheel(max);
+    this.wheel = new TimerWheel(max, this.m64, RECORD / 8, Q_WHEEL);
     this.freeStack = new Int32Array(max);
     for (let i = 0; i < max; i++) this.freeStack[i] = max - 1 - i; // pop gives 0, 1, 2, ...
     this.freeTop = max;
@@ -450,7 +463,7 @@ export class NatEngine {
     if (e >= 0) {
       const f = e >>> 1;
       const dir = e & 1;
-      if (this.deadline[f] <= nowMs) {
+      if (this.m64[f << 3] <= nowMs) {
         this.counters.expired++;
         this.destroy(f);
         e = -1;
@@ -467,13 +480,13 @@ export class NatEngine {
           this.destroy(f);
           e = -1;
         } else {
-          this.pkts[e]++;
-          this.bytes[e] += tot;
+          this.m64[pktsAt(e)]++;
+          this.m64[pktsAt(e) + 1] += tot;
           // Destination half of the translation: dst := other tuple's src.
           const o = e ^ 1;
-          this.setAddr(buf, ipOff, 16, idx.src[o], proto, l4, partialCsum, true);
-          if (proto === 6 || proto === 17) this.setPort(buf, l4, 2, idx.sport[o], proto, partialCsum);
-          else if (proto === 1 && dir === 1) this.setIcmpId(buf, l4, idx.sport[o], partialCsum);
+          this.setAddr(buf, ipOff, 16, idx.src(o), proto, l4, partialCsum, true);
+          if (proto === 6 || proto === 17) this.setPort(buf, l4, 2, idx.sport(o), proto, partialCsum);
+          else if (proto === 1 && dir === 1) this.setIcmpId(buf, l4, idx.sport(o), partialCsum);
           if ((frag & 0x2000) !== 0) this.fragRemember(src, dst, readU16(buf, ipOff + 4), proto, e, nowMs);
           this.curFlow = f;
           this.curDir = dir;
@@ -540,15 +553,15 @@ export class NatEngine {
     idx.setTuple(eo, kp, src, dst, sp, dp);
     if (dnatPort >= 0) idx.setTuple(eo | 1, kp, dnatIp, src, dnatPort, sp);
     else idx.setTuple(eo | 1, kp === KP_ICMP_REQ ? KP_ICMP_REP : kp, dst, src, dp, sp);
-    this.proto[f] = proto;
-    this.state[f] = st;
-    this.flags[f] = dnatPort >= 0 ? F_USED | F_DNAT : F_USED;
-    this.inIf[f] = ingressIf;
-    this.deadline[f] = now + timeout;
-    this.pkts[eo] = 1;
-    this.bytes[eo] = tot;
-    this.pkts[eo | 1] = 0;
-    this.bytes[eo | 1] = 0;
+    this.m8[(f << 6) + B_PROTO] = proto;
+    this.m8[(f << 6) + B_STATE] = st;
+    this.m8[(f << 6) + B_FLAGS] = dnatPort >= 0 ? F_USED | F_DNAT : F_USED;
+    this.m16[(f << 5) + H_INIF] = ingressIf;
+    this.m64[f << 3] = now + timeout;
+    this.m64[pktsAt(eo)] = 1;
+    this.m64[pktsAt(eo) + 1] = tot;
+    this.m64[pktsAt(eo | 1)] = 0;
+    this.m64[pktsAt(eo | 1) + 1] = 0;
     this.pending = f;
     this.curFlow = f;
     this.curDir = 0;
@@ -588,13 +601,13 @@ export class NatEngine {
     const proto = buf[ipOff + 9];
     if (kind === K_FLOW) {
       // Source half of the translation: src := other tuple's dst.
-      this.setAddr(buf, ipOff, 12, idx.dst[o], proto, l4, partialCsum, true);
-      if (proto === 6 || proto === 17) this.setPort(buf, l4, 0, idx.dport[o], proto, partialCsum);
-      else if (proto === 1 && dir === 0) this.setIcmpId(buf, l4, idx.dport[o], partialCsum);
+      this.setAddr(buf, ipOff, 12, idx.dst(o), proto, l4, partialCsum, true);
+      if (proto === 6 || proto === 17) this.setPort(buf, l4, 0, idx.dport(o), proto, partialCsum);
+      else if (proto === 1 && dir === 0) this.setIcmpId(buf, l4, idx.dport(o), partialCsum);
     } else if (kind === K_RELATED) {
       this.icmpErrorPost(buf, ipOff, ihl, f, dir);
     } else if (kind === K_FRAG) {
-      this.setAddr(buf, ipOff, 12, idx.dst[o], proto, l4, false, false);
+      this.setAddr(buf, ipOff, 12, idx.dst(o), proto, l4, false, false);
     }
     return NAT_ACCEPT;
   }
@@ -604,36 +617,35 @@ export class NatEngine {
     const idx = this.idx;
     const eo = f << 1;
     const er = eo | 1;
-    let fl = this.flags[f];
+    let fl = this.m8[(f << 6) + B_FLAGS];
     let snat = false;
-    if (egressIf === this.uplinkIf && this.isMasqSource(idx.src[eo])) {
+    if (egressIf === this.uplinkIf && this.isMasqSource(idx.src(eo))) {
       snat = true;
-      idx.dst[er] = this.extAddr;
+      idx.setDst(er, this.extAddr);
       fl |= F_SNAT;
-    } else if ((fl & F_DNAT) !== 0 && egressIf === this.inIf[f] && egressIf !== this.uplinkIf && egressIf < this.ifAddr.length) {
+    } else if ((fl & F_DNAT) !== 0 && egressIf === this.m16[(f << 5) + H_INIF] && egressIf !== this.uplinkIf && egressIf < this.ifAddr.length) {
       snat = true;
-      idx.dst[er] = this.ifAddr[egressIf];
+      idx.setDst(er, this.ifAddr[egressIf]);
       fl |= F_SNAT | F_HAIRPIN;
     }
-    const p = this.proto[f];
+    const p = this.m8[(f << 6) + B_PROTO];
     if (snat && (p === 6 || p === 17 || p === 1)) {
-      const port = this.pickPort(er, idx.sport[eo]);
+      const port = this.pickPort(er, idx.sport(eo));
       if (port < 0) {
         this.counters.noPort++;
         this.releasePending();
         return NAT_DROP_NO_PORT;
       }
-      idx.dport[er] = port;
-      if (p === 1) idx.sport[er] = port;
-    } else if (idx.lookup(idx.kp[er], idx.src[er], idx.dst[er], idx.sport[er], idx.dport[er]) >= 0) {
+      idx.setPorts(er, p === 1 ? port : idx.sport(er), port);
+    } else if (idx.lookup(idx.kp(er), idx.src(er), idx.dst(er), idx.sport(er), idx.dport(er)) >= 0) {
       this.counters.clash++;
       this.releasePending();
       return NAT_DROP_CLASH;
     }
     idx.insert(eo);
     idx.insert(er);
-    this.flags[f] = fl | F_CONFIRMED;
-    this.wheel.insert(f, this.deadline[f]);
+    this.m8[(f << 6) + B_FLAGS] = fl | F_CONFIRMED;
+    this.wheel.insert(f, this.m64[f << 3]);
     this.unrepliedPush(f);
     this.pending = -1;
     this.confirmed++;
@@ -648,11 +660,11 @@ export class NatEngine {
   /** A free port for reply entry er (its dport; for ICMP both ports), or -1. */
   private pickPort(er: number, preferred: number): number {
     const idx = this.idx;
-    const kp = idx.kp[er];
-    const s = idx.src[er];
-    const d = idx.dst[er];
+    const kp = idx.kp(er);
+    const s = idx.src(er);
+    const d = idx.dst(er);
     const icmp = kp === KP_ICMP_REP;
-    const rs = idx.sport[er];
+    const rs = idx.sport(er);
     if (idx.lookup(kp, s, d, icmp ? preferred : rs, preferred) < 0) return preferred;
     const lo = this.portLo;
     const n = this.portHi - lo + 1;
@@ -684,26 +696,26 @@ export class NatEngine {
   /* ============================================================ tracking */
 
   private tcpTrack(f: number, dir: number, tcpFlags: number, now: number): number {
-    const old = this.state[f];
+    const old = this.m8[(f << 6) + B_STATE];
     const fi = tcpFlagIndex(tcpFlags);
     const nw = TCP_TRANSITIONS[(dir * 6 + fi) * 10 + old];
     if (nw === TCP_INVALID) return TRACK_INVALID;
-    const fl = this.flags[f];
+    const fl = this.m8[(f << 6) + B_FLAGS];
     const seen = (fl & F_SEEN_REPLY) !== 0;
     if (nw === TCP_IGNORE) {
-      if (dir === 1 && !seen) this.flags[f] = fl | F_SEEN_REPLY;
+      if (dir === 1 && !seen) this.m8[(f << 6) + B_FLAGS] = fl | F_SEEN_REPLY;
       return TRACK_OK;
     }
     if (nw === TCP_SYN_SENT && old >= TCP_TIME_WAIT && old <= TCP_CLOSE) return TRACK_REOPEN;
-    this.state[f] = nw;
+    this.m8[(f << 6) + B_STATE] = nw;
     if (fi === TCPI_RST && !seen) {
       // Only a RST seen before any reply: not a connection; kill at once (netfilter does).
-      if (dir === 1) this.flags[f] = fl | F_SEEN_REPLY;
+      if (dir === 1) this.m8[(f << 6) + B_FLAGS] = fl | F_SEEN_REPLY;
       this.setDeadline(f, now);
       return TRACK_OK;
     }
     if (!seen) {
-      if (dir === 1) this.flags[f] = fl | F_SEEN_REPLY;
+      if (dir === 1) this.m8[(f << 6) + B_FLAGS] = fl | F_SEEN_REPLY;
     } else if ((fl & F_ASSURED) === 0 && (old === TCP_SYN_RECV || old === TCP_ESTABLISHED) && nw === TCP_ESTABLISHED) {
       this.assure(f);
     }
@@ -714,12 +726,12 @@ export class NatEngine {
   }
 
   private otherTrack(f: number, dir: number, proto: number, now: number): void {
-    let fl = this.flags[f];
+    let fl = this.m8[(f << 6) + B_FLAGS];
     if (dir === 1 && (fl & F_SEEN_REPLY) === 0) {
       fl |= F_SEEN_REPLY;
-      this.flags[f] = fl;
+      this.m8[(f << 6) + B_FLAGS] = fl;
       if (proto !== 1) {
-        this.state[f] = UDP_REPLIED;
+        this.m8[(f << 6) + B_STATE] = UDP_REPLIED;
         this.assure(f);
       }
     }
@@ -730,13 +742,15 @@ export class NatEngine {
     this.setDeadline(f, now + t);
   }
 
+  /** Lazy: the wheel is only touched when the deadline moves earlier (a shorter timeout). */
   private setDeadline(f: number, d: number): void {
-    this.deadline[f] = d;
-    if ((this.flags[f] & F_CONFIRMED) !== 0) this.wheel.update(f, d);
+    const old = this.m64[f << 3];
+    this.m64[f << 3] = d;
+    if (d < old && (this.m8[(f << 6) + B_FLAGS] & F_CONFIRMED) !== 0) this.wheel.update(f, d);
   }
 
   private assure(f: number): void {
-    this.flags[f] |= F_ASSURED;
+    this.m8[(f << 6) + B_FLAGS] |= F_ASSURED;
     this.unrepliedUnlink(f);
   }
 
@@ -775,18 +789,18 @@ export class NatEngine {
     const e = idx.lookup(kp, idst, isrc, dp, sp);
     if (e < 0) return this.untracked();
     const f = e >>> 1;
-    if (this.deadline[f] <= now) {
+    if (this.m64[f << 3] <= now) {
       this.counters.expired++;
       this.destroy(f);
       return this.untracked();
     }
     const o = e ^ 1;
     // Outer destination, when the flow translates destinations in this direction.
-    if (idx.src[o] !== idx.dst[e]) this.setAddr(buf, ipOff, 16, idx.src[o], 1, icmp, false, false);
+    if (idx.src(o) !== idx.dst(e)) this.setAddr(buf, ipOff, 16, idx.src(o), 1, icmp, false, false);
     // Quoted header: it went out in the other direction; restore its source half.
-    this.innerSetAddr(buf, icmp, len, inner, 12, idx.src[o], ip, il4);
-    if (ip === 6 || ip === 17) this.innerSetPort(buf, icmp, len, il4, 0, idx.sport[o], ip);
-    else if (ip === 1 && (e & 1) === 1) this.innerSetIcmpId(buf, icmp, il4, idx.sport[o]);
+    this.innerSetAddr(buf, icmp, len, inner, 12, idx.src(o), ip, il4);
+    if (ip === 6 || ip === 17) this.innerSetPort(buf, icmp, len, il4, 0, idx.sport(o), ip);
+    else if (ip === 1 && (e & 1) === 1) this.innerSetIcmpId(buf, icmp, il4, idx.sport(o));
     this.counters.icmpRelated++;
     this.curFlow = f;
     this.curDir = e & 1;
@@ -804,10 +818,10 @@ export class NatEngine {
     const inner = icmp + 8;
     const il4 = inner + ((buf[inner] & 15) << 2);
     const ip = buf[inner + 9];
-    if (idx.dst[o] !== idx.src[e]) this.setAddr(buf, ipOff, 12, idx.dst[o], 1, icmp, false, false);
-    this.innerSetAddr(buf, icmp, len, inner, 16, idx.dst[o], ip, il4);
-    if (ip === 6 || ip === 17) this.innerSetPort(buf, icmp, len, il4, 2, idx.dport[o], ip);
-    else if (ip === 1 && dir === 0) this.innerSetIcmpId(buf, icmp, il4, idx.dport[o]);
+    if (idx.dst(o) !== idx.src(e)) this.setAddr(buf, ipOff, 12, idx.dst(o), 1, icmp, false, false);
+    this.innerSetAddr(buf, icmp, len, inner, 16, idx.dst(o), ip, il4);
+    if (ip === 6 || ip === 17) this.innerSetPort(buf, icmp, len, il4, 2, idx.dport(o), ip);
+    else if (ip === 1 && dir === 0) this.innerSetIcmpId(buf, icmp, il4, idx.dport(o));
   }
 
   /** Write a 16-bit word inside an ICMP message, keeping the ICMP checksum right. */
@@ -867,7 +881,7 @@ export class NatEngine {
     this.fragDst[s] = dst;
     this.fragKey[s] = key;
     this.fragEntry[s] = e;
-    this.fragGen[s] = this.gen[e >>> 1];
+    this.fragGen[s] = this.m32[((e >>> 1) << 4) + W_GEN];
     this.fragExp[s] = now + FRAG_TIMEOUT_MS;
   }
 
@@ -877,10 +891,10 @@ export class NatEngine {
     if (this.fragKey[s] === key && this.fragSrc[s] === src && this.fragDst[s] === dst && this.fragExp[s] > now) {
       const e = this.fragEntry[s];
       const f = e >>> 1;
-      if (this.gen[f] === this.fragGen[s] && (this.flags[f] & F_CONFIRMED) !== 0 && this.deadline[f] > now) {
-        this.pkts[e]++;
-        this.bytes[e] += tot;
-        this.setAddr(buf, ipOff, 16, this.idx.src[e ^ 1], proto, 0, false, false);
+      if (this.m32[(f << 4) + W_GEN] === this.fragGen[s] && (this.m8[(f << 6) + B_FLAGS] & F_CONFIRMED) !== 0 && this.m64[f << 3] > now) {
+        this.m64[pktsAt(e)]++;
+        this.m64[pktsAt(e) + 1] += tot;
+        this.setAddr(buf, ipOff, 16, this.idx.src(e ^ 1), proto, 0, false, false);
         this.counters.fragTranslated++;
         this.curFlow = f;
         this.curDir = e & 1;
@@ -940,13 +954,13 @@ export class NatEngine {
       this.destroy(victim);
     }
     const f = this.freeStack[--this.freeTop];
-    this.gen[f]++;
+    this.m32[(f << 4) + W_GEN]++;
     return f;
   }
 
   /** Remove flow f from everything and free its id. */
   private destroy(f: number): void {
-    const fl = this.flags[f];
+    const fl = this.m8[(f << 6) + B_FLAGS];
     if ((fl & F_USED) === 0) return;
     if ((fl & F_CONFIRMED) !== 0) {
       this.idx.remove(f << 1);
@@ -955,7 +969,7 @@ export class NatEngine {
       this.unrepliedUnlink(f);
       this.confirmed--;
     }
-    this.flags[f] = 0;
+    this.m8[(f << 6) + B_FLAGS] = 0;
     this.freeStack[this.freeTop++] = f;
   }
 
@@ -970,17 +984,17 @@ export class NatEngine {
   }
 
   private unrepliedPush(f: number): void {
-    if ((this.flags[f] & F_ASSURED) !== 0) return;
+    if ((this.m8[(f << 6) + B_FLAGS] & F_ASSURED) !== 0) return;
     this.uNext[f] = -1;
     this.uPrev[f] = this.uTail;
     if (this.uTail >= 0) this.uNext[this.uTail] = f;
     else this.uHead = f;
     this.uTail = f;
-    this.flags[f] |= F_IN_UNREPLIED;
+    this.m8[(f << 6) + B_FLAGS] |= F_IN_UNREPLIED;
   }
 
   private unrepliedUnlink(f: number): void {
-    if ((this.flags[f] & F_IN_UNREPLIED) === 0) return;
+    if ((this.m8[(f << 6) + B_FLAGS] & F_IN_UNREPLIED) === 0) return;
     const n = this.uNext[f];
     const p = this.uPrev[f];
     if (p >= 0) this.uNext[p] = n;
@@ -989,7 +1003,7 @@ export class NatEngine {
     else this.uTail = p;
     this.uNext[f] = -1;
     this.uPrev[f] = -1;
-    this.flags[f] &= ~F_IN_UNREPLIED;
+    this.m8[(f << 6) + B_FLAGS] &= ~F_IN_UNREPLIED;
   }
 
   private isLocal(a: number): boolean {
@@ -1033,16 +1047,16 @@ export class NatEngine {
     }
     const nowSec = Math.floor(nowMs / 1000);
     if (nowSec - w.cursor >= WHEEL_SLOTS) w.cursor = nowSec - WHEEL_SLOTS + 1;
-    const dl = this.deadline;
+    const m64 = this.m64;
     while (w.cursor <= nowSec) {
       const sec = w.cursor;
       let f: number;
       while ((f = w.pop(sec)) >= 0) {
-        if (dl[f] <= nowMs) {
+        if (m64[f << 3] <= nowMs) {
           this.counters.expired++;
           this.destroy(f);
         } else {
-          w.insert(f, dl[f]);
+          w.insert(f, m64[f << 3]);
         }
       }
       w.cursor = sec + 1;
@@ -1053,7 +1067,7 @@ export class NatEngine {
   flush(): void {
     this.idx.clear();
     this.wheel.clear();
-    this.flags.fill(0);
+    for (let f = 0; f < this.maxFlows; f++) this.m8[(f << 6) + B_FLAGS] = 0;
     this.uNext.fill(-1);
     this.uPrev.fill(-1);
     this.uHead = this.uTail = -1;
@@ -1118,9 +1132,9 @@ export class NatEngine {
 
   /** One flow's record (null when f is not a confirmed flow). */
   info(f: number, nowMs: number): FlowInfo | null {
-    if (f < 0 || f >= this.maxFlows || (this.flags[f] & F_CONFIRMED) === 0) return null;
-    const fl = this.flags[f];
-    const p = this.proto[f];
+    if (f < 0 || f >= this.maxFlows || (this.m8[(f << 6) + B_FLAGS] & F_CONFIRMED) === 0) return null;
+    const fl = this.m8[(f << 6) + B_FLAGS];
+    const p = this.m8[(f << 6) + B_PROTO];
     const e = f << 1;
     const flags: string[] = [];
     if ((fl & F_ASSURED) !== 0) flags.push('ASSURED');
@@ -1129,22 +1143,22 @@ export class NatEngine {
     if ((fl & F_DNAT) !== 0) flags.push('DNAT');
     if ((fl & F_HAIRPIN) !== 0) flags.push('HAIRPIN');
     let state = '';
-    if (p === 6) state = TCP_STATE_NAMES[this.state[f]];
-    else if (p === 17) state = this.state[f] === UDP_REPLIED ? 'REPLIED' : 'UNREPLIED';
+    if (p === 6) state = TCP_STATE_NAMES[this.m8[(f << 6) + B_STATE]];
+    else if (p === 17) state = this.m8[(f << 6) + B_STATE] === UDP_REPLIED ? 'REPLIED' : 'UNREPLIED';
     return {
       id: f,
       proto: p,
       protoName: p === 6 ? 'tcp' : p === 17 ? 'udp' : p === 1 ? 'icmp' : `proto-${p}`,
       state,
-      secondsLeft: Math.max(0, Math.ceil((this.deadline[f] - nowMs) / 1000)),
+      secondsLeft: Math.max(0, Math.ceil((this.m64[f << 3] - nowMs) / 1000)),
       original: this.tupleString(e),
       reply: this.tupleString(e | 1),
-      packetsOrig: this.pkts[e],
-      bytesOrig: this.bytes[e],
-      packetsReply: this.pkts[e | 1],
-      bytesReply: this.bytes[e | 1],
+      packetsOrig: this.m64[pktsAt(e)],
+      bytesOrig: this.m64[pktsAt(e) + 1],
+      packetsReply: this.m64[pktsAt(e | 1)],
+      bytesReply: this.m64[pktsAt(e | 1) + 1],
       flags,
-      ingressIf: this.inIf[f],
+      ingressIf: this.m16[(f << 5) + H_INIF],
     };
   }
 
@@ -1152,7 +1166,7 @@ export class NatEngine {
   list(nowMs: number, limit = Infinity): FlowInfo[] {
     const out: FlowInfo[] = [];
     for (let f = 0; f < this.maxFlows && out.length < limit; f++) {
-      if ((this.flags[f] & F_CONFIRMED) === 0) continue;
+      if ((this.m8[(f << 6) + B_FLAGS] & F_CONFIRMED) === 0) continue;
       const i = this.info(f, nowMs);
       if (i !== null) out.push(i);
     }
@@ -1161,10 +1175,10 @@ export class NatEngine {
 
   private tupleString(e: number): string {
     const idx = this.idx;
-    const s = `src=${ip4ToString(idx.src[e])} dst=${ip4ToString(idx.dst[e])}`;
-    const kp = idx.kp[e];
-    if (kp === KP_ICMP_REQ || kp === KP_ICMP_REP) return `${s} type=${kp === KP_ICMP_REQ ? 8 : 0} id=${idx.sport[e]}`;
-    if (kp === 6 || kp === 17) return `${s} sport=${idx.sport[e]} dport=${idx.dport[e]}`;
+    const s = `src=${ip4ToString(idx.src(e))} dst=${ip4ToString(idx.dst(e))}`;
+    const kp = idx.kp(e);
+    if (kp === KP_ICMP_REQ || kp === KP_ICMP_REP) return `${s} type=${kp === KP_ICMP_REQ ? 8 : 0} id=${idx.sport(e)}`;
+    if (kp === 6 || kp === 17) return `${s} sport=${idx.sport(e)} dport=${idx.dport(e)}`;
     return s;
   }
 
@@ -1175,7 +1189,7 @@ export class NatEngine {
       case EV_NEW:
         return f >= 0 ? `new flow #${f} (confirmed in postrouting)` : 'new flow';
       case EV_HIT:
-        return f >= 0 ? `flow #${f}, ${this.curDir === 0 ? 'original' : 'reply'} direction${this.proto[f] === 6 ? `, ${TCP_STATE_NAMES[this.state[f]]}` : ''}` : 'flow hit';
+        return f >= 0 ? `flow #${f}, ${this.curDir === 0 ? 'original' : 'reply'} direction${this.m8[(f << 6) + B_PROTO] === 6 ? `, ${TCP_STATE_NAMES[this.m8[(f << 6) + B_STATE]]}` : ''}` : 'flow hit';
       case EV_RELATED:
         return f >= 0 ? `ICMP error related to flow #${f} (${this.curDir === 0 ? 'original' : 'reply'} direction)` : 'ICMP error related to a flow';
       case EV_FRAG:

@@ -16,16 +16,26 @@ export class TimerWheel {
   readonly heads: Int32Array;
   readonly next: Int32Array;
   readonly prev: Int32Array;
-  /** Second whose slot holds the flow (-1: not in the wheel). */
-  readonly slotSec: Float64Array;
+  /** Second whose slot holds flow f, at sec[f * stride + off] (-1: not in the wheel). */
+  private readonly sec: Float64Array;
+  private readonly stride: number;
+  private readonly off: number;
   /** Next second to process; -1 until the clock is first seen. */
   cursor = -1;
 
-  constructor(maxFlows: number) {
+  /** store/stride/off: where the per-flow slot second lives (e.g. inside the owner's flow record). */
+  constructor(maxFlows: number, store?: Float64Array, stride = 1, off = 0) {
     this.heads = new Int32Array(WHEEL_SLOTS).fill(-1);
     this.next = new Int32Array(maxFlows).fill(-1);
     this.prev = new Int32Array(maxFlows).fill(-1);
-    this.slotSec = new Float64Array(maxFlows).fill(-1);
+    this.sec = store ?? new Float64Array(maxFlows);
+    this.stride = store ? stride : 1;
+    this.off = store ? off : 0;
+    for (let f = 0; f < maxFlows; f++) this.sec[f * this.stride + this.off] = -1;
+  }
+
+  slotSec(f: number): number {
+    return this.sec[f * this.stride + this.off];
   }
 
   start(nowMs: number): void {
@@ -44,12 +54,13 @@ export class TimerWheel {
     this.prev[f] = -1;
     if (h >= 0) this.prev[h] = f;
     this.heads[slot] = f;
-    this.slotSec[f] = s;
+    this.sec[f * this.stride + this.off] = s;
   }
 
   /** Remove flow f from its slot (no-op when not filed). */
   unlink(f: number): void {
-    const s = this.slotSec[f];
+    const at = f * this.stride + this.off;
+    const s = this.sec[at];
     if (s < 0) return;
     const n = this.next[f];
     const p = this.prev[f];
@@ -58,12 +69,12 @@ export class TimerWheel {
     if (n >= 0) this.prev[n] = p;
     this.next[f] = -1;
     this.prev[f] = -1;
-    this.slotSec[f] = -1;
+    this.sec[at] = -1;
   }
 
   /** The deadline of filed flow f changed: move it only if it now falls before its slot. */
   update(f: number, deadlineMs: number): void {
-    if (Math.ceil(deadlineMs / 1000) < this.slotSec[f]) {
+    if (Math.ceil(deadlineMs / 1000) < this.sec[f * this.stride + this.off]) {
       this.unlink(f);
       this.insert(f, deadlineMs);
     }
@@ -81,6 +92,7 @@ export class TimerWheel {
     this.heads.fill(-1);
     this.next.fill(-1);
     this.prev.fill(-1);
-    this.slotSec.fill(-1);
+    const n = this.next.length;
+    for (let f = 0; f < n; f++) this.sec[f * this.stride + this.off] = -1;
   }
 }

@@ -323,7 +323,7 @@ test('tuple index: random inserts and backward-shift deletes stay consistent', (
     seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
     return seed % n;
   };
-  const key = (e: number) => `${idx.kp[e]}/${idx.src[e]}/${idx.dst[e]}/${idx.sport[e]}/${idx.dport[e]}`;
+  const key = (e: number) => `${idx.kp(e)}/${idx.src(e)}/${idx.dst(e)}/${idx.sport(e)}/${idx.dport(e)}`;
   for (let round = 0; round < 20000; round++) {
     const e = rnd(max * 2);
     if (live.has(e)) {
@@ -336,13 +336,13 @@ test('tuple index: random inserts and backward-shift deletes stay consistent', (
       live.set(e, key(e));
     }
     if (round % 1000 === 0) {
-      for (const [x] of live) assert.equal(idx.lookup(idx.kp[x], idx.src[x], idx.dst[x], idx.sport[x], idx.dport[x]) >= 0, true);
+      for (const [x] of live) assert.equal(idx.lookup(idx.kp(x), idx.src(x), idx.dst(x), idx.sport(x), idx.dport(x)) >= 0, true);
     }
   }
   assert.equal(idx.entries, live.size);
   for (const [x, k] of live) {
     assert.equal(key(x), k);
-    const found = idx.lookup(idx.kp[x], idx.src[x], idx.dst[x], idx.sport[x], idx.dport[x]);
+    const found = idx.lookup(idx.kp(x), idx.src(x), idx.dst(x), idx.sport(x), idx.dport(x));
     assert.ok(found >= 0);
     assert.equal(key(found), k);
   }
