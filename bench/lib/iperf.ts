@@ -1,0 +1,99 @@
+/*
+ * iperf3 runners: a one-shot server (`iperf3 -s -1`) in one namespace, the client in another,
+ * JSON output parsed into the few numbers the benchmarks report. Every process is bounded
+ * (client: duration + margin; server: killed after the client returns, or at its lifetime).
+ */
+import { Background, runIn, startBackground, IP, sleep } from './proc.js';
+
+export interface Endpoints {
+  /** Namespace of the sender / pinger. */
+  clientNs: string;
+  /** Namespace of the receiver (iperf3 server). */
+  serverNs: string;
+  /** Address the client connects to (the server's, or a published/NAT address). */
+  serverAddr: string;
+}
+
+export interface TcpResult {
+  gbps: number;
+  /** Sender's retransmits. */
+  retransmits: number;
+  seconds: number;
+}
+
+export interface UdpResult {
+  /** Datagrams/s delivered to the receiving socket (sent - lost, over the receiver's time). */
+  deliveredPps: number;
+  /** Datagrams/s the sender pushed out. */
+  offeredPps: number;
+  lostPercent: number;
+  seconds: number;
+}
+
+const SERVER_READY = /Server listening/;
+
+/** Start `iperf3 -s -1 -p port` in `ns`; resolves once it listens. */
+export async function startIperfServer(ns: string, port: number, maxLifetimeMs: number): Promise<Background> {
+  const srv = startBackground(`iperf3 server in ${ns}`, IP, ['netns', 'exec', ns, 'iperf3', '-s', '-1', '-p', String(port), '--forceflush'], maxLifetimeMs);
+  await srv.waitForLine(SERVER_READY, 10_000);
+  return srv;
+}
+
+interface IperfJson {
+  error?: string;
+  end?: {
+    sum_sent?: { seconds: number; bits_per_second: number; retransmits?: number; packets?: number };
+    sum_received?: { seconds: number; bits_per_second: number; packets?: number; lost_packets?: number; lost_percent?: number; bytes?: number };
+  };
+}
+
+async function iperfClient(ep: Endpoints, port: number, durationS: number, extra: string[]): Promise<IperfJson> {
+  const srv = await startIperfServer(ep.serverNs, port, (durationS + 60) * 1000);
+  try {
+    const r = await runIn(ep.clientNs, 'iperf3', ['-c', ep.serverAddr, '-p', String(port), '-t', String(durationS), '-J', ...extra], {
+      timeoutMs: (durationS + 30) * 1000,
+      check: false,
+    });
+    let j: IperfJson;
+    try {
+      j = JSON.parse(r.stdout) as IperfJson;
+    } catch {
+      throw new Error(`iperf3 client: no JSON (exit ${r.code}${r.timedOut ? ', timed out' : ''}): ${(r.stderr || r.stdout).trim().slice(-400)}`);
+    }
+    if (j.error !== undefined) throw new Error(`iperf3: ${j.error}`);
+    if (r.code !== 0) throw new Error(`iperf3 client exit ${r.code}`);
+    return j;
+  } finally {
+    await Promise.race([srv.exited, sleep(2000)]);
+    await srv.stop('SIGKILL', 0);
+  }
+}
+
+/** TCP bulk throughput client -> server, one stream (Gbit/s as the receiver counted it). */
+export async function iperfTcp(ep: Endpoints, durationS: number, opts: { port?: number; streams?: number } = {}): Promise<TcpResult> {
+  const extra = opts.streams !== undefined && opts.streams > 1 ? ['-P', String(opts.streams)] : [];
+  const j = await iperfClient(ep, opts.port ?? 5201, durationS, extra);
+  const rx = j.end?.sum_received;
+  const tx = j.end?.sum_sent;
+  if (rx === undefined) throw new Error('iperf3 TCP: no sum_received in the JSON');
+  return { gbps: rx.bits_per_second / 1e9, retransmits: tx?.retransmits ?? 0, seconds: rx.seconds };
+}
+
+/**
+ * UDP datagrams of `len` bytes payload at `bandwidth` (iperf3 -b; '0' = as fast as the
+ * sender can). Reports what the receiving socket got: packets - lost over the receiver's time.
+ */
+export async function iperfUdp(ep: Endpoints, durationS: number, opts: { port?: number; len?: number; bandwidth?: string } = {}): Promise<UdpResult> {
+  const len = opts.len ?? 64;
+  const j = await iperfClient(ep, opts.port ?? 5201, durationS, ['-u', '-l', String(len), '-b', opts.bandwidth ?? '0']);
+  const rx = j.end?.sum_received;
+  const tx = j.end?.sum_sent;
+  if (rx === undefined || rx.packets === undefined) throw new Error('iperf3 UDP: no sum_received in the JSON');
+  const delivered = rx.packets - (rx.lost_packets ?? 0);
+  return {
+    deliveredPps: delivered / rx.seconds,
+    offeredPps: (tx?.packets ?? rx.packets) / (tx?.seconds ?? rx.seconds),
+    lostPercent: rx.lost_percent ?? 0,
+    seconds: rx.seconds,
+  };
+}
