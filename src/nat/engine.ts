@@ -665,7 +665,10 @@ export class NatEngine {
     const d = idx.dst(er);
     const icmp = kp === KP_ICMP_REP;
     const rs = idx.sport(er);
-    if (idx.lookup(kp, s, d, icmp ? preferred : rs, preferred) < 0) return preferred;
+    // Published ports of the external address are never used for SNAT: the reply tuple would
+    // shadow the published port for that remote.
+    const fwdBase = d === this.extAddr && (kp === 6 || kp === 17) ? (kp === 17 ? 65536 : 0) : -1;
+    if ((fwdBase < 0 || this.fwdPort[fwdBase + preferred] < 0) && idx.lookup(kp, s, d, icmp ? preferred : rs, preferred) < 0) return preferred;
     const lo = this.portLo;
     const n = this.portHi - lo + 1;
     let x = this.rng;
@@ -677,10 +680,34 @@ export class NatEngine {
     const tries = n < MAX_PORT_TRIES ? n : MAX_PORT_TRIES;
     for (let i = 0; i < tries; i++) {
       const port = lo + ((start + i) % n);
-      if (port === preferred) continue;
+      if (port === preferred || (fwdBase >= 0 && this.fwdPort[fwdBase + port] >= 0)) continue;
       if (idx.lookup(kp, s, d, icmp ? port : rs, port) < 0) return port;
     }
     return -1;
+  }
+
+  /**
+   * Undo what prerouting did to the current packet's header (the destination half: DNAT of a
+   * published port, de-NAT of a reply), so an ICMP error the router generates about it (TTL
+   * exceeded, frag needed, unreachable) quotes the header the sender sent -- otherwise a
+   * client of a published port would get an error quoting the inside address, which its
+   * stack cannot match (breaking PMTU discovery). Call before abortPending(). Also undoes the
+   * address of a translated non-first fragment.
+   */
+  undoPrerouting(buf: Uint8Array, ipOff: number, ipLen: number, partialCsum: boolean): void {
+    const f = this.curFlow;
+    if (f < 0 || ipLen < 20 || (this.curKind !== K_FLOW && this.curKind !== K_FRAG)) return;
+    const idx = this.idx;
+    const e = (f << 1) | this.curDir;
+    const l4 = ipOff + ((buf[ipOff] & 15) << 2);
+    const proto = buf[ipOff + 9];
+    if (this.curKind === K_FRAG) {
+      this.setAddr(buf, ipOff, 16, idx.dst(e), proto, l4, false, false);
+      return;
+    }
+    this.setAddr(buf, ipOff, 16, idx.dst(e), proto, l4, partialCsum, true);
+    if (proto === 6 || proto === 17) this.setPort(buf, l4, 2, idx.dport(e), proto, partialCsum);
+    else if (proto === 1 && this.curDir === 1) this.setIcmpId(buf, l4, idx.sport(e), partialCsum);
   }
 
   /** The router dropped (or locally delivered) the packet after prerouting. */

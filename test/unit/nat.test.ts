@@ -473,3 +473,37 @@ test('traffic to the gateway itself is not tracked; malformed packets are droppe
   assert.notEqual(nat.prerouting(short.buf, short.off, short.len, false, BR, T0), NAT_ACCEPT);
   assert.equal(nat.counters.malformed, 1);
 });
+
+test('undoPrerouting restores the header as it arrived (for ICMP errors the router generates)', () => {
+  const nat = labEngine();
+  const orig = tcpPkt(WAN, 51000, EXT, 8000, SYN, new Uint8Array(10).fill(1));
+  const p = new Pkt(orig);
+  assert.equal(nat.prerouting(p.buf, p.off, p.len, false, UP, T0), NAT_ACCEPT);
+  assert.equal(p.dst, RED);
+  nat.undoPrerouting(p.buf, p.off, p.len, false);
+  assert.equal(toHex(p.bytes()), toHex(orig));
+  nat.abortPending();
+  assert.equal(nat.size, 0);
+  // a reply-direction packet of a masqueraded flow, partial checksum
+  route(nat, tcpPkt(RED, 40000, WAN, 80, SYN), BR, T0);
+  const r = makePartial(tcpPkt(WAN, 80, EXT, 40000, SYN | ACK));
+  const q = new Pkt(r);
+  nat.prerouting(q.buf, q.off, q.len, true, UP, T0);
+  assert.equal(q.dst, RED);
+  nat.undoPrerouting(q.buf, q.off, q.len, true);
+  assert.equal(toHex(q.bytes()), toHex(r));
+  nat.abortPending();
+  assert.equal(nat.size, 1, 'an established flow is not touched by abortPending');
+});
+
+test('SNAT never picks a published port of the external address', () => {
+  const nat = labEngine({ portRange: [7999, 8001] });
+  // red's own source port 8000 to wan:80 would make the reply tuple wan:80 -> ext:8000
+  const a = route(nat, tcpPkt(RED, 8000, WAN, 80, SYN), BR, T0);
+  assert.equal(a.v, NAT_ACCEPT);
+  assert.notEqual(a.p.sport, 8000);
+  // the published port still reaches red from wan:80
+  const b = route(nat, tcpPkt(WAN, 80, EXT, 8000, SYN), UP, T0);
+  assert.equal(b.p.dst, RED);
+  assert.equal(b.p.dport, 8000);
+});
