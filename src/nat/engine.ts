@@ -405,6 +405,18 @@ export class NatEngine {
     return this.confirmed;
   }
 
+  /** Bytes of preallocated table memory (flow records, tuples, index, timers, lists, forwards). */
+  get memoryBytes(): number {
+    const w = this.wheel;
+    return (
+      this.m8.byteLength + this.idx.tup.byteLength + this.idx.slots.byteLength +
+      w.heads.byteLength + w.next.byteLength + w.prev.byteLength +
+      this.uNext.byteLength + this.uPrev.byteLength + this.freeStack.byteLength +
+      this.fwdIp.byteLength + this.fwdPort.byteLength +
+      FRAG_SLOTS * (4 + 4 + 4 + 4 + 4 + 8)
+    );
+  }
+
   /* ============================================================ prerouting */
 
   prerouting(buf: Uint8Array, ipOff: number, ipLen: number, partialCsum: boolean, ingressIf: number, nowMs: number): number {
