@@ -20,7 +20,7 @@ export async function runTop(socket: string, opts: { once: boolean }): Promise<v
   const out = process.stdout;
   const frame = async (window: 1 | 5): Promise<string[]> => {
     const s = (await apiRequest(socket, 'GET', '/v1/stats/live')) as LiveStats;
-    return renderTop(s, { width: out.columns ?? 200, height: out.rows ?? 10_000, window, socket });
+    return renderTop(s, { width: out.columns || 200, height: out.rows || 10_000, window, socket });
   };
 
   if (opts.once || !out.isTTY) {
