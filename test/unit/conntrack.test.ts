@@ -348,3 +348,15 @@ test('tuple index: random inserts and backward-shift deletes stay consistent', (
   }
   assert.equal(idx.lookup(6, 1, 2, 3, 4), -1);
 });
+
+test('TCP: simultaneous open goes through SYN_SENT2', () => {
+  const nat = labEngine();
+  const { o, r } = tcpPair(nat);
+  o(SYN, T0);
+  assert.equal(r(SYN, T0), NAT_ACCEPT);
+  assert.equal(flowOf(nat, T0).state, 'SYN_SENT2');
+  assert.equal(o(SYN | ACK, T0), NAT_ACCEPT);
+  assert.equal(flowOf(nat, T0).state, 'SYN_RECV');
+  assert.equal(r(ACK, T0), NAT_ACCEPT);
+  assert.equal(flowOf(nat, T0).state, 'SYN_RECV');
+});

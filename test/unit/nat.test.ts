@@ -37,6 +37,7 @@ import {
   rawPkt,
   RED,
   route,
+  RST,
   SYN,
   tcpPkt,
   toHex,
@@ -506,4 +507,50 @@ test('SNAT never picks a published port of the external address', () => {
   const b = route(nat, tcpPkt(WAN, 80, EXT, 8000, SYN), UP, T0);
   assert.equal(b.p.dst, RED);
   assert.equal(b.p.dport, 8000);
+});
+
+test('ICMP error from red about a reply of its masqueraded flow leaves as 203.0.113.2 quoting the external tuple', () => {
+  const nat = labEngine();
+  route(nat, udpPkt(RED, 5000, WAN, 53, 'q'), BR, T0);
+  const reply = route(nat, udpPkt(WAN, 53, EXT, 5000, 'late answer'), UP, T0 + 1);
+  assert.equal(reply.p.dst, RED);
+  const err = icmpErrPkt(RED, WAN, 3, 3, reply.p.bytes());
+  const e = route(nat, err, BR, T0 + 2);
+  assert.equal(e.v, NAT_ACCEPT);
+  assert.equal(e.egress, UP);
+  assert.equal(e.p.src, EXT);
+  assert.equal(e.p.dst, WAN);
+  assertChecksums(e.p.buf, e.p.off, 'outer');
+  assertChecksums(e.p.buf, e.p.l4 + 8, 'quoted');
+  assert.equal(toHex(e.p.bytes().slice(28)), toHex(udpPkt(WAN, 53, EXT, 5000, 'late answer')));
+});
+
+test('ICMP error about a hairpinned flow is translated on both sides', () => {
+  const nat = labEngine();
+  const a = route(nat, udpPkt(BLUE, 45000, EXT, 8000, 'hi'), BR, T0);
+  assert.equal(a.p.src, GW);
+  assert.equal(a.p.dst, RED);
+  // red: port unreachable to the gateway address, quoting what it received
+  const e = route(nat, icmpErrPkt(RED, GW, 3, 3, a.p.bytes()), BR, T0 + 1);
+  assert.equal(e.v, NAT_ACCEPT);
+  assert.equal(e.p.src, EXT);
+  assert.equal(e.p.dst, BLUE);
+  assertChecksums(e.p.buf, e.p.off, 'outer');
+  assertChecksums(e.p.buf, e.p.l4 + 8, 'quoted');
+  assert.equal(toHex(e.p.bytes().slice(28)), toHex(udpPkt(BLUE, 45000, EXT, 8000, 'hi')));
+});
+
+test('describeLast tells the trace what conntrack did', () => {
+  const nat = labEngine();
+  const p = new Pkt(SYN_RED);
+  nat.prerouting(p.buf, p.off, p.len, false, BR, T0);
+  assert.match(nat.describeLast(), /^new flow #0/);
+  nat.postrouting(p.buf, p.off, p.len, false, UP, T0);
+  const q = new Pkt(SYNACK_WAN);
+  nat.prerouting(q.buf, q.off, q.len, false, UP, T0);
+  assert.equal(nat.describeLast(), 'flow #0, reply direction, SYN_RECV');
+  nat.abortPending();
+  const r = new Pkt(tcpPkt(BLUE, 1, WAN, 2, RST));
+  nat.prerouting(r.buf, r.off, r.len, false, BR, T0);
+  assert.equal(nat.describeLast(), 'dropped: nat_tcp_invalid');
 });
