@@ -74,7 +74,7 @@ function parseArgs(argv: string[]): Options {
     } else if (a === '--quick') o.quick = true;
     else if (a === '--only') {
       const ids = val().split(',').map((s) => s.trim()).filter(Boolean);
-      for (const id of ids) if (!(id in METRICS)) usage();
+      for (const id of ids) if (!Object.hasOwn(METRICS, id)) usage();
       o.only = ids as MetricId[];
     } else if (a === '--repeat') {
       o.repeat = Number(val());
@@ -289,9 +289,12 @@ async function main(): Promise<number> {
     if (r.metric === 'ping' && d && k)
       process.stdout.write(`ping detail: kernel median/avg/p99 ${fmt(k.medianUs, 0)}/${fmt(k.avgUs, 0)}/${fmt(k.p99Us, 0)} µs, tapbridge ${fmt(d.medianUs, 0)}/${fmt(d.avgUs, 0)}/${fmt(d.p99Us, 0)} µs\n`);
     if (r.metric === 'udp') {
-      const kd = r.kernel.detail as { offeredPps?: number } | undefined;
-      const td = r.tapbridge.detail as { offeredPps?: number } | undefined;
-      process.stdout.write(`udp detail: offered kernel ${fmt((kd?.offeredPps ?? NaN) / 1000, 0)} kpps, tapbridge ${fmt((td?.offeredPps ?? NaN) / 1000, 0)} kpps\n`);
+      type U = { offeredPps?: number; seconds?: number; receiverUdp?: { RcvbufErrors: number } } | undefined;
+      const desc = (d: U) => {
+        const full = d?.receiverUdp && d.seconds ? `, receiver socket full: ${fmt(d.receiverUdp.RcvbufErrors / d.seconds / 1000, 0)} kpps` : '';
+        return `offered ${fmt((d?.offeredPps ?? NaN) / 1000, 0)} kpps${full}`;
+      };
+      process.stdout.write(`udp detail: kernel ${desc(r.kernel.detail as U)}; tapbridge ${desc(r.tapbridge.detail as U)}\n`);
     }
   }
   if (errors.length > 0) process.stdout.write(`\nproblems:\n  ${errors.join('\n  ')}\n`);

@@ -12,6 +12,10 @@ export interface Endpoints {
   serverNs: string;
   /** Address the client connects to (the server's, or a published/NAT address). */
   serverAddr: string;
+  /** Port the iperf3 server listens on (default 5201). */
+  serverPort?: number;
+  /** Port the client connects to, when it differs (a published port DNATed to serverPort). */
+  connectPort?: number;
 }
 
 export interface TcpResult {
@@ -28,6 +32,26 @@ export interface UdpResult {
   offeredPps: number;
   lostPercent: number;
   seconds: number;
+  /** The receiver namespace's UDP counters over the test: where the lost datagrams went. */
+  receiverUdp?: UdpSnmp;
+}
+
+/** Deltas of the Udp: line of /proc/net/snmp (per network namespace). */
+export interface UdpSnmp {
+  InDatagrams: number;
+  RcvbufErrors: number;
+  InErrors: number;
+}
+
+/** The Udp: counters of /proc/net/snmp inside `ns`. */
+export async function udpSnmp(ns: string): Promise<UdpSnmp> {
+  const r = await runIn(ns, 'cat', ['/proc/net/snmp'], { timeoutMs: 5000 });
+  const lines = r.stdout.split('\n').filter((l) => l.startsWith('Udp:'));
+  if (lines.length < 2) throw new Error(`no Udp: lines in /proc/net/snmp of ${ns}`);
+  const names = lines[0].split(/\s+/).slice(1);
+  const vals = lines[1].split(/\s+/).slice(1).map(Number);
+  const get = (n: string) => vals[names.indexOf(n)] ?? NaN;
+  return { InDatagrams: get('InDatagrams'), RcvbufErrors: get('RcvbufErrors'), InErrors: get('InErrors') };
 }
 
 const SERVER_READY = /Server listening/;
@@ -47,10 +71,12 @@ interface IperfJson {
   };
 }
 
-async function iperfClient(ep: Endpoints, port: number, durationS: number, extra: string[]): Promise<IperfJson> {
-  const srv = await startIperfServer(ep.serverNs, port, (durationS + 60) * 1000);
+async function iperfClient(ep: Endpoints, port: number | undefined, durationS: number, extra: string[]): Promise<IperfJson> {
+  const listen = port ?? ep.serverPort ?? 5201;
+  const connect = port ?? ep.connectPort ?? listen;
+  const srv = await startIperfServer(ep.serverNs, listen, (durationS + 60) * 1000);
   try {
-    const r = await runIn(ep.clientNs, 'iperf3', ['-c', ep.serverAddr, '-p', String(port), '-t', String(durationS), '-J', ...extra], {
+    const r = await runIn(ep.clientNs, 'iperf3', ['-c', ep.serverAddr, '-p', String(connect), '-t', String(durationS), '-J', ...extra], {
       timeoutMs: (durationS + 30) * 1000,
       check: false,
     });
@@ -70,9 +96,10 @@ async function iperfClient(ep: Endpoints, port: number, durationS: number, extra
 }
 
 /** TCP bulk throughput client -> server, one stream (Gbit/s as the receiver counted it). */
+/** opts.port overrides both the endpoints' listen and connect ports. */
 export async function iperfTcp(ep: Endpoints, durationS: number, opts: { port?: number; streams?: number } = {}): Promise<TcpResult> {
   const extra = opts.streams !== undefined && opts.streams > 1 ? ['-P', String(opts.streams)] : [];
-  const j = await iperfClient(ep, opts.port ?? 5201, durationS, extra);
+  const j = await iperfClient(ep, opts.port, durationS, extra);
   const rx = j.end?.sum_received;
   const tx = j.end?.sum_sent;
   if (rx === undefined) throw new Error('iperf3 TCP: no sum_received in the JSON');
@@ -85,7 +112,9 @@ export async function iperfTcp(ep: Endpoints, durationS: number, opts: { port?: 
  */
 export async function iperfUdp(ep: Endpoints, durationS: number, opts: { port?: number; len?: number; bandwidth?: string } = {}): Promise<UdpResult> {
   const len = opts.len ?? 64;
-  const j = await iperfClient(ep, opts.port ?? 5201, durationS, ['-u', '-l', String(len), '-b', opts.bandwidth ?? '0']);
+  const snmp0 = await udpSnmp(ep.serverNs).catch(() => null);
+  const j = await iperfClient(ep, opts.port, durationS, ['-u', '-l', String(len), '-b', opts.bandwidth ?? '0']);
+  const snmp1 = snmp0 === null ? null : await udpSnmp(ep.serverNs).catch(() => null);
   const rx = j.end?.sum_received;
   const tx = j.end?.sum_sent;
   if (rx === undefined || rx.packets === undefined) throw new Error('iperf3 UDP: no sum_received in the JSON');
@@ -95,5 +124,9 @@ export async function iperfUdp(ep: Endpoints, durationS: number, opts: { port?: 
     offeredPps: (tx?.packets ?? rx.packets) / (tx?.seconds ?? rx.seconds),
     lostPercent: rx.lost_percent ?? 0,
     seconds: rx.seconds,
+    receiverUdp:
+      snmp0 !== null && snmp1 !== null
+        ? { InDatagrams: snmp1.InDatagrams - snmp0.InDatagrams, RcvbufErrors: snmp1.RcvbufErrors - snmp0.RcvbufErrors, InErrors: snmp1.InErrors - snmp0.InErrors }
+        : undefined,
   };
 }
