@@ -34,13 +34,14 @@ interface Subnet {
   prefix: number;
 }
 
+/** IPv4 text to uint32; NaN when invalid (cross checks then skip the comparison). */
 export function ipToU32(s: string): number {
-  const a = new Address4(s);
-  return Number(a.bigInt()) >>> 0;
+  if (typeof s !== 'string' || !Address4.isValid(s)) return NaN;
+  return Number(new Address4(s).bigInt()) >>> 0;
 }
 
 export function parseCidr(s: string): { address: number; prefix: number; network: number } {
-  const [ip, len] = s.split('/');
+  const [ip, len] = String(s).split('/');
   const prefix = Number(len);
   const address = ipToU32(ip);
   const mask = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
@@ -149,17 +150,43 @@ function cidrSubnet(s: string): Subnet {
   return { net: c.network, prefix: c.prefix };
 }
 
-/** Validate an already-parsed document. Throws ConfigError listing every problem. */
+/**
+ * Validate an already-parsed document. Throws ConfigError listing every problem.
+ * Two phases: field-level checks (zod), then cross-field checks on well-formed data only.
+ */
 export function validateConfig(doc: unknown, source = 'config'): Config {
-  const result = configSchema
-    .superRefine((cfg, ctx) =>
-      crossCheck(cfg as Config, (path, message) => ctx.addIssue({ code: 'custom', path, message })),
-    )
-    .safeParse(doc);
-  if (!result.success) {
-    throw new ConfigError(source, result.error.issues.map((i) => `${formatPath(i.path)}: ${issueMessage(i)}`));
+  const result = configSchema.safeParse(doc);
+  const problems: string[] = [];
+  const report = (path: ReadonlyArray<PropertyKey>, message: string) => problems.push(`${formatPath(path)}: ${message}`);
+  if (result.success) {
+    crossCheck(result.data as Config, report);
+    if (problems.length === 0) return result.data as Config;
+  } else {
+    for (const i of result.error.issues) report(i.path, issueMessage(i));
+    // Cross-field rules on the document as written, skipping whatever is too broken to check.
+    try {
+      crossCheck(withDefaults(doc), report);
+    } catch {
+      /* the field errors above already explain it */
+    }
   }
-  return result.data as Config;
+  throw new ConfigError(source, [...new Set(problems)]);
+}
+
+/** The raw document with list fields defaulted, for best-effort cross checks. */
+function withDefaults(doc: unknown): Config {
+  const d = (doc ?? {}) as Config;
+  for (const b of Array.isArray(d.bridges) ? d.bridges : []) {
+    b.static ??= [];
+    for (const p of Array.isArray(b.ports) ? b.ports : []) if (p.type === 'namespace') p.ifname ??= 'eth0';
+  }
+  (d as { routes?: unknown }).routes ??= [];
+  if (d.nat !== undefined && d.nat !== null && typeof d.nat === 'object') {
+    d.nat.portRange ??= [32768, 60999];
+    d.nat.publish ??= [];
+    for (const p of Array.isArray(d.nat.publish) ? d.nat.publish : []) p.proto ??= 'tcp';
+  }
+  return d;
 }
 
 function issueMessage(i: z.core.$ZodIssue): string {

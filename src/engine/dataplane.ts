@@ -71,7 +71,7 @@ export function buildDataPlane(cfg: Config, setup: Pick<SetupResult, 'ports' | '
       engine.setPortUp(port.name, p.up);
       return { port: port.name, up: port.up };
     },
-    trace: (p) => runTrace(engine, routing?.router ?? null, cfg, traceHolder, p as unknown as TraceRequest),
+    trace: (p) => runTrace(engine, routing?.router ?? null, cfg, traceHolder, p as unknown as TraceRequest, routing?.nat ?? null),
     conntrack: (p) => {
       const nat = routing?.nat;
       if (!nat) throw new ApiError(404, 'NAT is not configured');

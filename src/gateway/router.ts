@@ -82,6 +82,8 @@ export interface NatHooks {
   prerouting(buf: Uint8Array, ipOff: number, ipLen: number, partialCsum: boolean, ingressIf: number, nowMs: number): number;
   postrouting(buf: Uint8Array, ipOff: number, ipLen: number, partialCsum: boolean, egressIf: number, nowMs: number): number;
   abortPending(): void;
+  /** Put back what prerouting rewrote (before quoting the packet in an ICMP error). */
+  undoPrerouting(buf: Uint8Array, ipOff: number, ipLen: number, partialCsum: boolean): void;
   tick(nowMs: number): void;
   /** Trace only: what the last prerouting did in conntrack ("new flow ...", "hit, reply direction"). */
   describeLast?(): string;
@@ -310,6 +312,7 @@ export class Router {
     const out = this.lookupRoute(dst);
     if (tr !== null) tr.note('route', out < 0 ? `no route to ${ip4ToString(dst)}: ICMP net unreachable` : this.describeRoute(dst, out));
     if (out < 0) {
+      nat?.undoPrerouting(b, ip, total, partial);
       nat?.abortPending();
       this.drop(iface, DROP_NO_ROUTE);
       return this.sendIcmpError(off, ip, 3, 0, 0);
@@ -323,6 +326,7 @@ export class Router {
     const ttl = b[ip + 8];
     if (ttl <= 1) {
       if (tr !== null) tr.note('forward', `TTL ${ttl} expires here: ICMP time exceeded to the source`);
+      nat?.undoPrerouting(b, ip, total, partial);
       nat?.abortPending();
       this.drop(iface, DROP_TTL_EXCEEDED);
       return this.sendIcmpError(off, ip, 11, 0, 0);
@@ -333,6 +337,7 @@ export class Router {
     const df = (b[ip + 6] & 0x40) !== 0;
     if (onWire > egress.mtu && (df || gso)) {
       if (tr !== null) tr.note('forward', `${onWire} bytes > MTU ${egress.mtu} with DF: ICMP fragmentation needed`);
+      nat?.undoPrerouting(b, ip, total, partial);
       nat?.abortPending();
       this.drop(iface, DROP_MTU_EXCEEDED);
       return this.sendIcmpError(off, ip, 3, 4, egress.mtu);

@@ -998,6 +998,13 @@ export class NatEngine {
   }
 
   /** Remove flow f from everything and free its id. */
+  /** Remove one flow now (control plane: e.g. the flow a decision trace created). */
+  removeFlow(f: number): boolean {
+    if (f < 0 || f >= this.maxFlows || (this.m8[(f << 6) + B_FLAGS] & F_USED) === 0) return false;
+    this.destroy(f);
+    return true;
+  }
+
   private destroy(f: number): void {
     const fl = this.m8[(f << 6) + B_FLAGS];
     if ((fl & F_USED) === 0) return;

@@ -52,7 +52,14 @@ function ip(v: unknown, name: string): number {
   return a;
 }
 
-export function runTrace(engine: Engine, router: Router | null, cfg: Config, holder: TraceHolder, req: TraceRequest): TraceResult {
+/** What a trace must undo in the NAT: flows it created. */
+export interface TraceNat {
+  counters: { created: number };
+  curFlow: number;
+  removeFlow(f: number): boolean;
+}
+
+export function runTrace(engine: Engine, router: Router | null, cfg: Config, holder: TraceHolder, req: TraceRequest, nat: TraceNat | null = null): TraceResult {
   if (typeof req.port !== 'string') throw new ApiError(400, "'port' is required");
   const port = engine.port(req.port);
   if (port === undefined) throw new ApiError(404, `no port named '${req.port}'`);
@@ -145,9 +152,16 @@ export function runTrace(engine: Engine, router: Router | null, cfg: Config, hol
   }
   holder.current = trace;
   const packet = describePacket(b, ipOff);
+  const createdBefore = nat?.counters.created ?? 0;
   try {
     deliver(port, slot, frameLen);
   } finally {
+    // A trace is not traffic: forget the conntrack entry it created.
+    if (nat !== null && nat.counters.created > createdBefore && nat.curFlow >= 0) {
+      nat.removeFlow(nat.curFlow);
+      nat.counters.created = createdBefore;
+      trace.note('nat', 'the flow created by this trace was removed again');
+    }
     holder.current = null;
     engine.ports.forEach((p, i) => {
       p.dryRun = null;
