@@ -76,6 +76,9 @@ export const DROP_UNKNOWN_ETHERTYPE = dropReason('unknown_ethertype');
 export const DROP_NO_FRAME_SLOT = dropReason('no_frame_slot');
 export const DROP_GSO_FRAGMENT = dropReason('gso_cannot_fragment');
 export const DROP_ICMP_BAD = dropReason('icmp_bad');
+export const DROP_TCP_BAD_OFF = dropReason('tcp_bad_off');
+export const DROP_TCP_TOO_SHORT = dropReason('tcp_too_short');
+export const DROP_UDP_BAD_LEN = dropReason('udp_bad_len');
 
 /** NAT as seen by the router (implemented by src/nat). 0 = accept, else a drop code of the NAT's own table. */
 export interface NatHooks {
@@ -293,6 +296,19 @@ export class Router {
     let dst = readU32(b, ip + 16);
     if (dst >>> 28 === 14 || dst === 0xffffffff || dst === iface.broadcast) return this.drop(iface, DROP_IPV4_NOT_UNICAST);
     const partial = (b[off] & VNET_F_NEEDS_CSUM) !== 0;
+    // L4 header sanity for first fragments / whole packets (NAT and forwarding rely on it).
+    if ((readU16(b, ip + 6) & 0x1fff) === 0) {
+      const proto = b[ip + 9];
+      const l4len = total - hl;
+      if (proto === 6) {
+        if (l4len < 20) return this.drop(iface, DROP_TCP_TOO_SHORT);
+        const doff = (b[ip + hl + 12] >>> 4) << 2;
+        if (doff < 20 || doff > l4len) return this.drop(iface, DROP_TCP_BAD_OFF);
+      } else if (proto === 17 && (readU16(b, ip + 6) & 0x2000) === 0) {
+        const ulen = l4len >= 8 ? readU16(b, ip + hl + 4) : 0;
+        if (ulen < 8 || ulen > l4len) return this.drop(iface, DROP_UDP_BAD_LEN);
+      }
+    }
     const tr = this.trace?.current ?? null;
     if (tr !== null) tr.note(`gateway ${iface.name}`, `IPv4 ${describePacket(b, ip)} ttl ${b[ip + 8]}${partial ? ' (partial checksum)' : ''}`);
 

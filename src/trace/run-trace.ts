@@ -180,11 +180,12 @@ export function runTrace(engine: Engine, router: Router | null, cfg: Config, hol
       }
     }
   });
+  const outputs = `would transmit on ${trace.outputs.length} port(s)`;
   const verdict =
-    trace.outputs.length > 0
-      ? `would transmit on ${trace.outputs.length} port(s)`
-      : drops.length > 0
-        ? `dropped: ${drops.join(', ')}`
+    drops.length > 0
+      ? `dropped: ${drops.join(', ')}${trace.outputs.length > 0 ? `; ${outputs} (e.g. an ICMP error or ARP request)` : ''}`
+      : trace.outputs.length > 0
+        ? outputs
         : 'consumed (no output, no drop)';
   return { packet, ingress: `port ${port.name} (${port.ifname})${port.bridgeId >= 0 ? `, bridge ${engine.bridges[port.bridgeId].name}` : ''}`, steps: trace.steps, outputs: trace.outputs, drops, verdict };
 }
