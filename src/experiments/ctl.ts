@@ -216,7 +216,10 @@ export function registerExperimentCtl(ctl: Command, program: Command, h: CtlHelp
     process.stdout.write(o.json ? JSON.stringify(data, null, 2) + '\n' : text() + '\n');
 
   /* ---------------- faults ---------------- */
-  const fault = ctl.command('fault').description('fault injection per port and direction: loss, delay, jitter, reorder, duplicate, corrupt, rate limit, drops, link down');
+  const fault = ctl
+    .command('fault')
+    .alias('faults')
+    .description('fault injection per port and direction: loss, delay, jitter, reorder, duplicate, corrupt, rate limit, drops, link down (no subcommand: list)');
   const dirOption = () => new Option('-d, --direction <dir>', 'ingress (frames from the port into tapbridge), egress (frames tapbridge sends out of it) or both').choices(['ingress', 'egress', 'both']).default('both');
   fault
     .command('set <port>')
@@ -272,6 +275,13 @@ export function registerExperimentCtl(ctl: Command, program: Command, h: CtlHelp
         print(o, rows, () => renderFaults(rows));
       }),
     );
+
+  fault.action(
+    h.run(async (sock, o) => {
+      const rows = (await apiRequest(sock, 'GET', '/v1/faults')) as FaultRow[];
+      print(o, rows, () => renderFaults(rows));
+    }),
+  );
 
   /* ---------------- captures ---------------- */
   ctl

@@ -3,8 +3,8 @@
  * (RateTracker), and assembles one snapshot for `ctl stats`, `top` and /metrics: ports and
  * bridges with counters and rates (last ~5 s and last ~1 s), MAC-table sizes, frame pool,
  * faults with their counters, captures, router counters, neighbour-cache and conntrack sizes.
- * Conntrack comes from a data-plane method `conntrack` when the NAT provides one (its absence
- * is tolerated: `conntrack: null`; looked up again every 30 s).
+ * Conntrack comes from the data plane's `conntrack` method ({size, max, ...}; called with
+ * limit 1) when NAT is configured; without it `conntrack` is null (looked up again every 30 s).
  */
 import type { DataPlaneWorker } from '../control/dataplane-client.js';
 import { CallError } from '../control/dataplane-client.js';
@@ -52,11 +52,9 @@ export function conntrackSize(v: unknown): { flows: number; max?: number } | nul
   if (v !== null && typeof v === 'object') {
     const o = v as Record<string, unknown>;
     const max = typeof o.maxFlows === 'number' ? o.maxFlows : typeof o.max === 'number' ? o.max : undefined;
-    for (const k of ['flows', 'size', 'count', 'entries', 'active']) {
-      const x = o[k];
-      if (typeof x === 'number') return { flows: x, ...(max !== undefined ? { max } : {}) };
-      if (Array.isArray(x)) return { flows: x.length, ...(max !== undefined ? { max } : {}) };
-    }
+    const keys = ['size', 'flows', 'count', 'entries', 'active'];
+    for (const k of keys) if (typeof o[k] === 'number') return { flows: o[k] as number, ...(max !== undefined ? { max } : {}) };
+    for (const k of keys) if (Array.isArray(o[k])) return { flows: (o[k] as unknown[]).length, ...(max !== undefined ? { max } : {}) };
   }
   return null;
 }
@@ -88,9 +86,9 @@ export class LiveStatsSource {
     }
   }
 
-  private async optional(method: string): Promise<unknown> {
+  private async optional(method: string, params: Record<string, unknown> = {}): Promise<unknown> {
     try {
-      return await this.dp.call(method, {}, 2000);
+      return await this.dp.call(method, params, 2000);
     } catch (err) {
       if (err instanceof CallError && err.status === 404) return undefined;
       throw err;
@@ -99,9 +97,8 @@ export class LiveStatsSource {
 
   private async conntrack(): Promise<{ flows: number; max?: number } | null> {
     if (Date.now() < this.conntrackMissingUntil) return null;
-    const v = await this.optional('conntrack_summary').catch(() => undefined);
-    if (v !== undefined) return conntrackSize(v);
-    const w = await this.optional('conntrack').catch(() => undefined);
+    // the NAT's `conntrack` lists flows: ask for one, only the size matters here
+    const w = await this.optional('conntrack', { limit: 1 }).catch(() => undefined);
     if (w === undefined) {
       this.conntrackMissingUntil = Date.now() + 30_000;
       return null;

@@ -147,6 +147,7 @@ test('conntrackSize tolerates the shapes a NAT might answer', () => {
   assert.deepEqual(conntrackSize([1, 2, 3]), { flows: 3 });
   assert.deepEqual(conntrackSize({ flows: 7, maxFlows: 100 }), { flows: 7, max: 100 });
   assert.deepEqual(conntrackSize({ entries: [1] }), { flows: 1 });
+  assert.deepEqual(conntrackSize({ size: 42, max: 65536, flows: [{}] }), { flows: 42, max: 65536 }, "the NAT's answer: size wins over the listed flows");
   assert.equal(conntrackSize('nope'), null);
 });
 
