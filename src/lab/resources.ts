@@ -5,13 +5,18 @@
  * what was created, in reverse order, and nothing else.
  */
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { ipQuiet, netnsExists } from './ip.js';
+import { ipQuiet, netnsExists, netnsInode } from './ip.js';
 
 export const RUN_DIR = process.env.TAPBRIDGE_RUN_DIR ?? '/run/tapbridge';
 
 export type Resource =
   | { type: 'netns'; name: string }
-  | { type: 'link'; name: string; ns?: string }
+  /**
+   * A link tapbridge created. `ns` is the namespace it lives in; `createdIn` is the inode of
+   * the network namespace of the process that created it, when `ns` is unknown: such a link
+   * is only ever deleted from that same namespace (never from wherever cleanup happens to run).
+   */
+  | { type: 'link'; name: string; ns?: string; createdIn?: number }
   | { type: 'pid'; pid: number; what: string };
 
 interface StateFile {
@@ -91,7 +96,11 @@ export function removeResources(resources: Resource[]): string[] {
         }
       }
     } else if (r.type === 'link') {
-      if (r.ns !== undefined && !netnsExists(r.ns)) continue;
+      if (r.ns !== undefined && !netnsExists(r.ns)) continue; // gone with its namespace
+      if (r.ns === undefined && (r.createdIn === undefined || r.createdIn !== netnsInode('/proc/self/ns/net'))) {
+        problems.push(`link ${r.name}: not removed from here (it was created in another namespace)`);
+        continue;
+      }
       const err = ipQuiet(['link', 'del', 'dev', r.name], r.ns);
       if (err !== null && !/Cannot find device|does not exist/.test(err)) problems.push(err);
     } else if (r.type === 'netns') {

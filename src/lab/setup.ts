@@ -11,7 +11,7 @@
 import { native } from '../io/native.js';
 import type { Config, PortConfig } from '../config/schema.js';
 import type { PortSpec } from '../engine/engine.js';
-import { ip, linkExists, netnsExists } from './ip.js';
+import { ip, linkExists, netnsExists, netnsInode } from './ip.js';
 import type { Resources } from './resources.js';
 
 export interface SetupResult {
@@ -85,7 +85,8 @@ export function setupLabVeths(cfg: Config, res: Resources): void {
     ensureNamespace(v.namespace, true, res, `lab veth to '${v.namespace}'`);
     if (linkExists(v.peer)) throw new Error(`lab veth: a device '${v.peer}' already exists here`);
     ip(['link', 'add', 'dev', v.peer, 'mtu', String(v.mtu), 'type', 'veth', 'peer', 'name', v.ifname, 'netns', v.namespace]);
-    res.add({ type: 'link', name: v.peer });
+    // Recorded with its namespace: cleanup after a crash may run elsewhere (the outer process).
+    res.add(cfg.namespace !== undefined ? { type: 'link', name: v.peer, ns: cfg.namespace.name } : { type: 'link', name: v.peer, createdIn: netnsInode('/proc/self/ns/net') });
     configureLink(v.peer, { mtu: v.mtu, addresses: v.peerAddresses });
     configureLink(v.ifname, { mtu: v.mtu, addresses: v.addresses }, v.namespace);
   }
