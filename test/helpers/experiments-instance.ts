@@ -1,40 +1,23 @@
 /*
- * Test helper for the experiment integration tests: runs a real tapbridge instance
- * (`node bin/tapbridge.js run --config F --json-logs`) in throwaway namespaces named
- * tbx-<pid>-<tag>-*, with instance name tbx<pid><tag>; red 10.100.0.2 and blue 10.100.0.3 on
- * br0 with the gateway 10.100.0.1. Everything lives in namespaces the instance creates (its
- * own "host" namespace included); stop() sends SIGTERM and then removes anything left with
- * the test's prefix. Needs root and /dev/net/tun (skipReason() says why not).
+ * Test helper for the experiment integration tests, on top of the shared helpers
+ * (tapbridge.ts, sys.ts): an instance with red 10.100.0.2 and blue 10.100.0.3 on br0
+ * (gateway 10.100.0.1), everything in namespaces it creates, named tbt-<pid>-x<tag>-*
+ * (PREFIX: scripts/run-tests.js removes leftovers of crashed runs), instance name
+ * tbt-<pid>-x<tag>. stop() sends SIGTERM; call cleanupAll() (tapbridge.ts) in a top-level
+ * after() to remove whatever a failed test left.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { request } from 'node:http';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
+import { IP, PREFIX, TAPBRIDGE, integrationSkipReason, run as sysRun } from './sys.js';
+import { Tapbridge, tempDir, writeConfig } from './tapbridge.js';
 
-const execFileP = promisify(execFile);
+export { IP, TAPBRIDGE as BIN };
 
-export function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'bin', 'tapbridge.js'))) return dir;
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error('repo root not found');
-    dir = parent;
-  }
-}
-
-export const ROOT = repoRoot();
-export const BIN = join(ROOT, 'bin', 'tapbridge.js');
-export const IP = ['/usr/sbin/ip', '/sbin/ip', '/usr/bin/ip', '/bin/ip'].find((p) => existsSync(p)) ?? 'ip';
-
+/** Why these tests cannot run here (also: a missing tool), or null. */
 export function skipReason(tools: string[] = []): string | null {
-  if (process.platform !== 'linux') return 'not Linux';
-  if (process.getuid?.() !== 0) return 'not running as root';
-  if (!existsSync('/dev/net/tun')) return '/dev/net/tun is missing';
-  for (const t of tools) if (!['/usr/bin', '/usr/sbin', '/bin', '/sbin', '/usr/local/bin'].some((d) => existsSync(join(d, t)))) return `${t} not installed`;
+  const base = integrationSkipReason();
+  if (base !== null) return base;
+  for (const t of tools) if (!['/usr/bin', '/usr/sbin', '/bin', '/sbin', '/usr/local/bin'].some((d) => existsSync(`${d}/${t}`))) return `${t} not installed`;
   return null;
 }
 
@@ -44,15 +27,10 @@ export interface RunResult {
   code: number;
 }
 
-/** Run a command; never throws for a non-zero exit (the code is returned). */
+/** Run a command with a time limit; never throws (code -1 when killed or not started). */
 export async function run(cmd: string, args: string[], timeoutMs = 30_000): Promise<RunResult> {
-  try {
-    const { stdout, stderr } = await execFileP(cmd, args, { timeout: timeoutMs, maxBuffer: 64 << 20 });
-    return { stdout, stderr, code: 0 };
-  } catch (err) {
-    const e = err as Error & { stdout?: string; stderr?: string; code?: number | string };
-    return { stdout: e.stdout ?? '', stderr: e.stderr ?? e.message, code: typeof e.code === 'number' ? e.code : 1 };
-  }
+  const r = await sysRun(cmd, args, { timeoutMs });
+  return { stdout: r.stdout, stderr: r.stderr, code: r.code ?? -1 };
 }
 
 export interface InstanceOptions {
@@ -60,33 +38,32 @@ export interface InstanceOptions {
   tag: string;
   /** The `experiment:` section. */
   experiment?: unknown;
-  /** Ports have virtio offload (GSO) unless false. */
-  offload?: boolean;
 }
 
 export class Instance {
   readonly name: string;
   readonly prefix: string;
-  readonly dir: string;
-  readonly configFile: string;
   readonly socket: string;
-  private child: ChildProcess | null = null;
-  log = '';
+  private tb: Tapbridge | null = null;
+  private _dir: string | null = null;
 
   constructor(readonly opts: InstanceOptions) {
-    this.name = `tbx${process.pid}${opts.tag}`;
-    this.prefix = `tbx-${process.pid}-${opts.tag}`;
-    this.dir = mkdtempSync(join(tmpdir(), `${this.prefix}-`));
-    this.configFile = join(this.dir, 'config.json');
+    this.name = `${PREFIX}x${opts.tag}`;
+    this.prefix = this.name;
     this.socket = `/run/tapbridge/${this.name}.sock`;
+  }
+
+  /** A temp dir of this instance (created on first use, removed by cleanupAll). */
+  get dir(): string {
+    this._dir ??= tempDir();
+    return this._dir;
   }
 
   ns(role: 'red' | 'blue' | 'host'): string {
     return `${this.prefix}-${role}`;
   }
 
-  config(): object {
-    const offload = this.opts.offload ?? true;
+  config(): Record<string, unknown> {
     return {
       instance: this.name,
       namespace: { name: this.ns('host'), create: true },
@@ -95,8 +72,8 @@ export class Instance {
           name: 'br0',
           gateway: { address: '10.100.0.1/24' },
           ports: [
-            { name: 'red', type: 'namespace', namespace: this.ns('red'), addresses: ['10.100.0.2/24'], defaultRoute: '10.100.0.1', offload },
-            { name: 'blue', type: 'namespace', namespace: this.ns('blue'), addresses: ['10.100.0.3/24'], defaultRoute: '10.100.0.1', offload },
+            { name: 'red', type: 'namespace', namespace: this.ns('red'), addresses: ['10.100.0.2/24'], defaultRoute: '10.100.0.1' },
+            { name: 'blue', type: 'namespace', namespace: this.ns('blue'), addresses: ['10.100.0.3/24'], defaultRoute: '10.100.0.1' },
           ],
         },
       ],
@@ -104,51 +81,26 @@ export class Instance {
     };
   }
 
-  /** Start and wait for "tapbridge ready" (rejects with the log if it exits first). */
-  async start(timeoutMs = 30_000): Promise<void> {
-    writeFileSync(this.configFile, JSON.stringify(this.config(), null, 2));
-    const child = spawn(process.execPath, [BIN, 'run', '--config', this.configFile, '--json-logs'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    this.child = child;
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`instance ${this.name} not ready within ${timeoutMs} ms:\n${this.log}`)), timeoutMs);
-      const onData = (d: Buffer) => {
-        this.log += d.toString();
-        if (this.log.includes('tapbridge ready')) {
-          clearTimeout(timer);
-          resolve();
-        }
-      };
-      child.stdout!.on('data', onData);
-      child.stderr!.on('data', onData);
-      child.once('exit', (code) => {
-        clearTimeout(timer);
-        reject(new Error(`instance ${this.name} exited (code ${code}) before ready:\n${this.log}`));
-      });
-    });
+  /** The config written to a file (for `run` without the helper). */
+  configFile(): string {
+    return writeConfig(this.config(), `${this.opts.tag}.json`);
   }
 
-  /** SIGTERM, wait, SIGKILL if needed; then remove anything left with our prefix. */
+  /** Start and wait for "tapbridge ready". */
+  async start(): Promise<void> {
+    this.tb = await Tapbridge.start(this.config(), { readyTimeoutMs: 30_000 });
+  }
+
+  /** SIGTERM and wait: tapbridge removes its namespaces; cleanupAll() catches the rest. */
   async stop(): Promise<void> {
-    const child = this.child;
-    this.child = null;
-    if (child !== null && child.exitCode === null && child.signalCode === null) {
-      const exited = new Promise<void>((r) => child.once('exit', () => r()));
-      child.kill('SIGTERM');
-      const killer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-      await exited;
-      clearTimeout(killer);
-    }
-    const left = (await run(IP, ['netns', 'list'])).stdout
-      .split('\n')
-      .map((l) => l.split(' ')[0])
-      .filter((n) => n.startsWith(`${this.prefix}-`));
-    for (const n of left) await run(IP, ['netns', 'del', n]);
-    rmSync(this.dir, { recursive: true, force: true });
+    const tb = this.tb;
+    this.tb = null;
+    if (tb !== null) await tb.stop().catch(() => undefined);
   }
 
   /** `tapbridge ctl --socket S ...args` */
   ctl(...args: string[]): Promise<RunResult> {
-    return run(process.execPath, [BIN, 'ctl', '--socket', this.socket, ...args]);
+    return run(process.execPath, [TAPBRIDGE, 'ctl', '--socket', this.socket, ...args]);
   }
 
   async ctlJson<T>(...args: string[]): Promise<T> {
@@ -165,7 +117,8 @@ export class Instance {
   /** Raw HTTP request on the control socket (body sent verbatim). */
   http(method: string, path: string, body?: string): Promise<{ status: number; text: string; json: unknown }> {
     return new Promise((resolve, reject) => {
-      const req = request({ socketPath: this.socket, method, path, headers: body !== undefined ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } : {} }, (res) => {
+      const headers = body !== undefined ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } : {};
+      const req = request({ socketPath: this.socket, method, path, headers }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => {

@@ -8,16 +8,22 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BIN, IP, Instance, ping, run, skipReason, sleep } from '../helpers/experiments-instance.js';
+import { cleanupAll } from '../helpers/tapbridge.js';
+import { announceSkip } from '../helpers/sys.js';
 import type { CaptureInfo } from '../../src/experiments/capture-manager.js';
 import type { FaultRow } from '../../src/experiments/fault-manager.js';
 import type { LiveStats } from '../../src/experiments/live.js';
 
 const SKIP = skipReason(['ping', 'tshark', 'tcpdump', 'iperf3']);
-if (SKIP) console.error(`\n!!!!! experiment integration tests SKIPPED: ${SKIP} !!!!!\n`);
+if (SKIP) announceSkip('experiment integration tests', SKIP);
+
+// whatever a failed test left behind: instances, namespaces, temp dirs
+after(async () => {
+  const done = await cleanupAll();
+  if (done.length > 0) console.error(`cleanup: ${done.join('; ')}`);
+});
 
 interface IcmpRow {
   type: number;
@@ -258,16 +264,14 @@ describe('an experiment declared in the config', { skip: SKIP ?? false, timeout:
       metrics: { listen: `127.0.0.1:${METRICS_PORT}` },
     },
   });
-  const outDir = mkdtempSync(join(tmpdir(), `tbx-${process.pid}-out-`));
-  const capFile = join(outDir, 'at-start.pcap');
-  (inst.opts.experiment as { captures: { file: string }[] }).captures[0].file = capFile;
-  let stopped = false;
+  let capFile = '';
   before(async () => {
+    capFile = join(inst.dir, 'at-start.pcap');
+    (inst.opts.experiment as { captures: { file: string }[] }).captures[0].file = capFile;
     await inst.start();
   });
   after(async () => {
-    if (!stopped) await inst.stop();
-    rmSync(outDir, { recursive: true, force: true });
+    await inst.stop();
   });
 
   test('faults and captures apply at start; the metrics listener answers on loopback; the file is complete at stop', async () => {
@@ -290,7 +294,6 @@ describe('an experiment declared in the config', { skip: SKIP ?? false, timeout:
     assert.equal(metrics.code, 0, metrics.stderr);
     assert.match(metrics.stdout, /tapbridge_fault_events_total\{port="red",direction="ingress",event="lossDrops"\} [1-9]/);
     assert.match(metrics.stdout, /tapbridge_port_drops_total\{port="red",bridge="br0",reason="fault_loss"\} [1-9]/);
-    stopped = true;
     await inst.stop();
     // ingress is captured before faults: the dropped echo requests are in the file, which
     // is complete once the instance has stopped
@@ -310,8 +313,7 @@ describe('a bad experiment config', { skip: SKIP ?? false, timeout: 60_000 }, ()
       },
     });
     try {
-      writeFileSync(inst.configFile, JSON.stringify(inst.config()));
-      const r = await run(process.execPath, [BIN, 'run', '--config', inst.configFile]);
+      const r = await run(process.execPath, [BIN, 'run', '--config', inst.configFile()]);
       assert.equal(r.code, 2, r.stderr);
       assert.match(r.stderr, /experiment\.faults\[0\]\.loss\.percent: a percentage: 0\.\.100/);
       assert.match(r.stderr, /experiment\.captures\[0\]\.filter: bad filter expression/);
