@@ -316,6 +316,7 @@ export function registerExperimentCtl(ctl: Command, program: Command, h: CtlHelp
         if (file === undefined) throw new ClientError('capture: give an output file, or - for stdout (e.g. `tapbridge ctl capture red - | tcpdump -n -r -`)');
         const body = captureBodyFromOptions(target, file, opts);
         if (file === '-') {
+          if (process.stdout.isTTY) throw new ClientError('refusing to write a binary capture to a terminal: pipe it (`| tcpdump -n -r -`) or give a file');
           await streamCapture(sock, body);
           return;
         }

@@ -11,7 +11,8 @@ const NUMERIC = /^-?\d+(\.\d+)?[kMGTP]?(B|KiB|MiB|GiB|TiB)?$/;
 /** Aligned text table; columns whose cells all look like numbers (incl. 1.2k, 3.4MiB) are right-aligned. */
 export function table(headers: string[], rows: (string | number)[][]): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
-  const right = headers.map((_h, i) => rows.length > 0 && rows.every((r) => typeof r[i] === 'number' || NUMERIC.test(String(r[i])) || r[i] === '-'));
+  const isNum = (c: string | number) => typeof c === 'number' || NUMERIC.test(c);
+  const right = headers.map((_h, i) => rows.some((r) => isNum(r[i])) && rows.every((r) => isNum(r[i]) || r[i] === '-'));
   const line = (cells: (string | number)[]) =>
     cells
       .map((c, i) => (right[i] ? String(c).padStart(widths[i]) : String(c).padEnd(widths[i])))
