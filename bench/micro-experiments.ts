@@ -61,7 +61,7 @@ function experimentCase(mode: Mode): MicroCase {
   for (let i = 0; i < N_PORTS; i++) {
     const off = learnRing + i * SLOT_SIZE;
     const len = writeFrame(u8, off + VNET_HDR_LEN, { dst: BROADCAST_MAC, src: hosts[i], proto: 'udp', payload: 18 });
-    bridge.input(ports[i], off, len, 0);
+    bridge.input(ports[i], off, len);
   }
   for (const p of ports) {
     p.txCount = 0;
@@ -98,7 +98,7 @@ function experimentCase(mode: Mode): MicroCase {
   }
   inPort.updateHooked();
 
-  const deliver = (p: Port, off: number, len: number) => bridge.input(p, off, len, now);
+  const deliver = (p: Port, off: number, len: number) => bridge.input(p, off, len);
   const outSlots = new Int32Array(1024);
   const outLens = new Int32Array(1024);
   let now = 1000;

@@ -200,7 +200,7 @@ function bridgeRig(nPorts: number, internal: boolean, flood: boolean): BridgeRig
   for (let i = 0; i < nPorts; i++) {
     const off = learnRing + i * SLOT_SIZE;
     const len = writeFrame(u8, off + VNET_HDR_LEN, { dst: BROADCAST_MAC, src: hosts[i], proto: 'udp', payload: 18 });
-    bridge.input(ports[i], off, len, 0);
+    bridge.input(ports[i], off, len);
   }
   for (const p of ports) p.txCount = 0;
   const offs = new Int32Array(BATCH);
@@ -237,7 +237,7 @@ function bridgeCase(name: string, internal: boolean, flood: boolean): MicroCase 
     run(calls: number): number {
       for (let c = 0; c < calls; c++) {
         if ((++batches & 1023) === 0) now++;
-        for (let j = 0; j < BATCH; j++) bridge.input(inPort, offs[j], lens[j], now);
+        for (let j = 0; j < BATCH; j++) bridge.input(inPort, offs[j], lens[j]);
         if (!internal) {
           for (let i = 0; i < ports.length; i++) {
             const p = ports[i];

@@ -107,6 +107,7 @@ export class Engine {
           macTableSize: b.macTableSize,
           macLimitPerPort: b.macLimitPerPort,
           maxPorts: 64,
+          clock: this,
         }),
       );
     });
@@ -179,7 +180,7 @@ export class Engine {
 
   /** Default delivery: into the port's bridge. */
   readonly toBridge = (port: Port, off: number, len: number): void => {
-    this.bridges[port.bridgeId].input(port, off, len, this.now);
+    this.bridges[port.bridgeId].input(port, off, len);
   };
 
   start(): void {

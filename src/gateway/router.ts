@@ -466,7 +466,7 @@ export class Router {
 
   /** Put a complete frame (Ethernet header included) on an interface's wire. */
   private transmit(iface: RouterIface, off: number, len: number): void {
-    if (iface.bridge !== null) iface.bridge.input(iface.port, off, len, this.clock.now);
+    if (iface.bridge !== null) iface.bridge.input(iface.port, off, len);
     else iface.port.output(off, len);
   }
 

@@ -29,6 +29,9 @@ export interface BridgeOptions {
   macTableSize: number;
   macLimitPerPort: number;
   maxPorts: number;
+  /** The engine's clock, stamped once per batch. Read here, not passed per frame: a
+   *  double argument to a call that is not inlined is boxed, i.e. allocated, per packet. */
+  clock?: { now: number };
 }
 
 export class Bridge {
@@ -41,6 +44,7 @@ export class Bridge {
   taps: CaptureTap[] = [];
   /** Decision tracing (ctl trace); null `current` when off. */
   trace: TraceHolder | null = null;
+  clock: { now: number };
   private readonly u8: Uint8Array;
 
   constructor(
@@ -50,6 +54,7 @@ export class Bridge {
   ) {
     this.name = opts.name;
     this.u8 = u8;
+    this.clock = opts.clock ?? { now: 0 };
     this.fdb = new MacTable({
       capacity: opts.macTableSize,
       agingMs: opts.agingMs,
@@ -65,8 +70,9 @@ export class Bridge {
     return port.bridgePort;
   }
 
-  /** Switch one frame. `now` is the engine's clock in ms (per batch, injectable in tests). */
-  input(inPort: Port, off: number, len: number, now: number): void {
+  /** Switch one frame (the time comes from `clock`, injectable in tests). */
+  input(inPort: Port, off: number, len: number): void {
+    const now = this.clock.now;
     if (len < ETH_HEADER_LEN) {
       inPort.counters[DROP_BASE + DROP_ETH_TOO_SHORT]++;
       return;

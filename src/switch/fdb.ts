@@ -79,7 +79,12 @@ export class MacTable {
 
   private find(mac: number): number {
     const mask = this.mask;
-    let i = hashMac(mac, mask);
+    // hashMac, written out: a call would box the 48-bit MAC (a double) on every packet.
+    const lo = mac >>> 0;
+    const hi = (mac / TWO_POW_32) | 0;
+    let h = Math.imul(lo ^ Math.imul(hi, 0x9e3779b1), 0x85ebca6b);
+    h ^= h >>> 15;
+    let i = h & mask;
     const flags = this.flags;
     const keys = this.keys;
     while (flags[i] !== 0) {
@@ -93,24 +98,33 @@ export class MacTable {
   lookup(mac: number, nowMs: number): number {
     const i = this.find(mac);
     if (i < 0) return -1;
-    if ((this.flags[i] & FLAG_STATIC) === 0 && nowMs - this.lastSeen[i] > this.agingMs) {
-      this.removeAt(i);
-      this.aged++;
-      return -1;
-    }
+    if ((this.flags[i] & FLAG_STATIC) === 0 && nowMs - this.lastSeen[i] > this.agingMs) return this.expireAt(i);
     return this.ports[i];
   }
 
-  /** Learn (or refresh) `mac` on `port`. Returns a LEARN_* code. */
+  /**
+   * Learn (or refresh) `mac` on `port`. Returns a LEARN_* code. The common case (a known
+   * MAC seen again on its port) stays small so V8 inlines it into the switch; new MACs,
+   * moves and limits go to learnSlow.
+   */
   learn(mac: number, port: number, nowMs: number): number {
     const i = this.find(mac);
+    if (i >= 0 && this.ports[i] === port) {
+      this.lastSeen[i] = nowMs;
+      return LEARN_OK;
+    }
+    return this.learnSlow(i, mac, port, nowMs);
+  }
+
+  private expireAt(i: number): number {
+    this.removeAt(i);
+    this.aged++;
+    return -1;
+  }
+
+  private learnSlow(i: number, mac: number, port: number, nowMs: number): number {
     if (i >= 0) {
-      const f = this.flags[i];
-      if (this.ports[i] === port) {
-        this.lastSeen[i] = nowMs;
-        return LEARN_OK;
-      }
-      if ((f & FLAG_STATIC) !== 0) return LEARN_STATIC_CONFLICT;
+      if ((this.flags[i] & FLAG_STATIC) !== 0) return LEARN_STATIC_CONFLICT;
       if (this.perPortLimit > 0 && this.perPortCount[port] >= this.perPortLimit) {
         this.learnRefusedPortLimit++;
         return LEARN_REFUSED_PORT_LIMIT;

@@ -80,7 +80,8 @@ function inject(sw: Sw, port: string, bytes: Buffer, now = 1000): void {
   sw.arena.u8.fill(0xa5, slot, slot + 256);
   sw.arena.u8.fill(0, slot, slot + VNET_HDR_LEN);
   sw.arena.u8.set(bytes, slot + VNET_HDR_LEN);
-  b.input(p, slot, bytes.length, now);
+  b.clock.now = now;
+  b.input(p, slot, bytes.length);
   sw.arena.release(slot);
 }
 

@@ -67,7 +67,7 @@ function inject(l: Lab, port: Port, hex: string, mutate?: (b: Uint8Array, e: num
   mutate?.(b, slot + VNET_HDR_LEN);
   l.engine.now = l.clock.t;
   if (port.kind === 'uplink') l.router.receiveUplink(l.up, slot, bytes.length);
-  else l.engine.bridge('br0')!.input(port, slot, bytes.length, l.clock.t);
+  else l.engine.bridge('br0')!.input(port, slot, bytes.length);
   l.engine.arena.release(slot);
 }
 
