@@ -235,16 +235,6 @@ export function registerCtl(program: Command, fail: (err: unknown) => never): vo
       })(),
     );
 
-  ctl
-    .command('stats')
-    .description('all counters (use --json for scripts)')
-    .action(
-      run(async (sock, o) => {
-        const s = (await apiRequest(sock, 'GET', '/v1/stats')) as { ports: PortInfo[] };
-        out(o, s, () => JSON.stringify(s, null, 2));
-      }),
-    );
-
   registerExperimentCtl(ctl, program, {
     run:
       <A extends unknown[]>(fn: (sock: string, o: CtlOpts, ...args: A) => Promise<void>) =>

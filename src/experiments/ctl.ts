@@ -327,10 +327,6 @@ export function registerExperimentCtl(ctl: Command, program: Command, h: CtlHelp
     );
 
   /* ---------------- statistics ---------------- */
-  // Replaces the plain JSON dump of /v1/stats registered before this module.
-  const commands = ctl.commands as Command[];
-  const old = commands.findIndex((c) => c.name() === 'stats');
-  if (old >= 0) commands.splice(old, 1);
   ctl
     .command('stats')
     .description('per-port and per-bridge counters, rates (pps, bit/s over ~5 s), drops by reason, MAC-table/neighbour/conntrack sizes, faults, captures (--json for scripts)')
