@@ -4,6 +4,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
+import { HttpError } from './server.js';
 import type { Config } from '../config/schema.js';
 import type { SetupResult } from '../lab/setup.js';
 
@@ -14,6 +15,18 @@ export class CallError extends Error {
   ) {
     super(message);
   }
+}
+
+/** A data-plane call whose errors become HTTP errors with the same status (control routes). */
+export function httpCaller(dp: DataPlaneWorker): (method: string, params?: Record<string, unknown>) => Promise<unknown> {
+  return async (method, params = {}) => {
+    try {
+      return await dp.call(method, params);
+    } catch (err) {
+      if (err instanceof CallError) throw new HttpError(err.status, err.message);
+      throw err;
+    }
+  };
 }
 
 export class DataPlaneWorker {

@@ -3,19 +3,12 @@
  * thin client of these. GET /v1 lists them.
  */
 import type { DataPlaneWorker } from './dataplane-client.js';
-import { HttpError, type ControlServer, type Route } from './server.js';
-import { CallError } from './dataplane-client.js';
+import type { ControlServer, Route } from './server.js';
+import { httpCaller } from './dataplane-client.js';
 import { experimentRoutes } from '../experiments/routes.js';
 
 export function apiRoutes(dp: DataPlaneWorker, server: ControlServer): Route[] {
-  const call = async (method: string, params: Record<string, unknown> = {}): Promise<unknown> => {
-    try {
-      return await dp.call(method, params);
-    } catch (err) {
-      if (err instanceof CallError) throw new HttpError(err.status, err.message);
-      throw err;
-    }
-  };
+  const call = httpCaller(dp);
   return [
     { method: 'GET', path: '/v1', summary: 'this list of endpoints', handler: () => server.describe() },
     { method: 'GET', path: '/v1/ports', summary: 'ports with counters', handler: () => call('ports') },

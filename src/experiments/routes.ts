@@ -23,7 +23,7 @@
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import type { DataPlaneWorker } from '../control/dataplane-client.js';
-import { CallError } from '../control/dataplane-client.js';
+import { CallError, httpCaller } from '../control/dataplane-client.js';
 import { HttpError, type Route } from '../control/server.js';
 import { LiveStatsSource } from './live.js';
 import { MetricsExporter } from './metrics.js';
@@ -105,14 +105,7 @@ function listenAddress(s: string): { host: string; port: number } {
 }
 
 export function experimentRoutes(dp: DataPlaneWorker): Route[] {
-  const call = async (method: string, params: Record<string, unknown> = {}): Promise<unknown> => {
-    try {
-      return await dp.call(method, params);
-    } catch (err) {
-      if (err instanceof CallError) throw new HttpError(err.status, err.message);
-      throw err;
-    }
-  };
+  const call = httpCaller(dp);
   const hub = new StreamHub(dp);
   dp.onMessage = (m) => hub.handle(m);
   const live = new LiveStatsSource(dp);

@@ -188,7 +188,7 @@ export class FaultStage {
   private lastRelease = -Infinity;
   private lastClass = CLASS_FIFO;
   private readonly flipScratch = new Int32Array(64);
-  private readonly csumPos = new Int32Array(2);
+  private readonly csumPos = new Int32Array(3);
 
   // counters
   private cPassed = 0;
