@@ -18,6 +18,7 @@ import { cpus, loadavg, release } from 'node:os';
 import { join } from 'node:path';
 import { installSignalHandlers, runCleanups } from './lib/cleanup.js';
 import { l2Scenario } from './lib/l2-scenario.js';
+import { natScenario } from './lib/nat-scenario.js';
 import { deleteNetns, listNetns } from './lib/netns.js';
 import { sleep } from './lib/proc.js';
 import {
@@ -38,7 +39,7 @@ import { REPO_ROOT } from './lib/tapbridge.js';
 import { portCounters, portDropsDelta, portTrafficDelta } from './lib/counters.js';
 
 /** Every scenario the benchmark knows; add new ones (e.g. NAT) here. */
-const SCENARIOS: Scenario[] = [l2Scenario];
+const SCENARIOS: Scenario[] = [l2Scenario, natScenario];
 
 interface Options {
   durationS: number;
