@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { IP, NSENTER, inNetns } from '../lab/ip.js';
-import { cleanLeftovers, Resources, RUN_DIR } from '../lab/resources.js';
+import { cleanLeftovers, processStart, Resources, RUN_DIR } from '../lab/resources.js';
 import { ensureNamespace, setupLabVeths, setupPorts } from '../lab/setup.js';
 import { native } from '../io/native.js';
 import { DataPlaneWorker } from '../control/dataplane-client.js';
@@ -163,7 +163,7 @@ function startServices(cfg: Config, res: Resources, log: Logger, stopping: () =>
       detached: true, // its own process group: a terminal's Ctrl-C must not kill it before teardown
       env: { ...process.env, TAPBRIDGE_NS: s.namespace },
     });
-    if (child.pid !== undefined) res.add({ type: 'pid', pid: child.pid, what: `lab service in ${s.namespace}` });
+    if (child.pid !== undefined) res.add({ type: 'pid', pid: child.pid, what: `lab service in ${s.namespace}`, start: processStart(child.pid) });
     child.on('exit', (code, signal) => {
       if (!stopping() && signal !== 'SIGTERM') log.warn({ namespace: s.namespace, code, signal }, 'lab service exited');
     });

@@ -31,7 +31,7 @@ import {
   VNET_GSO_TYPE,
   VNET_HDR_LEN,
 } from '../engine/frame.js';
-import { csumReplace16, fold16, ipv4HeaderChecksum, sum16, completePartialChecksum, finishChecksum } from '../wire/checksum.js';
+import { csumReplace16, fold16, ipv4HeaderChecksum, sum16, completePartialChecksum, finishChecksum, pseudoHeaderSum } from '../wire/checksum.js';
 import { readU16, readU32, writeU16, writeU32 } from '../wire/bytes.js';
 import {
   NEIGH_STATE_NAMES as NEIGH_NAMES,
@@ -418,9 +418,10 @@ export class Router {
       if (out < 0) return this.drop(iface, DROP_NO_ROUTE);
       return this.sendIp(this.ifaces[out], this.nextHop, off, ETH + total);
     }
-    this.trace?.current?.note('local', `protocol ${proto} to a tapbridge address: not served (${proto === 17 ? 'ICMP port unreachable' : proto === 6 ? 'dropped' : 'ICMP protocol unreachable'})`);
+    this.trace?.current?.note('local', `protocol ${proto} to a tapbridge address: not served (${proto === 17 ? 'ICMP port unreachable' : proto === 6 ? 'TCP reset' : 'ICMP protocol unreachable'})`);
     this.drop(iface, DROP_LOCAL_UNSUPPORTED);
-    if (proto === 17) this.sendIcmpError(off, ip, 3, 3, 0);
+    if (proto === 6) this.sendTcpReset(ip, hl, total);
+    else if (proto === 17) this.sendIcmpError(off, ip, 3, 3, 0);
     else if (proto !== 6) this.sendIcmpError(off, ip, 3, 2, 0);
   }
 
@@ -576,14 +577,7 @@ export class Router {
       const t = b[ip + hl];
       if (t !== 0 && t !== 8 && t !== 13 && t !== 14) return;
     }
-    // Token bucket: 1000 errors/s, burst 50.
-    this.icmpTokens = Math.min(50, this.icmpTokens + (this.clock.now - this.icmpLast));
-    this.icmpLast = this.clock.now;
-    if (this.icmpTokens < 1) {
-      this.counters.icmpRateLimited++;
-      return;
-    }
-    this.icmpTokens--;
+    if (!this.errorBudget()) return;
     const out = this.lookupRoute(src);
     if (out < 0) return;
     const iface = this.ifaces[out];
@@ -616,6 +610,58 @@ export class Router {
     writeU16(b, icmp + 2, finishChecksum(sum16(b, icmp, 8 + quote)));
     this.counters.icmpErrorsSent++;
     this.sendIp(iface, nextHop, slot, ETH + 20 + 8 + quote);
+    this.arena.release(slot);
+  }
+
+  /** Token bucket shared by ICMP errors and TCP resets: 1000/s, burst 50. */
+  private errorBudget(): boolean {
+    this.icmpTokens = Math.min(50, this.icmpTokens + (this.clock.now - this.icmpLast));
+    this.icmpLast = this.clock.now;
+    if (this.icmpTokens < 1) {
+      this.counters.icmpRateLimited++;
+      return false;
+    }
+    this.icmpTokens--;
+    return true;
+  }
+
+  /** RFC 793 reset for a TCP segment to one of our addresses where nothing listens. */
+  private sendTcpReset(ip: number, hl: number, total: number): void {
+    const b = this.u8;
+    const tcp = ip + hl;
+    const flags = b[tcp + 13];
+    if ((flags & 0x04) !== 0 || !this.errorBudget()) return; // never answer a reset
+    const src = readU32(b, ip + 12);
+    const out = this.lookupRoute(src);
+    if (out < 0) return;
+    const iface = this.ifaces[out];
+    const nextHop = this.nextHop;
+    const slot = this.arena.alloc();
+    if (slot < 0) return;
+    b.fill(0, slot, slot + VNET_HDR_LEN + ETH + 40);
+    const nip = slot + VNET_HDR_LEN + ETH;
+    const nt = nip + 20;
+    b[nip] = 0x45;
+    writeU16(b, nip + 2, 40);
+    writeU16(b, nip + 4, this.ipId++ & 0xffff);
+    b[nip + 8] = 64;
+    b[nip + 9] = 6;
+    writeU32(b, nip + 12, readU32(b, ip + 16));
+    writeU32(b, nip + 16, src);
+    writeU16(b, nip + 10, ipv4HeaderChecksum(b, nip, 20));
+    writeU16(b, nt, readU16(b, tcp + 2));
+    writeU16(b, nt + 2, readU16(b, tcp));
+    if ((flags & 0x10) !== 0) {
+      writeU32(b, nt + 4, readU32(b, tcp + 8)); // seq = their ack
+      b[nt + 13] = 0x04;
+    } else {
+      const segLen = total - hl - ((b[tcp + 12] >>> 4) << 2) + (flags & 0x02 ? 1 : 0) + (flags & 0x01 ? 1 : 0);
+      writeU32(b, nt + 8, (readU32(b, tcp + 4) + segLen) >>> 0);
+      b[nt + 13] = 0x14; // RST|ACK
+    }
+    b[nt + 12] = 0x50;
+    writeU16(b, nt + 16, finishChecksum(sum16(b, nt, 20, pseudoHeaderSum(readU32(b, nip + 12), src, 6, 20))));
+    this.sendIp(iface, nextHop, slot, ETH + 40);
     this.arena.release(slot);
   }
 

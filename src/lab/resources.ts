@@ -17,13 +17,33 @@ export type Resource =
    * is only ever deleted from that same namespace (never from wherever cleanup happens to run).
    */
   | { type: 'link'; name: string; ns?: string; createdIn?: number }
-  | { type: 'pid'; pid: number; what: string };
+  /** A helper process; `start` is its start time (see processStart) so a reused pid is never signalled. */
+  | { type: 'pid'; pid: number; what: string; start?: number };
 
 interface StateFile {
   pid: number;
+  /** Start time of `pid` (processStart): tells a live owner from an unrelated process that reuses the pid. */
+  pidStart?: number;
   instance: string;
   startedAt: string;
   resources: Resource[];
+}
+
+/** Start time of a process in clock ticks since boot (/proc/PID/stat field 22), or -1. */
+export function processStart(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(fields[19]);
+  } catch {
+    return -1;
+  }
+}
+
+/** The process recorded as (pid, start) is still the same, running process. */
+export function sameProcess(pid: number, start: number | undefined): boolean {
+  if (!pidAlive(pid)) return false;
+  return start === undefined || processStart(pid) === start;
 }
 
 export function pidAlive(pid: number): boolean {
@@ -70,7 +90,7 @@ export class Resources {
   }
 
   save(): void {
-    const state: StateFile = { pid: process.pid, instance: this.instance, startedAt: new Date().toISOString(), resources: this.list };
+    const state: StateFile = { pid: process.pid, pidStart: processStart(process.pid), instance: this.instance, startedAt: new Date().toISOString(), resources: this.list };
     writeFileSync(`${this.file}.tmp`, JSON.stringify(state, null, 1));
     renameSync(`${this.file}.tmp`, this.file);
   }
@@ -88,7 +108,7 @@ export function removeResources(resources: Resource[]): string[] {
   const problems: string[] = [];
   for (const r of resources) {
     if (r.type === 'pid') {
-      if (pidAlive(r.pid)) {
+      if (sameProcess(r.pid, r.start)) {
         try {
           process.kill(r.pid, 'SIGTERM');
         } catch {
@@ -120,7 +140,7 @@ export function cleanLeftovers(instance: string, role: string): string[] {
   const file = `${RUN_DIR}/${instance}.${role}.json`;
   const state = Resources.leftover(file);
   if (state === null) return [];
-  if (state.pid !== process.pid && pidAlive(state.pid))
+  if (state.pid !== process.pid && sameProcess(state.pid, state.pidStart))
     throw new Error(`instance '${instance}' is already running (pid ${state.pid}); stop it first or pick another instance name`);
   const done = state.resources.map((r) => (r.type === 'pid' ? `process ${r.pid} (${r.what})` : r.type === 'netns' ? `namespace ${r.name}` : `link ${r.name}${r.ns ? ` in ${r.ns}` : ''}`));
   removeResources(state.resources.slice().reverse());

@@ -266,3 +266,26 @@ test('malformed IPv4 is dropped and counted by reason, never thrown', () => {
   assert.equal(drops(l.br.port).ipv4_too_short, 1);
   assert.equal(sent(l.red).length, 0);
 });
+
+test('a TCP SYN to a closed port of the gateway is answered with RST|ACK', () => {
+  const SYN_22 = '02746200000102000000000208004500002800010000400666050a6400020a6400019c400016000003e80000000050022000dad90000';
+  const l = lab();
+  inject(l, l.red, ARP_REQ);
+  sent(l.red);
+  inject(l, l.red, SYN_22);
+  const [rst] = sent(l.red);
+  assert.ok(rst, 'a reset was sent');
+  assert.equal(readU32(rst, 26), parseIp4('10.100.0.1'));
+  assert.equal(readU32(rst, 30), parseIp4('10.100.0.2'));
+  assert.equal(rst.readUInt16BE(34), 22, 'from the closed port');
+  assert.equal(rst.readUInt16BE(36), 40000);
+  assert.equal(rst[47], 0x14, 'RST|ACK');
+  assert.equal(rst.readUInt32BE(42), 1001, 'acks the SYN');
+  assert.ok(ipOk(rst));
+  // pseudo-header checksum of the reset
+  const s = sum16(rst, 34, 20, (parseIp4('10.100.0.1')! >>> 16) + (parseIp4('10.100.0.1')! & 0xffff) + (parseIp4('10.100.0.2')! >>> 16) + (parseIp4('10.100.0.2')! & 0xffff) + 6 + 20);
+  assert.equal(fold16(s), 0xffff, 'TCP checksum valid');
+  // a reset is never answered
+  inject(l, l.red, SYN_22, (b, e) => (b[e + 47] = 0x04));
+  assert.equal(sent(l.red).length, 0);
+});
