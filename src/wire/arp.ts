@@ -6,6 +6,7 @@
 import { readU16, readU32, writeU16, writeU32 } from './bytes.js';
 import { DROP_ARP_BAD, DROP_ARP_TOO_SHORT } from './drop.js';
 import { readMac, writeMac } from './mac.js';
+import { WireView } from './view.js';
 
 export const ARP_HTYPE = 0;
 export const ARP_PTYPE = 2;
@@ -23,18 +24,8 @@ export const ARP_PTYPE_IPV4 = 0x0800;
 export const ARP_OP_REQUEST = 1;
 export const ARP_OP_REPLY = 2;
 
-export class ArpView {
-  buf: Uint8Array = new Uint8Array(0);
-  off = 0;
-  len = 0;
-
-  reset(buf: Uint8Array, off: number, len: number): this {
-    this.buf = buf;
-    this.off = off;
-    this.len = len;
-    return this;
-  }
-
+/** len: bytes available for the ARP packet (the Ethernet payload length). */
+export class ArpView extends WireView {
   /** 0 if this is a complete Ethernet/IPv4 ARP packet, else a DROP_* code. */
   checkLen(): number {
     if (this.len < ARP_LEN) return DROP_ARP_TOO_SHORT;

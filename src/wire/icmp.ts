@@ -8,6 +8,7 @@
 import { readU16, readU32, writeU16, writeU32 } from './bytes.js';
 import { finishChecksum, fold16, sum16 } from './checksum.js';
 import { DROP_ICMP_TOO_SHORT } from './drop.js';
+import { WireView } from './view.js';
 
 export const ICMP_TYPE = 0;
 export const ICMP_CODE = 1;
@@ -51,19 +52,8 @@ export function isIcmpQuery(type: number): boolean {
   return type === ICMP_ECHO_REQUEST || type === ICMP_ECHO_REPLY || (type >= 13 && type <= 18);
 }
 
-export class IcmpView {
-  buf: Uint8Array = new Uint8Array(0);
-  off = 0;
-  len = 0;
-
-  /** len: the ICMP message length (the IPv4 payload length). */
-  reset(buf: Uint8Array, off: number, len: number): this {
-    this.buf = buf;
-    this.off = off;
-    this.len = len;
-    return this;
-  }
-
+/** len: the ICMP message length (the IPv4 payload length). */
+export class IcmpView extends WireView {
   /** 0 if the 8-byte header fits, else DROP_ICMP_TOO_SHORT. Errors: see ICMP_ERR_MIN_LEN. */
   checkLen(): number {
     return this.len < ICMP_HEADER_LEN ? DROP_ICMP_TOO_SHORT : 0;

@@ -13,3 +13,4 @@ export * from './ipv4.js';
 export * from './mac.js';
 export * from './tcp.js';
 export * from './udp.js';
+export * from './view.js';

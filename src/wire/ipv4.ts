@@ -8,6 +8,7 @@
 import { readU16, readU32, writeU16, writeU32 } from './bytes.js';
 import { csumReplace16, fold16, ipv4HeaderChecksum, sum16 } from './checksum.js';
 import { DROP_IPV4_BAD_IHL, DROP_IPV4_BAD_LEN, DROP_IPV4_BAD_VERSION, DROP_IPV4_TOO_SHORT } from './drop.js';
+import { WireView } from './view.js';
 
 export const IPV4_VER_IHL = 0;
 export const IPV4_TOS = 1; // DSCP (6 bits) + ECN (2 bits)
@@ -30,19 +31,8 @@ export const IPPROTO_ICMP = 1;
 export const IPPROTO_TCP = 6;
 export const IPPROTO_UDP = 17;
 
-export class Ipv4View {
-  buf: Uint8Array = new Uint8Array(0);
-  off = 0;
-  len = 0;
-
-  /** len: bytes available from off (e.g. the Ethernet payload length). */
-  reset(buf: Uint8Array, off: number, len: number): this {
-    this.buf = buf;
-    this.off = off;
-    this.len = len;
-    return this;
-  }
-
+/** len: bytes available from off (e.g. the Ethernet payload length). */
+export class Ipv4View extends WireView {
   /** 0 if version, IHL and total length are sound and within len, else a DROP_* code. */
   checkLen(): number {
     const e = this.checkHeader();

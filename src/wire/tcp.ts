@@ -5,6 +5,7 @@
 
 import { readU16, readU32, writeU16, writeU32 } from './bytes.js';
 import { DROP_TCP_BAD_OFF, DROP_TCP_TOO_SHORT } from './drop.js';
+import { WireView } from './view.js';
 
 export const TCP_SRC_PORT = 0;
 export const TCP_DST_PORT = 2;
@@ -35,19 +36,8 @@ export const TCP_OPT_SACK_PERM = 4;
 export const TCP_OPT_SACK = 5;
 export const TCP_OPT_TIMESTAMP = 8;
 
-export class TcpView {
-  buf: Uint8Array = new Uint8Array(0);
-  off = 0;
-  len = 0;
-
-  /** len: bytes of the segment (the IPv4 payload length). */
-  reset(buf: Uint8Array, off: number, len: number): this {
-    this.buf = buf;
-    this.off = off;
-    this.len = len;
-    return this;
-  }
-
+/** len: bytes of the segment (the IPv4 payload length). */
+export class TcpView extends WireView {
   /** 0 if the header including options fits in len, else a DROP_* code. */
   checkLen(): number {
     if (this.len < TCP_MIN_HEADER_LEN) return DROP_TCP_TOO_SHORT;

@@ -5,6 +5,7 @@
 
 import { readU16, writeU16 } from './bytes.js';
 import { DROP_UDP_BAD_LEN, DROP_UDP_TOO_SHORT } from './drop.js';
+import { WireView } from './view.js';
 
 export const UDP_SRC_PORT = 0;
 export const UDP_DST_PORT = 2;
@@ -12,19 +13,8 @@ export const UDP_LEN = 4;
 export const UDP_CSUM = 6;
 export const UDP_HEADER_LEN = 8;
 
-export class UdpView {
-  buf: Uint8Array = new Uint8Array(0);
-  off = 0;
-  len = 0;
-
-  /** len: bytes available for the datagram (the IPv4 payload length). */
-  reset(buf: Uint8Array, off: number, len: number): this {
-    this.buf = buf;
-    this.off = off;
-    this.len = len;
-    return this;
-  }
-
+/** len: bytes available for the datagram (the IPv4 payload length). */
+export class UdpView extends WireView {
   /** 0 if the header fits and 8 <= length field <= len, else a DROP_* code. */
   checkLen(): number {
     if (this.len < UDP_HEADER_LEN) return DROP_UDP_TOO_SHORT;
