@@ -65,7 +65,6 @@ function experimentCase(mode: Mode): MicroCase {
   }
   for (const p of ports) {
     p.txCount = 0;
-    p.dirty = false;
     p.counters.fill(0);
   }
   const offs = new Int32Array(BATCH);
@@ -108,13 +107,12 @@ function experimentCase(mode: Mode): MicroCase {
   const flushPorts = () => {
     for (let i = 0; i < ports.length; i++) {
       const p = ports[i];
-      if (p.dirty) {
+      if (p.txCount !== 0) {
         queued += p.txCount;
         // what Port.flush does with pool slots after transmitting
         for (let k = 0; k < p.txCount; k++) if (p.txOffsets[k] >= arena.poolBase) arena.release(p.txOffsets[k]);
         p.counters[C_TX_PACKETS] += p.txCount;
         p.txCount = 0;
-        p.dirty = false;
       }
     }
   };

@@ -241,10 +241,9 @@ function bridgeCase(name: string, internal: boolean, flood: boolean): MicroCase 
         if (!internal) {
           for (let i = 0; i < ports.length; i++) {
             const p = ports[i];
-            if (p.dirty) {
+            if (p.txCount !== 0) {
               rig.queued += p.txCount;
               p.txCount = 0;
-              p.dirty = false;
             }
           }
         }

@@ -4,7 +4,7 @@
  */
 import { Option, type Command } from 'commander';
 import { apiRequest, resolveSocket, table } from '../control/client.js';
-import type { FdbRow, PortInfo } from '../engine/engine.js';
+import type { BridgeInfo, FdbRow, PortInfo } from '../engine/engine.js';
 import { registerExperimentCtl } from '../experiments/ctl.js';
 
 interface CtlOpts {
@@ -88,16 +88,7 @@ export function registerCtl(program: Command, fail: (err: unknown) => never): vo
     .description('bridges with MAC-table sizes and counters')
     .action(
       run(async (sock, o) => {
-        const rows = (await apiRequest(sock, 'GET', '/v1/bridges')) as {
-          name: string;
-          ports: string[];
-          macs: number;
-          macTableSize: number;
-          agingSeconds: number;
-          forwarded: number;
-          flooded: number;
-          learnRefused: number;
-        }[];
+        const rows = (await apiRequest(sock, 'GET', '/v1/bridges')) as BridgeInfo[];
         out(o, rows, () =>
           table(
             ['BRIDGE', 'PORTS', 'MACS', 'LIMIT', 'AGING', 'FORWARDED', 'FLOODED', 'LEARN_REFUSED'],

@@ -1,3 +1,5 @@
+import { DROP_REASON_NAMES } from '../wire/drop.js';
+
 /*
  * Counter layout shared by every port: a Float64Array per port with fixed indices for
  * traffic counters followed by one slot per drop reason. Reasons are registered once at
@@ -13,7 +15,8 @@ export const C_FLOODED = 4; // frames this port received that were flooded
 const TRAFFIC_NAMES = ['rx_packets', 'rx_bytes', 'tx_packets', 'tx_bytes', 'flooded'];
 export const DROP_BASE = TRAFFIC_NAMES.length;
 
-const dropNames: string[] = [''];
+/* The wire layer's reasons come first, so a view's checkLen() code counts as is. */
+const dropNames: string[] = ['', ...DROP_REASON_NAMES.slice(1)];
 /** Register a drop reason; returns its code (>= 1). Call at module load only. */
 export function dropReason(name: string): number {
   const existing = dropNames.indexOf(name);

@@ -61,6 +61,21 @@ export interface PortInfo {
   counters: CounterSnapshot;
 }
 
+export interface BridgeInfo {
+  name: string;
+  ports: string[];
+  macs: number;
+  macTableSize: number;
+  agingSeconds: number;
+  forwarded: number;
+  flooded: number;
+  learned: number;
+  moved: number;
+  aged: number;
+  learnRefused: number;
+  learnRefusedPortLimit: number;
+}
+
 export interface FdbRow {
   bridge: string;
   mac: string;
@@ -200,7 +215,7 @@ export class Engine {
 
   flush(): void {
     const ports = this.ports;
-    for (let i = 0; i < ports.length; i++) if (ports[i].dirty) ports[i].flush();
+    for (let i = 0; i < ports.length; i++) if (ports[i].txCount !== 0) ports[i].flush();
   }
 
   tick(): void {
@@ -256,7 +271,7 @@ export class Engine {
     return rows;
   }
 
-  bridgeInfo(): object[] {
+  bridgeInfo(): BridgeInfo[] {
     return this.bridges.map((b) => ({
       name: b.name,
       ports: b.ports.map((p) => p.name),

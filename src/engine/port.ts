@@ -63,9 +63,8 @@ export class Port {
 
   readonly txOffsets = new Int32Array(TX_QUEUE_LEN);
   readonly txLengths = new Int32Array(TX_QUEUE_LEN);
+  /** Frames queued for the next flush (the engine flushes ports with txCount > 0 after a batch). */
   txCount = 0;
-  /** Set when the port has frames queued; the engine flushes dirty ports after a batch. */
-  dirty = false;
   private readonly txStatus = new Int32Array(3);
 
   /* Hooks (captures, faults): `hooked` is the only test on the fast path. */
@@ -131,7 +130,6 @@ export class Port {
     const n = this.txCount++;
     this.txOffsets[n] = off;
     this.txLengths[n] = len;
-    this.dirty = true;
   }
 
   /** Software fallback for a frame with offload metadata going to a port without it. */
@@ -181,6 +179,5 @@ export class Port {
       c[DROP_BASE + DROP_TX_BUSY] += busy;
     }
     this.txCount = 0;
-    this.dirty = false;
   }
 }

@@ -12,23 +12,14 @@ import type { PortInfo } from '../engine/engine.js';
 import type { FaultRow } from './fault-manager.js';
 import type { CaptureInfo } from './capture-manager.js';
 import { RateTracker, type BridgeRates, type CounterSample, type PortRates } from './rates.js';
+import type { BridgeInfo } from '../engine/engine.js';
 
 export const SAMPLE_MS = 1000;
 export const RATE_WINDOW_MS = 5000;
 
-export interface BridgeInfoView {
-  name: string;
-  ports: string[];
-  macs: number;
-  macTableSize: number;
-  agingSeconds: number;
-  forwarded: number;
-  flooded: number;
-  learned?: number;
-  moved?: number;
-  aged?: number;
-  learnRefused?: number;
-}
+/** A bridge as GET /v1/bridges answers it (the engine's BridgeInfo; the event counters may be absent). */
+export type BridgeInfoView = Pick<BridgeInfo, 'name' | 'ports' | 'macs' | 'macTableSize' | 'agingSeconds' | 'forwarded' | 'flooded'> &
+  Partial<BridgeInfo>;
 
 export interface LiveStats {
   time: string;

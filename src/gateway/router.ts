@@ -45,6 +45,10 @@ import {
 import { ip4ToString } from '../wire/ip4.js';
 import { macToString } from '../wire/mac.js';
 import type { TraceHolder } from '../trace/decision.js';
+import { Ipv4View } from '../wire/ipv4.js';
+import { TcpView } from '../wire/tcp.js';
+import { UdpView } from '../wire/udp.js';
+import { DROP_IPV4_BAD_CSUM, DROP_IPV4_TOO_SHORT } from '../wire/drop.js';
 
 const TWO_POW_32 = 4294967296;
 const ETH = 14;
@@ -55,11 +59,6 @@ export const DROP_NOT_FOR_GATEWAY = dropReason('l2_not_for_gateway');
 export const DROP_VLAN_NOT_ROUTED = dropReason('vlan_not_routed');
 export const DROP_ARP_BAD = dropReason('arp_bad');
 export const DROP_ARP_NOT_OURS = dropReason('arp_not_for_us');
-export const DROP_IPV4_TOO_SHORT = dropReason('ipv4_too_short');
-export const DROP_IPV4_BAD_VERSION = dropReason('ipv4_bad_version');
-export const DROP_IPV4_BAD_IHL = dropReason('ipv4_bad_ihl');
-export const DROP_IPV4_BAD_LEN = dropReason('ipv4_bad_len');
-export const DROP_IPV4_BAD_CSUM = dropReason('ipv4_bad_csum');
 export const DROP_IPV4_NOT_UNICAST = dropReason('ipv4_not_unicast');
 export const DROP_BAD_SOURCE = dropReason('ipv4_bad_source');
 export const DROP_TTL_EXCEEDED = dropReason('ttl_exceeded');
@@ -76,9 +75,7 @@ export const DROP_UNKNOWN_ETHERTYPE = dropReason('unknown_ethertype');
 export const DROP_NO_FRAME_SLOT = dropReason('no_frame_slot');
 export const DROP_GSO_FRAGMENT = dropReason('gso_cannot_fragment');
 export const DROP_ICMP_BAD = dropReason('icmp_bad');
-export const DROP_TCP_BAD_OFF = dropReason('tcp_bad_off');
-export const DROP_TCP_TOO_SHORT = dropReason('tcp_too_short');
-export const DROP_UDP_BAD_LEN = dropReason('udp_bad_len');
+
 
 /** NAT as seen by the router (implemented by src/nat). 0 = accept, else a drop code of the NAT's own table. */
 export interface NatHooks {
@@ -165,6 +162,10 @@ export class Router {
   private nextHop = 0;
   /** Decision tracing (ctl trace); `current` is null when off. */
   trace: TraceHolder | null = null;
+  /* Header views, reset per packet (the wire layer's checks; drop codes count as is). */
+  private readonly ipv4 = new Ipv4View();
+  private readonly tcp = new TcpView();
+  private readonly udp = new UdpView();
 
   readonly counters = {
     forwarded: 0,
@@ -282,32 +283,23 @@ export class Router {
   private ipInput(iface: RouterIface, off: number, len: number): void {
     const b = this.u8;
     const ip = off + VNET_HDR_LEN + ETH;
-    const avail = len - ETH;
-    if (avail < 20) return this.drop(iface, DROP_IPV4_TOO_SHORT);
-    const vi = b[ip];
-    if (vi >>> 4 !== 4) return this.drop(iface, DROP_IPV4_BAD_VERSION);
-    const hl = (vi & 15) << 2;
-    if (hl < 20 || hl > avail) return this.drop(iface, DROP_IPV4_BAD_IHL);
-    const total = readU16(b, ip + 2);
-    if (total < hl || total > avail) return this.drop(iface, DROP_IPV4_BAD_LEN);
-    if (fold16(sum16(b, ip, hl)) !== 0xffff) return this.drop(iface, DROP_IPV4_BAD_CSUM);
+    const v = this.ipv4.reset(b, ip, len - ETH);
+    const bad = v.checkLen();
+    if (bad !== 0) return this.drop(iface, bad);
+    if (!v.verifyChecksum()) return this.drop(iface, DROP_IPV4_BAD_CSUM);
+    const hl = v.headerLen;
+    const total = v.totalLength;
     const src = readU32(b, ip + 12);
     if (src === 0 || src >>> 28 === 14 || src === 0xffffffff || src >>> 24 === 127) return this.drop(iface, DROP_BAD_SOURCE);
     let dst = readU32(b, ip + 16);
     if (dst >>> 28 === 14 || dst === 0xffffffff || dst === iface.broadcast) return this.drop(iface, DROP_IPV4_NOT_UNICAST);
     const partial = (b[off] & VNET_F_NEEDS_CSUM) !== 0;
     // L4 header sanity for first fragments / whole packets (NAT and forwarding rely on it).
-    if ((readU16(b, ip + 6) & 0x1fff) === 0) {
-      const proto = b[ip + 9];
-      const l4len = total - hl;
-      if (proto === 6) {
-        if (l4len < 20) return this.drop(iface, DROP_TCP_TOO_SHORT);
-        const doff = (b[ip + hl + 12] >>> 4) << 2;
-        if (doff < 20 || doff > l4len) return this.drop(iface, DROP_TCP_BAD_OFF);
-      } else if (proto === 17 && (readU16(b, ip + 6) & 0x2000) === 0) {
-        const ulen = l4len >= 8 ? readU16(b, ip + hl + 4) : 0;
-        if (ulen < 8 || ulen > l4len) return this.drop(iface, DROP_UDP_BAD_LEN);
-      }
+    if (!v.isLaterFragment) {
+      const proto = v.protocol;
+      const l4bad =
+        proto === 6 ? this.tcp.reset(b, ip + hl, total - hl).checkLen() : proto === 17 && !v.moreFragments ? this.udp.reset(b, ip + hl, total - hl).checkLen() : 0;
+      if (l4bad !== 0) return this.drop(iface, l4bad);
     }
     const tr = this.trace?.current ?? null;
     if (tr !== null) tr.note(`gateway ${iface.name}`, `IPv4 ${describePacket(b, ip)} ttl ${b[ip + 8]}${partial ? ' (partial checksum)' : ''}`);

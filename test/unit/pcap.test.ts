@@ -5,10 +5,8 @@ import { mkdtempSync, readFileSync, rmSync, createWriteStream, writeFileSync } f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CaptureWriter, captureToStream, PCAP_MAGIC_US, PCAP_MAGIC_NS, DIR_IN, DIR_OUT } from '../../src/trace/pcap.js';
+import { hex } from '../helpers/frames.js';
 
-function hex(s: string): Uint8Array {
-  return Uint8Array.from(Buffer.from(s, 'hex'));
-}
 
 // ICMP echo request 10.100.0.2 -> 10.100.0.3, id 0x4242 seq 1, 74 bytes (valid checksums)
 const ICMP_ECHO = hex(

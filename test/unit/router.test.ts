@@ -81,7 +81,6 @@ function sent(port: Port): Buffer[] {
     if (port.txOffsets[i] >= port.arena.poolBase) port.arena.release(port.txOffsets[i]);
   }
   port.txCount = 0;
-  port.dirty = false;
   return out;
 }
 
