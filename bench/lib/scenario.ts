@@ -1,16 +1,18 @@
 /*
- * End-to-end benchmark structure: a Scenario builds the same topology twice — once with the
- * kernel (reference) and once with tapbridge — and names the metrics to measure on both.
- * A Metric measures one number on a Topology's endpoints (client ns -> server address).
- * e2e.ts runs every scenario's metrics on both topologies in one run and prints
- * metric | kernel | tapbridge | ratio with the targets. To add a scenario (e.g. NAT with a
+ * End-to-end benchmark structure: a Scenario builds the same topology several times — with
+ * the kernel (reference), with tapbridge and, where it makes sense (L2), with the C ceiling
+ * (bench/cfwd: a bare C TAP-to-TAP loop, with and without VNET_HDR) — and names the metrics
+ * to measure on each. A Metric measures one number on a Topology's endpoints (client ns ->
+ * server address). e2e.ts runs every scenario's metrics on all selected topologies ("peers",
+ * `--compare`) in one run and prints metric | kernel | tapbridge | C loop ... | ratios with
+ * the targets. To add a scenario (e.g. NAT with a
  * `wan` namespace): write a module exporting a Scenario (see l2-scenario.ts), reuse
  * netns.ts / tapbridge.ts for the setup, and list it in e2e.ts's SCENARIOS.
  */
 import { iperfTcp, iperfUdp, type Endpoints } from './iperf.js';
 import { ping } from './ping.js';
 import { median } from './stats.js';
-import type { TapbridgeInstance, StopReport } from './tapbridge.js';
+import type { TapbridgeInstance } from './tapbridge.js';
 
 export interface ScenarioContext {
   /** Unique run id; every namespace is named `${prefix}-...` with prefix = `tbb-${id}`. */
@@ -27,7 +29,16 @@ export interface Topology {
   /** Anything worth keeping in the JSON (names, addresses, config). */
   info: Record<string, unknown>;
   /** Remove everything (also registered with the cleanup registry, so idempotent). */
-  teardown(): Promise<StopReport | void>;
+  teardown(): Promise<TeardownReport | void>;
+}
+
+/** What a topology with a process of its own (tapbridge, cfwd) reports when torn down. */
+export interface TeardownReport {
+  exitCode: number | null;
+  signal: string | null;
+  cleanExit: boolean;
+  /** Things left behind that had to be removed for it (a bug if non-empty). */
+  leftovers: string[];
 }
 
 export type MetricId = 'tcp' | 'udp' | 'ping';
@@ -50,6 +61,8 @@ export interface Metric {
   better: 'higher' | 'lower';
   decimals: number;
   measure(ep: Endpoints, o: MeasureOptions): Promise<Measurement>;
+  /** More numbers from the same measurement, reported as rows of their own (no target). */
+  secondary?: { id: string; label: string; pick(m: Measurement): number | null }[];
 }
 
 /**
@@ -65,6 +78,11 @@ export interface Scenario {
   description: string;
   setupKernel(ctx: ScenarioContext): Promise<Topology>;
   setupTapbridge(ctx: ScenarioContext): Promise<Topology>;
+  /**
+   * The same topology with bench/cfwd (the C ceiling) forwarding between TAPs instead of
+   * tapbridge; only for scenarios a dumb TAP-to-TAP loop can carry (no gateway, no NAT).
+   */
+  setupCloop?(ctx: ScenarioContext, o: { vnetHdr: boolean }): Promise<Topology>;
   metrics: MetricId[];
   /** Overrides of DEFAULT_TARGETS for this scenario. */
   targets?: Partial<Record<MetricId, Target>>;
@@ -105,6 +123,7 @@ export const METRICS: Record<MetricId, Metric> = {
       const r = await ping(ep.clientNs, ep.serverAddr, { count: o.pingCount, intervalS: o.pingIntervalS });
       return { value: r.medianUs, detail: { ...r } };
     },
+    secondary: [{ id: 'p99', label: 'ping RTT p99', pick: (m) => (typeof m.detail.p99Us === 'number' ? m.detail.p99Us : null) }],
   },
 };
 
