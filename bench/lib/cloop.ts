@@ -40,7 +40,7 @@ export function buildCfwd(): Promise<CfwdBuild> {
     } catch (err) {
       const msg = (err as Error).message;
       if (/ENOENT/.test(msg) && !/error:/.test(msg)) throw new Error('build: no C compiler (cc not found)');
-      const firstError = /error: .*/.exec(msg)?.[0] ?? msg.split('\n')[0];
+      const firstError = /(?:[^\s/]+\.c:\d+:\d+: )?error: .*/.exec(msg)?.[0] ?? msg.split('\n')[0];
       throw new Error(`build: ${firstError}`);
     }
     const version = await run('cc', ['--version'], { timeoutMs: 10_000, check: false }).catch(() => null);
