@@ -1,9 +1,10 @@
 /*
  * Micro benchmark of the experiment features (captures, fault injection) on the data path,
- * no devices: a 64-frame batch received on port 0 of a 4-port bridge, known unicast to ports
- * 1..3 through the real TX-queue path (the flush just empties the queues), with the port's
- * hooks exactly as the engine runs them (ingressHooked when `port.hooked`, else straight to
- * the bridge). The traffic mix is bench/lib/frames.ts's (64 B UDP, TCP ACKs, 1448 B TCP).
+ * no devices: a 64-frame batch received on port 0 of a 4-port bridge (an engine built from a
+ * spec, ports without fds), known unicast to ports 1..3 through the device TX queues (the
+ * flush counts them), with the capture or fault element spliced into port 0's ingress link
+ * exactly as the capture and fault controls do. The traffic mix is bench/lib/frames.ts's
+ * (64 B UDP, TCP ACKs, 1448 B TCP).
  *
  *   exp.off               no capture, no fault (the zero-cost claim: compare with this)
  *   exp.capture           pcap capture of port 0 ingress into a sink that counts bytes
@@ -12,7 +13,7 @@
  *   exp.capture.pcapng    pcapng with the per-packet "ingress, before faults" comment
  *   exp.loss1             1% random loss on port 0 ingress (seeded)
  *   exp.delay             1 ms delay on port 0 ingress: every frame copied to a pool slot, held
- *                         in the fault timer queue, released by poll() (the clock advances
+ *                         in the fault element's delay line, released by release() (the clock advances
  *                         1 ms per batch, so each batch releases the previous one)
  *   exp.rate              a rate limit high enough never to queue (token-bucket arithmetic)
  *
@@ -23,16 +24,16 @@
  */
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { Arena } from '../src/engine/arena.js';
-import { C_TX_PACKETS, DROP_BASE, COUNTER_SLOTS } from '../src/engine/counters.js';
-import { SLOT_SIZE, VNET_HDR_LEN } from '../src/engine/frame.js';
-import { Port } from '../src/engine/port.js';
-import { CaptureTap, DIR_INGRESS, ingressHooked } from '../src/engine/hooks.js';
-import { Bridge } from '../src/switch/bridge.js';
+import { C_TX_PACKETS, COUNTER_SLOTS, DROP_BASE } from '../src/core/counters.js';
+import { SLOT_SIZE, VNET_HDR_LEN } from '../src/core/frame.js';
+import { Engine } from '../src/dataplane/engine.js';
+import { RANK_CAPTURE_INGRESS, RANK_FAULT_INGRESS } from '../src/dataplane/faults.js';
+import { FaultElement } from '../src/faults/element.js';
+import { CaptureElement, CaptureTap } from '../src/trace/capture.js';
 import { BROADCAST_MAC } from '../src/wire/mac.js';
 import { CaptureWriter } from '../src/trace/pcap.js';
 import { compileFilter } from '../src/trace/filter.js';
-import { FaultStage } from '../src/faults/faults.js';
+import { FaultStage } from '../src/faults/stage.js';
 import { mixFor, Prng, randomMac, writeFrame } from './lib/frames.js';
 import { findGc, measure, type MicroCase, type MicroResult } from './lib/harness.js';
 import { fmt, table } from './lib/stats.js';
@@ -44,41 +45,37 @@ type Mode = 'off' | 'capture' | 'capture.filtered' | 'capture.pcapng' | 'loss1' 
 const MODES: Mode[] = ['off', 'capture', 'capture.filtered', 'capture.pcapng', 'loss1', 'delay', 'rate'];
 
 function experimentCase(mode: Mode): MicroCase {
-  const arena = new Arena(BATCH + N_PORTS, 4 * BATCH);
+  let now = 1000;
+  const ports = Array.from({ length: N_PORTS }, (_, i) => ({ name: `p${i}`, kind: 'tap' as const, bridge: 'br0', fd: -1, vnetHdr: false, ifname: `p${i}`, mac: '02:00:00:00:00:01', addresses: [] }));
+  const engine = new Engine({ bridges: [{ name: 'br0', agingSeconds: 300, macTableSize: 8192, macLimitPerPort: 0, static: [] }], ports, routes: [] }, () => now);
+  const arena = engine.arena;
   const ring = arena.reserveRing(BATCH);
   const learnRing = arena.reserveRing(N_PORTS);
-  const bridge = new Bridge(0, arena.u8, { name: 'br0', agingMs: 300_000, macTableSize: 8192, macLimitPerPort: 0, maxPorts: 64 });
+  const devs = ports.map((p) => engine.device(p.name)!);
+  const records = devs.map((d) => d.record);
   const r = new Prng(3);
   const hosts: number[] = [];
-  const ports: Port[] = [];
-  for (let i = 0; i < N_PORTS; i++) {
-    hosts.push(randomMac(r));
-    const p = new Port(i, `p${i}`, 'tap', arena, -1, false, null, `p${i}`, 0);
-    bridge.attach(p);
-    ports.push(p);
-  }
+  for (let i = 0; i < N_PORTS; i++) hosts.push(randomMac(r));
   const u8 = arena.u8;
   for (let i = 0; i < N_PORTS; i++) {
     const off = learnRing + i * SLOT_SIZE;
     const len = writeFrame(u8, off + VNET_HDR_LEN, { dst: BROADCAST_MAC, src: hosts[i], proto: 'udp', payload: 18 });
-    bridge.input(ports[i], off, len);
+    devs[i].out[0].push(off, len);
   }
-  for (const p of ports) {
-    p.txCount = 0;
-    p.counters.fill(0);
-  }
+  engine.endBatch();
+  for (const rec of records) rec.counters.fill(0);
   const offs = new Int32Array(BATCH);
   const lens = new Int32Array(BATCH);
   for (let j = 0; j < BATCH; j++) {
     offs[j] = ring + j * SLOT_SIZE;
     lens[j] = writeFrame(u8, offs[j] + VNET_HDR_LEN, { dst: hosts[1 + (j % (N_PORTS - 1))], src: hosts[0], ...mixFor(j), srcPort: 40000 + j });
   }
-  bridge.forwarded = 0;
 
-  const inPort = ports[0];
+  // What the capture and fault controls splice into port 0's ingress link.
+  const inDev = devs[0];
   let sunk = 0;
   let writer: CaptureWriter | null = null;
-  let stage: FaultStage | null = null;
+  let fault: FaultElement | null = null;
   if (mode.startsWith('capture')) {
     const pcapng = mode === 'capture.pcapng';
     writer = new CaptureWriter(
@@ -89,33 +86,21 @@ function experimentCase(mode: Mode): MicroCase {
       },
     );
     const filter = mode === 'capture.filtered' ? compileFilter('arp') : null;
-    inPort.ingressTaps = [new CaptureTap(1, writer, filter, DIR_INGRESS, 0, pcapng ? 0 : -1, pcapng ? 1 : -1)];
+    const tap = new CaptureElement('tap/p0/in', engine.ctx, 'ingress');
+    tap.taps = [new CaptureTap(1, writer, filter, 0, pcapng ? 0 : -1)];
+    engine.graph.wrap(inDev, 0, tap, RANK_CAPTURE_INGRESS);
   } else if (mode === 'loss1' || mode === 'delay' || mode === 'rate') {
-    stage = new FaultStage({ seed: 7 });
+    const stage = new FaultStage({ seed: 7 });
     stage.configure(mode === 'loss1' ? { loss: { percent: 1 } } : mode === 'delay' ? { delay: { ms: 1 } } : { rate: { bitsPerSecond: 1e13 } });
-    inPort.ingressFaults = stage;
+    fault = new FaultElement('fault/p0/in', engine.ctx, stage, inDev.record, 'ingress');
+    engine.graph.wrap(inDev, 0, fault, RANK_FAULT_INGRESS);
   }
-  inPort.updateHooked();
-
-  const deliver = (p: Port, off: number, len: number) => bridge.input(p, off, len);
-  const outSlots = new Int32Array(1024);
-  const outLens = new Int32Array(1024);
-  let now = 1000;
+  const stage = fault?.stage ?? null;
+  const rx = inDev.out[0];
+  const clock = engine.ctx.clock;
   let batches = 0;
   let inputs = 0;
-  let queued = 0;
-  const flushPorts = () => {
-    for (let i = 0; i < ports.length; i++) {
-      const p = ports[i];
-      if (p.txCount !== 0) {
-        queued += p.txCount;
-        // what Port.flush does with pool slots after transmitting
-        for (let k = 0; k < p.txCount; k++) if (p.txOffsets[k] >= arena.poolBase) arena.release(p.txOffsets[k]);
-        p.counters[C_TX_PACKETS] += p.txCount;
-        p.txCount = 0;
-      }
-    }
-  };
+  const queued = () => records.reduce((n, rec) => n + rec.counters[C_TX_PACKETS], 0);
 
   return {
     name: `exp.${mode}`,
@@ -135,40 +120,29 @@ function experimentCase(mode: Mode): MicroCase {
         batches++;
         if (mode === 'delay') now++;
         else if ((batches & 1023) === 0) now++;
-        if (stage !== null && mode === 'delay') {
-          // the FaultScheduler's fire(): release what is due
-          let n: number;
-          do {
-            n = stage.poll(now, outSlots, outLens);
-            for (let i = 0; i < n; i++) {
-              deliver(inPort, outSlots[i], outLens[i]);
-              arena.release(outSlots[i]);
-            }
-          } while (n === outSlots.length);
-        }
-        for (let j = 0; j < BATCH; j++) {
-          if (inPort.hooked) ingressHooked(inPort, offs[j], lens[j], now, deliver);
-          else deliver(inPort, offs[j], lens[j]);
-        }
-        flushPorts();
+        clock.refresh();
+        if (fault !== null && mode === 'delay') fault.release(now); // the engine's delay timer
+        for (let j = 0; j < BATCH; j++) rx.push(offs[j], lens[j]);
+        engine.endBatch();
         if (writer !== null && (batches & 1023) === 0) writer.flush();
       }
       inputs += calls * BATCH;
-      return queued;
+      return queued();
     },
     check: () => {
       let drops = 0;
-      for (const p of ports) for (let i = DROP_BASE; i < COUNTER_SLOTS; i++) drops += p.counters[i];
+      for (const rec of records) for (let i = DROP_BASE; i < COUNTER_SLOTS; i++) drops += rec.counters[i];
       const held = stage?.queued ?? 0;
+      const out = queued();
       if (mode === 'loss1') {
         const lost = stage!.counters().lossDrops;
-        if (queued + lost !== inputs) return `outputs ${queued} + lost ${lost} != inputs ${inputs}`;
+        if (out + lost !== inputs) return `outputs ${out} + lost ${lost} != inputs ${inputs}`;
         const share = lost / inputs;
         if (share < 0.008 || share > 0.012) return `loss share ${share}`;
         return null;
       }
       if (drops !== 0) return `${drops} drops counted`;
-      if (queued + held !== inputs) return `outputs ${queued} + held ${held} != inputs ${inputs}`;
+      if (out + held !== inputs) return `outputs ${out} + held ${held} != inputs ${inputs}`;
       if (writer !== null) {
         writer.flush();
         const want = mode === 'capture.filtered' ? 0 : inputs;

@@ -2,12 +2,12 @@
  * Micro benchmarks of the data plane's JavaScript, in packets per second, without devices:
  *   wire.*    wire views (Ethernet + IPv4 + UDP/TCP) over a batch of 64 real frames
  *   fdb.*     MAC table learn (refresh) + lookup per packet, 1k and 100k MACs
- *   bridge.*  a batch of 64 frames through Bridge.input into 4 ports whose output is
- *             counted: known unicast and flooding, with internal ports (a FrameReceiver that
- *             counts) and with the real TX-queue path (Port.enqueue; the flush is replaced by
- *             emptying the queue, so no native call is made)
- *   engine.*  the same through the engine's per-frame delivery (Engine.toBridge, clock
- *             stamped per batch) and its flush, with internal ports
+ *   bridge.*  a batch of 64 frames into the switch element, whose 4 outputs are linked to
+ *             counting sink elements, or to device elements without an fd (their TX queues;
+ *             the flush is replaced by emptying the queue, so no native call is made):
+ *             known unicast and flooding
+ *   engine.*  the same through an engine built from a spec: the device rx link, the switch,
+ *             the device TX queues and Engine.endBatch
  * Each case is warmed up, then run for --seconds (default 1). The heap columns show that
  * the fast path does not allocate: heapUsed growth per million packets (~0) and the number
  * of GCs during the measured window (0). Run with --expose-gc for a forced GC around each
@@ -25,12 +25,14 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Arena } from '../src/engine/arena.js';
-import { Engine } from '../src/engine/engine.js';
-import { DROP_BASE, COUNTER_SLOTS } from '../src/engine/counters.js';
-import { SLOT_SIZE, VNET_HDR_LEN } from '../src/engine/frame.js';
-import { Port, type FrameReceiver } from '../src/engine/port.js';
-import { Bridge } from '../src/switch/bridge.js';
+import { Arena } from '../src/core/arena.js';
+import { C_TX_PACKETS, COUNTER_SLOTS, DROP_BASE } from '../src/core/counters.js';
+import { Element, makeClock, PortRecord, Tracer } from '../src/core/element.js';
+import { SLOT_SIZE, VNET_HDR_LEN } from '../src/core/frame.js';
+import { Graph } from '../src/core/graph.js';
+import { Engine } from '../src/dataplane/engine.js';
+import { DevicePort } from '../src/io/device.js';
+import { Switch } from '../src/switch/switch.js';
 import { MacTable } from '../src/switch/fdb.js';
 import { EthernetView, ETHERTYPE_IPV4 } from '../src/wire/ethernet.js';
 import { BROADCAST_MAC } from '../src/wire/mac.js';
@@ -154,21 +156,24 @@ function fdbCase(n: number): MicroCase {
   };
 }
 
-/* ------------------------------------------------------------------ bridge */
+/* ------------------------------------------------------------------ switch */
 
-class CountingReceiver implements FrameReceiver {
+/** A sink element: counts what it is pushed (the "internal port" of the bridge cases). */
+class CountingSink extends Element {
+  readonly kind = 'CountingSink';
   frames = 0;
   bytes = 0;
-  receive(_from: Port, _off: number, len: number): void {
+  push(_input: number, _off: number, len: number): void {
     this.frames++;
     this.bytes += len;
   }
 }
 
-interface BridgeRig {
-  bridge: Bridge;
-  ports: Port[];
-  receivers: CountingReceiver[];
+interface SwitchRig {
+  sw: Switch;
+  records: PortRecord[];
+  sinks: CountingSink[];
+  devices: DevicePort[];
   /** Frames transmitted through the TX-queue path (counted at the fake flush). */
   queued: number;
   offs: Int32Array;
@@ -176,33 +181,43 @@ interface BridgeRig {
 }
 
 /**
- * 4 ports on one bridge; host i sits behind port i (learned from one broadcast frame each).
- * The batch: 64 frames received on port 0, to host 1..3 (unicast) or to broadcast (flood).
+ * 4 ports on one switch element; host i sits behind port i (learned from one broadcast frame
+ * each). Each switch output is linked to a counting sink, or to a device element without an
+ * fd (its TX queue). The batch: 64 frames received on port 0, to host 1..3 (unicast) or to
+ * broadcast (flood).
  */
-function bridgeRig(nPorts: number, internal: boolean, flood: boolean): BridgeRig {
+function switchRig(nPorts: number, sinks: boolean, flood: boolean): SwitchRig {
   const arena = new Arena(BATCH + nPorts, 16);
+  const ctx = { arena, u8: arena.u8, clock: makeClock(() => 1000), tracer: new Tracer() };
   const ring = arena.reserveRing(BATCH);
   const learnRing = arena.reserveRing(nPorts);
-  const bridge = new Bridge(0, arena.u8, { name: 'br0', agingMs: 300_000, macTableSize: 8192, macLimitPerPort: 0, maxPorts: 64 });
+  const records: PortRecord[] = [];
+  for (let i = 0; i < nPorts; i++) records.push(new PortRecord(`p${i}`, 'tap', `p${i}`, 0, false, 'br0'));
+  const graph = new Graph();
+  const sw = graph.add(new Switch('switch/br0', ctx, { agingSeconds: 300, macTableSize: 8192, macLimitPerPort: 0, ports: records }));
+  const counting: CountingSink[] = [];
+  const devices: DevicePort[] = [];
+  for (let i = 0; i < nPorts; i++) {
+    if (sinks) {
+      const k = graph.add(new CountingSink(`sink/p${i}`, ctx, ['in'], []));
+      counting.push(k);
+      graph.connect(sw, i, k, 0);
+    } else {
+      const d = graph.add(new DevicePort(`dev/p${i}`, ctx, { fd: -1, kind: 'tap', vnetHdr: false, record: records[i] }));
+      devices.push(d);
+      graph.connect(sw, i, d, 0);
+    }
+  }
   const r = new Prng(3);
   const hosts: number[] = [];
-  const ports: Port[] = [];
-  const receivers: CountingReceiver[] = [];
-  for (let i = 0; i < nPorts; i++) {
-    hosts.push(randomMac(r));
-    const rx = new CountingReceiver();
-    receivers.push(rx);
-    const p = new Port(i, `p${i}`, internal ? 'internal' : 'tap', arena, -1, false, internal ? rx : null, `p${i}`, 0);
-    bridge.attach(p);
-    ports.push(p);
-  }
+  for (let i = 0; i < nPorts; i++) hosts.push(randomMac(r));
   const u8 = arena.u8;
   for (let i = 0; i < nPorts; i++) {
     const off = learnRing + i * SLOT_SIZE;
     const len = writeFrame(u8, off + VNET_HDR_LEN, { dst: BROADCAST_MAC, src: hosts[i], proto: 'udp', payload: 18 });
-    bridge.input(ports[i], off, len);
+    sw.push(i, off, len);
   }
-  for (const p of ports) p.txCount = 0;
+  for (const d of devices) d.txCount = 0;
   const offs = new Int32Array(BATCH);
   const lens = new Int32Array(BATCH);
   for (let j = 0; j < BATCH; j++) {
@@ -210,54 +225,49 @@ function bridgeRig(nPorts: number, internal: boolean, flood: boolean): BridgeRig
     const dst = flood ? BROADCAST_MAC : hosts[1 + (j % (nPorts - 1))];
     lens[j] = writeFrame(u8, offs[j] + VNET_HDR_LEN, { dst, src: hosts[0], ...mixFor(j), srcPort: 40000 + j });
   }
-  for (const rx of receivers) rx.frames = rx.bytes = 0;
-  bridge.forwarded = 0;
-  bridge.flooded = 0;
-  return { bridge, ports, receivers, queued: 0, offs, lens };
+  for (const k of counting) k.frames = k.bytes = 0;
+  sw.counters.forwarded = 0;
+  sw.counters.flooded = 0;
+  return { sw, records, sinks: counting, devices, queued: 0, offs, lens };
 }
 
-function bridgeCase(name: string, internal: boolean, flood: boolean): MicroCase {
+function bridgeCase(name: string, sinks: boolean, flood: boolean): MicroCase {
   const nPorts = 4;
-  const rig = bridgeRig(nPorts, internal, flood);
-  const { bridge, ports, receivers, offs, lens } = rig;
-  const inPort = ports[0];
-  // The clock in ms, as the engine stamps it once per batch; kept a small integer (advanced
-  // every 1024 batches) so the harness itself never boxes a double.
-  let now = 1000;
-  let batches = 0;
+  const rig = switchRig(nPorts, sinks, flood);
+  const { sw, records, devices, offs, lens } = rig;
   let inputs = 0;
-  const outputs = () => (internal ? receivers.reduce((n, r) => n + r.frames, 0) : rig.queued);
+  const outputs = () => (sinks ? rig.sinks.reduce((n, r) => n + r.frames, 0) : rig.queued);
   return {
     name,
     description:
-      `${BATCH}-frame batch on port 0 -> ` +
+      `${BATCH}-frame batch into switch input 0 -> ` +
       (flood ? `broadcast, flooded to ${nPorts - 1} ports` : `known unicast to ports 1..${nPorts - 1}`) +
-      (internal ? ' (internal ports: FrameReceiver counts)' : ' (TX queues, flush = empty the queue)'),
+      (sinks ? ' (outputs linked to counting sink elements)' : ' (outputs linked to device elements: TX queues, flush = empty the queue)'),
     packetsPerCall: BATCH,
     run(calls: number): number {
       for (let c = 0; c < calls; c++) {
-        if ((++batches & 1023) === 0) now++;
-        for (let j = 0; j < BATCH; j++) bridge.input(inPort, offs[j], lens[j]);
-        if (!internal) {
-          for (let i = 0; i < ports.length; i++) {
-            const p = ports[i];
-            if (p.txCount !== 0) {
-              rig.queued += p.txCount;
-              p.txCount = 0;
+        for (let j = 0; j < BATCH; j++) sw.push(0, offs[j], lens[j]);
+        if (!sinks) {
+          for (let i = 0; i < devices.length; i++) {
+            const d = devices[i];
+            if (d.txCount !== 0) {
+              rig.queued += d.txCount;
+              d.txCount = 0;
             }
           }
         }
       }
       inputs += calls * BATCH;
-      return bridge.forwarded;
+      return sw.counters.forwarded;
     },
     check: () => {
       let drops = 0;
-      for (const p of ports) for (let i = DROP_BASE; i < COUNTER_SLOTS; i++) drops += p.counters[i];
+      for (const p of records) for (let i = DROP_BASE; i < COUNTER_SLOTS; i++) drops += p.counters[i];
       if (drops !== 0) return `${drops} drops counted on the ports`;
       const want = flood ? inputs * (nPorts - 1) : inputs;
       if (outputs() !== want) return `outputs ${outputs()}, expected ${want}`;
-      if (flood ? bridge.flooded !== inputs : bridge.forwarded !== inputs) return `bridge counted forwarded ${bridge.forwarded}, flooded ${bridge.flooded} for ${inputs} inputs`;
+      const c = sw.counters;
+      if (flood ? c.flooded !== inputs : c.forwarded !== inputs) return `switch counted forwarded ${c.forwarded}, flooded ${c.flooded} for ${inputs} inputs`;
       return null;
     },
     extra: () => ({ outputsPerInput: inputs > 0 ? outputs() / inputs : 0 }),
@@ -265,58 +275,57 @@ function bridgeCase(name: string, internal: boolean, flood: boolean): MicroCase 
 }
 
 /**
- * The engine's own delivery path: Engine.toBridge (what an RX batch calls per frame, with
- * the engine clock stamped once per batch from performance.now()) and Engine.flush after
- * the batch; the 4 ports are internal (counting receivers), so nothing reaches native code.
+ * The engine's own path: an engine built from a data-plane spec with 4 tap ports without fds;
+ * each frame enters through port 0's device rx link (what an RX batch does per frame, with
+ * the clock stamped once per batch from performance.now()), the switch, and the egress
+ * devices' TX queues; Engine.endBatch flushes them (no native call without an fd).
  */
 function engineCase(): MicroCase {
   const nPorts = 4;
-  const engine = new Engine({ bridges: [{ name: 'br0', agingSeconds: 300, macTableSize: 8192, macLimitPerPort: 0, static: [] }], ports: [] });
-  const receivers: CountingReceiver[] = [];
-  const ports: Port[] = [];
+  const ports = Array.from({ length: nPorts }, (_, i) => ({ name: `p${i}`, kind: 'tap' as const, bridge: 'br0', fd: -1, vnetHdr: false, ifname: `p${i}`, mac: '02:00:00:00:00:01', addresses: [] }));
+  const engine = new Engine({ bridges: [{ name: 'br0', agingSeconds: 300, macTableSize: 8192, macLimitPerPort: 0, static: [] }], ports, routes: [] });
   const r = new Prng(5);
   const hosts: number[] = [];
-  for (let i = 0; i < nPorts; i++) {
-    const rx = new CountingReceiver();
-    receivers.push(rx);
-    hosts.push(randomMac(r));
-    ports.push(engine.addPort({ name: `p${i}`, kind: 'internal', bridge: 'br0', fd: -1, vnetHdr: false, ifname: `p${i}`, mac: '02:00:00:00:00:01' }, rx));
-  }
+  for (let i = 0; i < nPorts; i++) hosts.push(randomMac(r));
   const u8 = engine.arena.u8;
   const ring = engine.arena.reserveRing(BATCH);
-  engine.now = performance.now();
+  const devs = ports.map((p) => engine.device(p.name)!);
+  engine.ctx.clock.refresh();
   for (let i = 0; i < nPorts; i++) {
     const off = ring + i * SLOT_SIZE;
     const len = writeFrame(u8, off + VNET_HDR_LEN, { dst: BROADCAST_MAC, src: hosts[i], proto: 'udp', payload: 18 });
-    engine.toBridge(ports[i], off, len);
+    devs[i].out[0].push(off, len);
   }
+  engine.endBatch();
   const offs = new Int32Array(BATCH);
   const lens = new Int32Array(BATCH);
   for (let j = 0; j < BATCH; j++) {
     offs[j] = ring + j * SLOT_SIZE;
     lens[j] = writeFrame(u8, offs[j] + VNET_HDR_LEN, { dst: hosts[1 + (j % (nPorts - 1))], src: hosts[0], ...mixFor(j), srcPort: 40000 + j });
   }
-  for (const rx of receivers) rx.frames = 0;
-  const bridge = engine.bridges[0];
-  bridge.forwarded = 0;
-  const inPort = ports[0];
+  const sw = engine.switches[0];
+  sw.counters.forwarded = 0;
+  const sent = () => devs.slice(1).reduce((n, d) => n + d.record.counters[C_TX_PACKETS], 0);
+  const base = sent();
+  const rx = devs[0].out[0];
+  const clock = engine.ctx.clock;
   let inputs = 0;
   return {
     name: 'engine.unicast',
-    description: `${BATCH}-frame batch through Engine.toBridge (clock stamped per batch) + Engine.flush, known unicast to 3 internal ports`,
+    description: `${BATCH}-frame batch through the device rx link (clock stamped per batch), the switch and the device TX queues + Engine.endBatch, known unicast to 3 ports`,
     packetsPerCall: BATCH,
     run(calls: number): number {
       for (let c = 0; c < calls; c++) {
-        engine.now = engine.clock();
-        for (let j = 0; j < BATCH; j++) engine.toBridge(inPort, offs[j], lens[j]);
-        engine.flush();
+        clock.refresh();
+        for (let j = 0; j < BATCH; j++) rx.push(offs[j], lens[j]);
+        engine.endBatch();
       }
       inputs += calls * BATCH;
-      return bridge.forwarded;
+      return sw.counters.forwarded;
     },
     check: () => {
-      const out = receivers.reduce((n, x) => n + x.frames, 0);
-      return out !== inputs || bridge.forwarded !== inputs ? `outputs ${out}, forwarded ${bridge.forwarded}, expected ${inputs}` : null;
+      const out = sent() - base;
+      return out !== inputs || sw.counters.forwarded !== inputs ? `outputs ${out}, forwarded ${sw.counters.forwarded}, expected ${inputs}` : null;
     },
   };
 }

@@ -4,8 +4,11 @@
  */
 import { Option, type Command } from 'commander';
 import { apiRequest, resolveSocket, table } from '../control/client.js';
-import type { BridgeInfo, FdbRow, PortInfo } from '../engine/engine.js';
-import { registerExperimentCtl } from '../experiments/ctl.js';
+import type { BridgeInfo, FdbRow, PortInfo } from '../dataplane/messages.js';
+import { registerExperimentCtl } from './ctl-experiments.js';
+import type { TraceResult } from '../dataplane/trace.js';
+import type { GraphInfo } from '../core/graph.js';
+import type { TraceHop } from '../core/element.js';
 
 interface CtlOpts {
   socket?: string;
@@ -23,6 +26,28 @@ function human(n: number): string {
     u++;
   }
   return `${v.toFixed(1)}${units[u]}`;
+}
+
+/** Trace hops as chains "a[out] -> [in]b[out] -> [in]c"; a new chain where the path branches. */
+export function pathLines(hops: TraceHop[]): string[] {
+  const lines: string[] = [];
+  let last = '';
+  for (const h of hops) {
+    if (lines.length > 0 && h.from === last) lines[lines.length - 1] += `[${h.output}] -> [${h.input}]${h.to}`;
+    else lines.push(`${h.from}[${h.output}] -> [${h.input}]${h.to}`);
+    last = h.to;
+  }
+  return lines;
+}
+
+/** The live graph as text: elements with their kind and configuration, then every link with its packet count (Click's flattened form). */
+export function renderGraph(g: GraphInfo & { unconnectedDrops?: number }): string {
+  const nw = Math.max(...g.elements.map((e) => e.name.length));
+  const kw = Math.max(...g.elements.map((e) => e.kind.length));
+  const counters = (c: Record<string, number>) => Object.entries(c).filter(([, v]) => v !== 0).map(([k, v]) => `${k}=${v}`).join(' ');
+  const elements = g.elements.map((e) => `  ${e.name.padEnd(nw)} :: ${e.kind.padEnd(kw)}  ${e.config}${counters(e.counters) ? `  [${counters(e.counters)}]` : ''}`.trimEnd());
+  const links = g.links.map((l) => [`${l.from}[${l.output}]`, '->', `[${l.input}]${l.to}`, String(l.packets)]);
+  return [`elements (${g.elements.length}):`, ...elements, '', `links (${g.links.length}):`, ...table(['FROM', '', 'TO', 'PACKETS'], links).split('\n').map((l) => `  ${l}`), ...(g.unconnectedDrops ? ['', `frames pushed to unconnected outputs: ${g.unconnectedDrops}`] : [])].join('\n');
 }
 
 export function registerCtl(program: Command, fail: (err: unknown) => never): void {
@@ -191,6 +216,26 @@ export function registerCtl(program: Command, fail: (err: unknown) => never): vo
     );
 
   ctl
+    .command('graph')
+    .description('the live element graph: elements, their ports and configuration, the links between them with packet counters')
+    .action(
+      run(async (sock, o) => {
+        const g = (await apiRequest(sock, 'GET', '/v1/graph')) as GraphInfo;
+        out(o, g, () => renderGraph(g));
+      }),
+    );
+
+  ctl
+    .command('drops')
+    .description('every drop reason: its name, which element counts it, what happened to the frame')
+    .action(
+      run(async (sock, o) => {
+        const d = (await apiRequest(sock, 'GET', '/v1/drops')) as { name: string; where: string; what: string }[];
+        out(o, d, () => table(['REASON', 'COUNTED BY', 'WHAT'], d.map((r) => [r.name, r.where, r.what])));
+      }),
+    );
+
+  ctl
     .command('trace')
     .description('show what each stage would do with a described packet, without sending it (like ofproto/trace)')
     .requiredOption('--port <name>', 'ingress port (a namespace, tap, packet or the uplink port)')
@@ -206,13 +251,7 @@ export function registerCtl(program: Command, fail: (err: unknown) => never): vo
     .action((opts: Record<string, unknown>) =>
       run(async (sock, o) => {
         const body = { ...opts, srcMac: opts.srcMac, dstMac: opts.dstMac };
-        const r = (await apiRequest(sock, 'POST', '/v1/trace', body)) as {
-          packet: string;
-          ingress: string;
-          steps: { stage: string; decision: string }[];
-          outputs: string[];
-          verdict: string;
-        };
+        const r = (await apiRequest(sock, 'POST', '/v1/trace', body)) as TraceResult;
         out(o, r, () => {
           const w = Math.max(8, ...r.steps.map((s) => s.stage.length));
           return [
@@ -220,6 +259,7 @@ export function registerCtl(program: Command, fail: (err: unknown) => never): vo
             `ingress: ${r.ingress}`,
             ...r.steps.map((s) => `  ${s.stage.padEnd(w)}  ${s.decision}`),
             ...r.outputs.map((x) => `  ${'output'.padEnd(w)}  ${x}`),
+            ...pathLines(r.path).map((l, i) => `${i === 0 ? 'path:   ' : '        '} ${l}`),
             `verdict: ${r.verdict}`,
           ].join('\n');
         });

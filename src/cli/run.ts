@@ -19,6 +19,8 @@ import { DataPlaneWorker } from '../control/dataplane-client.js';
 import { ControlServer } from '../control/server.js';
 import { apiRoutes } from '../control/routes.js';
 import { LocalhostProxy, type ProxyTarget } from '../control/localhost-proxy.js';
+import { dataPlaneSpec } from '../control/spec.js';
+import { openExperimentCaptures } from '../control/experiment-requests.js';
 
 export function socketPathOf(cfg: Config): string {
   return cfg.socket ?? `${RUN_DIR}/${cfg.instance}.sock`;
@@ -111,14 +113,14 @@ export async function runInner(cfg: Config, log: Logger): Promise<number> {
   try {
     setupLabVeths(cfg, res);
     const setup = setupPorts(cfg, res, fds);
-    await worker.start(cfg, setup);
+    await worker.start(dataPlaneSpec(cfg, setup, openExperimentCaptures(cfg)));
     worker.onExit = (c) => {
       if (!stopping) {
         log.error({ code: c }, 'data-plane worker exited unexpectedly; shutting down');
         process.kill(process.pid, 'SIGTERM');
       }
     };
-    control.add(apiRoutes(worker, control));
+    control.add(apiRoutes(worker, control, cfg));
     await control.listen();
     startServices(cfg, res, log, () => stopping);
     if (cfg.nat !== undefined && cfg.nat.localhostProxy) {

@@ -8,7 +8,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { Address4 } from 'ip-address';
 import { configSchema, type Config } from './schema.js';
-import { checkExperiment } from '../experiments/schema.js';
+import { checkExperiment } from './experiment.js';
 
 export class ConfigError extends Error {
   constructor(

@@ -9,7 +9,7 @@
  */
 import { z } from 'zod';
 import { Address4 } from 'ip-address';
-import { experimentSchema } from '../experiments/schema.js';
+import { experimentSchema } from './experiment.js';
 
 const MAC_RE = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
 const IFNAME_RE = /^[A-Za-z0-9_.@-]{1,15}$/;

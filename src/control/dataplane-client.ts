@@ -5,8 +5,8 @@
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { HttpError } from './server.js';
-import type { Config } from '../config/schema.js';
-import type { SetupResult } from '../lab/setup.js';
+import type { DataPlaneSpec } from '../dataplane/spec.js';
+import type { FromWorker, WorkerData } from '../dataplane/messages.js';
 
 export class CallError extends Error {
   constructor(
@@ -34,33 +34,39 @@ export class DataPlaneWorker {
   private nextId = 1;
   private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
   onExit: (code: number) => void = () => {};
+  /** The data plane died of an exception (its message and stack were logged). */
+  crashed = false;
   /** Worker messages other than ready/reply/log (e.g. capture stream chunks, src/experiments). */
   onMessage: (m: { type: string }) => void = () => {};
 
   constructor(readonly log: Logger) {}
 
-  start(config: Config, setup: SetupResult): Promise<void> {
+  start(spec: DataPlaneSpec): Promise<void> {
     return new Promise((resolve, reject) => {
-      const w = new Worker(new URL('../engine/worker.js', import.meta.url), { workerData: { config, setup } });
+      const data: WorkerData = { spec };
+      const w = new Worker(new URL('../dataplane/worker.js', import.meta.url), { workerData: data });
       this.worker = w;
       let ready = false;
-      w.on('message', (m: { type: string; id?: number; result?: unknown; error?: string; status?: number; level?: string; msg?: string; fields?: object }) => {
+      w.on('message', (m: FromWorker) => {
         if (m.type === 'ready') {
           ready = true;
           resolve();
         } else if (m.type === 'reply') {
-          const p = this.pending.get(m.id!);
+          const p = this.pending.get(m.id);
           if (p === undefined) return;
-          this.pending.delete(m.id!);
+          this.pending.delete(m.id);
           clearTimeout(p.timer);
           if (m.error !== undefined) p.reject(new CallError(m.status ?? 500, m.error));
           else p.resolve(m.result);
         } else if (m.type === 'log') {
-          const level = (m.level ?? 'info') as 'info' | 'warn' | 'error' | 'debug';
-          this.log[level](m.fields ?? {}, m.msg ?? '');
+          this.log[m.level](m.fields, m.msg);
+        } else if (m.type === 'fatal') {
+          this.crashed = true;
+          this.log.error({ stack: m.stack }, `data-plane crash: ${m.message}`);
         } else this.onMessage(m);
       });
       w.on('error', (err) => {
+        this.crashed = true;
         this.log.error({ err }, 'data-plane worker failed');
         if (!ready) reject(err);
       });

@@ -5,9 +5,13 @@
 import type { DataPlaneWorker } from './dataplane-client.js';
 import type { ControlServer, Route } from './server.js';
 import { httpCaller } from './dataplane-client.js';
-import { experimentRoutes } from '../experiments/routes.js';
+import { experimentRoutes } from './experiment-routes.js';
+import type { Config } from '../config/schema.js';
+import { publishSchema } from '../config/schema.js';
+import { zodProblems } from '../config/experiment.js';
+import { HttpError } from './server.js';
 
-export function apiRoutes(dp: DataPlaneWorker, server: ControlServer): Route[] {
+export function apiRoutes(dp: DataPlaneWorker, server: ControlServer, cfg: Pick<Config, 'experiment'> = {}): Route[] {
   const call = httpCaller(dp);
   return [
     { method: 'GET', path: '/v1', summary: 'this list of endpoints', handler: () => server.describe() },
@@ -31,7 +35,11 @@ export function apiRoutes(dp: DataPlaneWorker, server: ControlServer): Route[] {
       method: 'POST',
       path: '/v1/forwards',
       summary: 'publish a port: {"proto":"tcp","port":8080,"to":"10.100.0.3","toPort":80}',
-      handler: (c) => call('forwards.add', c.body),
+      handler: (c) => {
+        const r = publishSchema.safeParse(c.body);
+        if (!r.success) throw new HttpError(400, zodProblems(r.error));
+        return call('forwards.add', r.data);
+      },
     },
     {
       method: 'DELETE',
@@ -49,6 +57,8 @@ export function apiRoutes(dp: DataPlaneWorker, server: ControlServer): Route[] {
       handler: (c) => call('trace', c.body),
     },
     { method: 'GET', path: '/v1/stats', summary: 'all counters', handler: () => call('stats') },
-    ...experimentRoutes(dp),
+    { method: 'GET', path: '/v1/graph', summary: 'the element graph: elements (kind, ports, config, counters) and links with packet counters', handler: () => call('graph') },
+    { method: 'GET', path: '/v1/drops', summary: 'the drop-reason registry: name, counted by, meaning', handler: () => call('drops') },
+    ...experimentRoutes(dp, cfg),
   ];
 }

@@ -10,7 +10,7 @@
  */
 import { native } from '../io/native.js';
 import type { Config, PortConfig } from '../config/schema.js';
-import type { PortSpec } from '../engine/engine.js';
+import type { PortSpec } from '../dataplane/spec.js';
 import { ip, linkExists, netnsExists, netnsInode } from './ip.js';
 import type { Resources } from './resources.js';
 
@@ -61,7 +61,7 @@ function openNamespacePort(p: Extract<PortConfig, { type: 'namespace' }>, index:
   ip(['link', 'set', 'dev', tap.name, 'name', p.ifname], p.namespace);
   configureLink(p.ifname, p, p.namespace);
   if (p.defaultRoute !== undefined) ip(['route', 'add', 'default', 'via', p.defaultRoute, 'dev', p.ifname], p.namespace);
-  return { name: p.name, kind: 'namespace', bridge: '', fd: tap.fd, vnetHdr: p.offload, ifname: `${p.namespace}:${p.ifname}`, mac: readMac(p.ifname, p.namespace) };
+  return { name: p.name, kind: 'namespace', bridge: '', fd: tap.fd, vnetHdr: p.offload, ifname: `${p.namespace}:${p.ifname}`, mac: readMac(p.ifname, p.namespace), addresses: p.addresses };
 }
 
 function openTapPort(p: Extract<PortConfig, { type: 'tap' }>, fds: number[]): PortSpec {
@@ -69,14 +69,14 @@ function openTapPort(p: Extract<PortConfig, { type: 'tap' }>, fds: number[]): Po
   const tap = native.openTap(p.ifname, p.offload, false);
   fds.push(tap.fd);
   configureLink(tap.name, p);
-  return { name: p.name, kind: 'tap', bridge: '', fd: tap.fd, vnetHdr: p.offload, ifname: tap.name, mac: readMac(tap.name) };
+  return { name: p.name, kind: 'tap', bridge: '', fd: tap.fd, vnetHdr: p.offload, ifname: tap.name, mac: readMac(tap.name), addresses: p.addresses };
 }
 
 function openPacketPort(p: Extract<PortConfig, { type: 'packet' }>, fds: number[]): PortSpec {
   ip(['link', 'set', 'dev', p.interface, 'up']);
   const s = native.openPacket(p.interface, p.offload);
   fds.push(s.fd);
-  return { name: p.name, kind: 'packet', bridge: '', fd: s.fd, vnetHdr: p.offload, ifname: p.interface, mac: colonMac(native.ifInfo(p.interface).mac) };
+  return { name: p.name, kind: 'packet', bridge: '', fd: s.fd, vnetHdr: p.offload, ifname: p.interface, mac: colonMac(native.ifInfo(p.interface).mac), addresses: [] };
 }
 
 /** Create the lab's veth-linked namespaces (before the uplink opens its socket on them). */

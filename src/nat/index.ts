@@ -1,6 +1,6 @@
 /*
- * NAT / connection tracking: `import { NatEngine } from '../nat/index.js'`.
+ * NAT / connection tracking: the engine (engine.ts) and its elements (element.ts).
  */
-
 export * from './engine.js';
+export * from './element.js';
 export { TCP_STATE_NAMES } from './tcp-state.js';

@@ -27,15 +27,15 @@ export const ARP_OP_REPLY = 2;
 /** len: bytes available for the ARP packet (the Ethernet payload length). */
 export class ArpView extends WireView {
   /** 0 if this is a complete Ethernet/IPv4 ARP packet, else a DROP_* code. */
+  /** The address types first (an ARP for other hardware is bad, whatever its length), then the length. */
   checkLen(): number {
-    if (this.len < ARP_LEN) return DROP_ARP_TOO_SHORT;
     const b = this.buf;
     const o = this.off;
-    if (readU16(b, o + ARP_HTYPE) !== ARP_HTYPE_ETHERNET || readU16(b, o + ARP_PTYPE) !== ARP_PTYPE_IPV4 ||
-        b[o + ARP_HLEN] !== 6 || b[o + ARP_PLEN] !== 4) {
+    if (this.len >= ARP_OP &&
+        (readU16(b, o + ARP_HTYPE) !== ARP_HTYPE_ETHERNET || readU16(b, o + ARP_PTYPE) !== ARP_PTYPE_IPV4 || b[o + ARP_HLEN] !== 6 || b[o + ARP_PLEN] !== 4)) {
       return DROP_ARP_BAD;
     }
-    return 0;
+    return this.len < ARP_LEN ? DROP_ARP_TOO_SHORT : 0;
   }
 
   get op(): number {
@@ -86,14 +86,19 @@ export function parseArp(buf: Uint8Array, off: number, len: number): ArpFields |
 
 /** Write a complete 28-byte ARP packet; returns ARP_LEN. */
 export function emitArp(f: ArpFields, buf: Uint8Array, off: number): number {
+  return writeArp(buf, off, f.op, f.sha, f.spa, f.tha, f.tpa);
+}
+
+/** Write an Ethernet/IPv4 ARP message at off (no allocation); returns its length. */
+export function writeArp(buf: Uint8Array, off: number, op: number, sha: number, spa: number, tha: number, tpa: number): number {
   writeU16(buf, off + ARP_HTYPE, ARP_HTYPE_ETHERNET);
   writeU16(buf, off + ARP_PTYPE, ARP_PTYPE_IPV4);
   buf[off + ARP_HLEN] = 6;
   buf[off + ARP_PLEN] = 4;
-  writeU16(buf, off + ARP_OP, f.op);
-  writeMac(buf, off + ARP_SHA, f.sha);
-  writeU32(buf, off + ARP_SPA, f.spa);
-  writeMac(buf, off + ARP_THA, f.tha);
-  writeU32(buf, off + ARP_TPA, f.tpa);
+  writeU16(buf, off + ARP_OP, op);
+  writeMac(buf, off + ARP_SHA, sha);
+  writeU32(buf, off + ARP_SPA, spa);
+  writeMac(buf, off + ARP_THA, tha);
+  writeU32(buf, off + ARP_TPA, tpa);
   return ARP_LEN;
 }

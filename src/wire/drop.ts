@@ -1,13 +1,13 @@
 /*
- * Drop reasons: small integer codes (0 = ok) so the fast path can count drops in a typed
- * array indexed by code; DROP_REASON_NAMES maps a code to its snake_case counter name
- * (reported as `drop.<name>`). Wire-level codes come first; a few data-plane reasons that
- * several stages share follow.
+ * Wire-level drop reasons: what the protocol views' checkLen() return when a header is not
+ * sound or not within the bytes available. Small integer codes (0 = ok) so the fast path
+ * counts a drop with one typed-array increment. These are the first entries of the data
+ * plane's one drop-reason registry (src/core/drops.ts), which adds the reasons of the
+ * elements and gives every reason its description; a code means the same thing everywhere.
  */
 
 export const DROP_OK = 0;
 
-// Wire (header soundness) reasons, returned by the views' checkLen().
 export const DROP_ETH_TOO_SHORT = 1;
 export const DROP_ARP_TOO_SHORT = 2;
 export const DROP_ARP_BAD = 3; // not Ethernet/IPv4 ARP (htype/ptype/hlen/plen)
@@ -25,20 +25,7 @@ export const DROP_TCP_TOO_SHORT = 14;
 export const DROP_TCP_BAD_OFF = 15; // data offset < 5 or header beyond available bytes
 export const DROP_TCP_BAD_CSUM = 16;
 
-// Shared data-plane reasons.
-export const DROP_UNKNOWN_ETHERTYPE = 17;
-export const DROP_UNKNOWN_PROTOCOL = 18;
-export const DROP_TTL_EXCEEDED = 19;
-export const DROP_NO_ROUTE = 20;
-export const DROP_ARP_UNRESOLVED = 21;
-export const DROP_QUEUE_FULL = 22;
-export const DROP_FRAGMENT = 23;
-export const DROP_MTU_EXCEEDED = 24;
-export const DROP_PORT_DOWN = 25;
-export const DROP_NAT_NO_MAPPING = 26;
-export const DROP_NAT_TABLE_FULL = 27;
-export const DROP_FAULT_INJECTED = 28;
-
+/** Names of the codes above, indexed by code (reported as drops.<name>). */
 export const DROP_REASON_NAMES: readonly string[] = [
   'ok',
   'eth_too_short',
@@ -57,24 +44,12 @@ export const DROP_REASON_NAMES: readonly string[] = [
   'tcp_too_short',
   'tcp_bad_off',
   'tcp_bad_csum',
-  'unknown_ethertype',
-  'unknown_protocol',
-  'ttl_exceeded',
-  'no_route',
-  'arp_unresolved',
-  'queue_full',
-  'fragment',
-  'mtu_exceeded',
-  'port_down',
-  'nat_no_mapping',
-  'nat_table_full',
-  'fault_injected',
 ];
 
-/** Number of codes (size a per-reason counter array with this). */
+/** Number of wire codes. */
 export const DROP_REASON_COUNT = DROP_REASON_NAMES.length;
 
-/** Name for a code; "unknown_<code>" for codes outside the table. */
+/** Name for a wire code; "unknown_<code>" outside the table. */
 export function dropReasonName(code: number): string {
   return DROP_REASON_NAMES[code] ?? `unknown_${code}`;
 }

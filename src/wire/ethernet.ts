@@ -191,3 +191,12 @@ export function emitEthernet(f: EthernetFields, buf: Uint8Array, off: number): n
   buf[o + 1] = f.etherType;
   return o + 2 - off;
 }
+
+/** Write an untagged Ethernet header at off (no allocation); returns its length. */
+export function writeEthernetHeader(buf: Uint8Array, off: number, dst: number, src: number, etherType: number): number {
+  writeMac(buf, off + ETH_DST, dst);
+  writeMac(buf, off + ETH_SRC, src);
+  buf[off + ETH_TYPE] = etherType >>> 8;
+  buf[off + ETH_TYPE + 1] = etherType;
+  return ETH_HEADER_LEN;
+}

@@ -14,3 +14,4 @@ export * from './mac.js';
 export * from './tcp.js';
 export * from './udp.js';
 export * from './view.js';
+export * from './describe.js';

@@ -209,3 +209,24 @@ export function emitIpv4(f: Ipv4Fields, buf: Uint8Array, off: number): number {
   writeU16(buf, off + IPV4_CSUM, f.checksum ?? ipv4HeaderChecksum(buf, off, hl));
   return hl;
 }
+
+/**
+ * Write a 20-byte IPv4 header (no options) with its checksum at off: the scalar form of
+ * emitIpv4 for packets the data plane builds (no allocation). Returns the header length.
+ */
+export function writeIpv4Header(
+  buf: Uint8Array, off: number, totalLength: number, id: number, flagsFrag: number, ttl: number, protocol: number, src: number, dst: number, tos = 0,
+): number {
+  buf[off] = 0x45;
+  buf[off + IPV4_TOS] = tos;
+  writeU16(buf, off + IPV4_TOTAL_LEN, totalLength);
+  writeU16(buf, off + IPV4_ID, id);
+  writeU16(buf, off + IPV4_FLAGS_FRAG, flagsFrag);
+  buf[off + IPV4_TTL] = ttl;
+  buf[off + IPV4_PROTO] = protocol;
+  writeU16(buf, off + IPV4_CSUM, 0);
+  writeU32(buf, off + IPV4_SRC, src);
+  writeU32(buf, off + IPV4_DST, dst);
+  writeU16(buf, off + IPV4_CSUM, ipv4HeaderChecksum(buf, off, IPV4_MIN_HEADER_LEN));
+  return IPV4_MIN_HEADER_LEN;
+}

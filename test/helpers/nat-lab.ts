@@ -229,6 +229,8 @@ export interface TraceJson {
   outputs: string[];
   drops: string[];
   verdict: string;
+  /** Links taken, by graph names. */
+  path: { from: string; output: string; to: string; input: string }[];
 }
 
 /* ---- iperf3 -------------------------------------------------------------------------- */

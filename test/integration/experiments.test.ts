@@ -12,9 +12,9 @@ import { join } from 'node:path';
 import { BIN, IP, Instance, ping, run, skipReason, sleep } from '../helpers/experiments-instance.js';
 import { cleanupAll } from '../helpers/tapbridge.js';
 import { announceSkip } from '../helpers/sys.js';
-import type { CaptureInfo } from '../../src/experiments/capture-manager.js';
-import type { FaultRow } from '../../src/experiments/fault-manager.js';
-import type { LiveStats } from '../../src/experiments/live.js';
+import type { CaptureInfo } from '../../src/dataplane/captures.js';
+import type { FaultRow } from '../../src/dataplane/faults.js';
+import type { LiveStats } from '../../src/control/live.js';
 
 const SKIP = skipReason(['ping', 'tshark', 'tcpdump', 'iperf3']);
 if (SKIP) announceSkip('experiment integration tests', SKIP);

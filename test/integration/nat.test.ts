@@ -145,7 +145,7 @@ describe('gateway and NAT (one instance, default-lab shape)', { skip: SKIP ?? fa
     test('an L2 packet red -> blue goes through the switch only', async () => {
       const blueMac = await macOf(nsBlue);
       const t = await lab.ctl<TraceJson>('trace', '--port', 'red', '--dst', '10.100.0.3', '--dst-mac', blueMac);
-      assert.ok(t.steps.length > 0 && t.steps.every((s) => s.stage.startsWith('switch')), `stages: ${show(t)}`);
+      assert.ok(t.steps.length > 0 && t.steps.every((s) => s.stage.startsWith('switch/')), `stages: ${show(t)}`);
       assert.equal(t.outputs.length, 1, show(t));
       assert.match(t.outputs[0], /^port blue\b/, show(t));
       assert.match(t.verdict, /would transmit on 1 port/, show(t));
@@ -154,11 +154,14 @@ describe('gateway and NAT (one instance, default-lab shape)', { skip: SKIP ?? fa
     test('a routed packet to the wan names the gateway, route and NAT stages', async () => {
       const t = await lab.ctl<TraceJson>('trace', '--port', 'red', '--dst', '203.0.113.1', '--proto', 'tcp', '--dport', '80');
       const stages = t.steps.map((s) => s.stage);
-      for (const st of ['switch br0', 'gateway br0', 'nat prerouting', 'route', 'nat postrouting']) assert.ok(stages.includes(st), `no stage '${st}': ${show(t)}`);
-      const post = t.steps.find((s) => s.stage === 'nat postrouting')!;
+      for (const st of ['switch/br0', 'gw/br0', 'nat/pre', 'router', 'nat/post', 'gw/uplink']) assert.ok(stages.includes(st), `no stage '${st}': ${show(t)}`);
+      const post = t.steps.find((s) => s.stage === 'nat/post')!;
       assert.match(post.decision, /203\.0\.113\.2/, show(t));
       assert.equal(t.outputs.length, 1, show(t));
       assert.match(t.outputs[0], /^port uplink\b.*tcp 203\.0\.113\.2:\d+ -> 203\.0\.113\.1:80/, show(t));
+      const hops = t.path.map((h) => `${h.from}[${h.output}]->[${h.input}]${h.to}`);
+      for (const h of ['dev/red[rx]->[red]switch/br0', 'switch/br0[gw-br0]->[wire]gw/br0', 'nat/pre[br0]->[br0]router', 'router[uplink]->[uplink]nat/post', 'gw/uplink[wire]->[tx]dev/uplink'])
+        assert.ok(hops.includes(h), `no hop ${h}: ${hops.join(', ')}`);
     });
 
     test('a packet with TTL 1 is dropped with ttl_exceeded and answered with time exceeded', async () => {

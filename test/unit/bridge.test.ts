@@ -1,17 +1,14 @@
 /*
- * Bridge (src/switch/bridge.ts) on a real Arena with internal ports whose receivers record
- * every frame they are handed: flooding (never back to the ingress), known unicast,
- * same-port filtering, malformed/suspicious input drops, down ports, aging, and the
- * isolation of two bridges sharing one arena.
+ * The switch element (src/switch/switch.ts) in a data plane without devices: every port is a
+ * device element without an fd whose TX queue is read back. Flooding (never back to the
+ * ingress), known unicast, same-port filtering, malformed/suspicious input drops, down
+ * ports, aging, and the isolation of two bridges sharing one arena.
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Arena } from '../../src/engine/arena.js';
-import { Port, type FrameReceiver } from '../../src/engine/port.js';
-import { Bridge } from '../../src/switch/bridge.js';
-import { C_FLOODED, C_TX_PACKETS, DROP_BASE, dropName } from '../../src/engine/counters.js';
-import { VNET_HDR_LEN } from '../../src/engine/frame.js';
+import { C_FLOODED, C_TX_PACKETS } from '../../src/core/counters.js';
 import { parseMac } from '../../src/wire/mac.js';
+import { names, TestPlane } from '../helpers/dataplane.js';
 
 const BCAST = 'ff:ff:ff:ff:ff:ff';
 const MCAST = '01:00:5e:00:00:fb';
@@ -20,46 +17,33 @@ const MAC_B = '02:00:00:00:00:0b';
 const MAC_C = '02:00:00:00:00:0c';
 const MAC_D = '02:00:00:00:00:0d';
 
-interface Rec {
-  port: string;
-  bytes: Buffer;
-}
-
-class Recorder implements FrameReceiver {
-  readonly frames: Rec[] = [];
-  receive(from: Port, off: number, len: number): void {
-    const e = off + VNET_HDR_LEN;
-    this.frames.push({ port: from.name, bytes: Buffer.from(from.arena.u8.subarray(e, e + len)) });
-  }
-  take(): Rec[] {
-    return this.frames.splice(0);
-  }
-}
-
-interface Sw {
-  arena: Arena;
-  rec: Recorder;
-  bridges: Bridge[];
-  port: Record<string, Port>;
-}
-
-/** Bridges by name with their port names; every port records into one shared Recorder. */
+/** Bridges by name with their port names. */
 function setup(layout: Record<string, string[]>, opts: { agingMs?: number } = {}): Sw {
-  const arena = new Arena(0, 32);
-  const rec = new Recorder();
-  const bridges: Bridge[] = [];
-  const port: Record<string, Port> = {};
-  let id = 0;
-  for (const [name, ports] of Object.entries(layout)) {
-    const b = new Bridge(bridges.length, arena.u8, { name, agingMs: opts.agingMs ?? 300_000, macTableSize: 64, macLimitPerPort: 0, maxPorts: 8 });
-    bridges.push(b);
-    for (const p of ports) {
-      const po = new Port(id++, p, 'internal', arena, -1, true, rec, p, 0);
-      b.attach(po);
-      port[p] = po;
-    }
+  const plane = TestPlane.switches(layout, opts.agingMs !== undefined ? { agingSeconds: opts.agingMs / 1000 } : {});
+  return new Sw(plane);
+}
+
+class Sw {
+  constructor(readonly plane: TestPlane) {}
+  get rec() {
+    return { take: () => this.plane.take() };
   }
-  return { arena, rec, bridges, port };
+  bridge(name = 'br0') {
+    return this.plane.engine.switchOf(name)!;
+  }
+  get bridges() {
+    return this.plane.engine.switches;
+  }
+  up(port: string, up: boolean) {
+    this.plane.engine.record(port)!.up = up;
+  }
+  index(port: string): number {
+    const r = this.plane.engine.record(port)!;
+    return this.plane.engine.switchOf(r.bridge!)!.portIndex(port);
+  }
+  counter(port: string, i: number): number {
+    return this.plane.counter(port, i);
+  }
 }
 
 /** An Ethernet frame: dst, src, ethertype, then `payload` bytes of 0xa5 (IPv4-ish, 60 bytes min). */
@@ -71,27 +55,16 @@ function frame(dst: string, src: string, payload = 46, ethertype = 0x0800): Buff
   return b;
 }
 
-/** Put the frame into a pool slot and switch it as if received on `port` at time `now`. */
+/** Switch the frame as if received on `port` at time `now`. */
 function inject(sw: Sw, port: string, bytes: Buffer, now = 1000): void {
-  const p = sw.port[port];
-  const b = sw.bridges[p.bridgeId];
-  const slot = sw.arena.alloc();
-  assert.ok(slot >= 0, 'arena exhausted');
-  sw.arena.u8.fill(0xa5, slot, slot + 256);
-  sw.arena.u8.fill(0, slot, slot + VNET_HDR_LEN);
-  sw.arena.u8.set(bytes, slot + VNET_HDR_LEN);
-  b.clock.now = now;
-  b.input(p, slot, bytes.length);
-  sw.arena.release(slot);
+  sw.plane.inject(port, bytes, now);
 }
 
-function drops(p: Port): Record<string, number> {
-  const r: Record<string, number> = {};
-  for (let i = 1; i < 128; i++) if (p.counters[DROP_BASE + i] > 0) r[dropName(i)] = p.counters[DROP_BASE + i];
-  return r;
+function drops(sw: Sw, port: string): Record<string, number> {
+  return sw.plane.drops(port);
 }
 
-const names = (recs: Rec[]) => recs.map((r) => r.port).sort();
+
 
 describe('flooding', () => {
   test('broadcast goes to every other port, once each, never back to the ingress', () => {
@@ -101,10 +74,10 @@ describe('flooding', () => {
     const got = sw.rec.take();
     assert.deepEqual(names(got), ['p0', 'p2', 'p3']);
     for (const r of got) assert.deepEqual(r.bytes, f, 'delivered bytes are the received frame');
-    assert.equal(sw.bridges[0].flooded, 1);
-    assert.equal(sw.port.p1.counters[C_FLOODED], 1);
-    assert.equal(sw.port.p1.counters[C_TX_PACKETS], 0);
-    for (const p of ['p0', 'p2', 'p3']) assert.equal(sw.port[p].counters[C_TX_PACKETS], 1);
+    assert.equal(sw.bridges[0].counters.flooded, 1);
+    assert.equal(sw.counter('p1', C_FLOODED), 1);
+    assert.equal(sw.counter('p1', C_TX_PACKETS), 0);
+    for (const p of ['p0', 'p2', 'p3']) assert.equal(sw.counter(p, C_TX_PACKETS), 1);
   });
 
   test('multicast and unknown unicast are flooded the same way', () => {
@@ -113,13 +86,13 @@ describe('flooding', () => {
     assert.deepEqual(names(sw.rec.take()), ['p1', 'p2']);
     inject(sw, 'p2', frame(MAC_D, MAC_C));
     assert.deepEqual(names(sw.rec.take()), ['p0', 'p1'], 'unknown unicast floods');
-    assert.equal(sw.bridges[0].flooded, 2);
-    assert.equal(sw.bridges[0].forwarded, 0);
+    assert.equal(sw.bridges[0].counters.flooded, 2);
+    assert.equal(sw.bridges[0].counters.forwarded, 0);
   });
 
   test('ports that are down are left out of floods', () => {
     const sw = setup({ br0: ['p0', 'p1', 'p2'] });
-    sw.port.p2.up = false;
+    sw.up('p2', false);
     inject(sw, 'p0', frame(BCAST, MAC_A));
     assert.deepEqual(names(sw.rec.take()), ['p1']);
   });
@@ -140,10 +113,10 @@ describe('learning and known unicast', () => {
     assert.deepEqual(names(sw.rec.take()), ['p0']);
     inject(sw, 'p0', frame(MAC_B, MAC_A));
     assert.deepEqual(names(sw.rec.take()), ['p1']);
-    assert.equal(sw.bridges[0].forwarded, 2);
-    assert.equal(sw.bridges[0].flooded, 1);
-    assert.equal(sw.bridges[0].fdb.lookup(parseMac(MAC_A)!, 1000), sw.port.p0.bridgePort);
-    assert.equal(sw.bridges[0].fdb.lookup(parseMac(MAC_B)!, 1000), sw.port.p1.bridgePort);
+    assert.equal(sw.bridges[0].counters.forwarded, 2);
+    assert.equal(sw.bridges[0].counters.flooded, 1);
+    assert.equal(sw.bridges[0].fdb.lookup(parseMac(MAC_A)!, 1000), sw.index('p0'));
+    assert.equal(sw.bridges[0].fdb.lookup(parseMac(MAC_B)!, 1000), sw.index('p1'));
   });
 
   test('a MAC that moves is followed', () => {
@@ -163,7 +136,7 @@ describe('learning and known unicast', () => {
     sw.rec.take();
     inject(sw, 'p0', frame(MAC_C, MAC_A));
     assert.equal(sw.rec.take().length, 0);
-    assert.deepEqual(drops(sw.port.p0), { same_port: 1 });
+    assert.deepEqual(drops(sw, 'p0'), { same_port: 1 });
   });
 
   test('an aged-out destination is flooded again', () => {
@@ -178,7 +151,7 @@ describe('learning and known unicast', () => {
 
   test('a static entry pins a MAC: unicast to it goes to its port even if it appears elsewhere', () => {
     const sw = setup({ br0: ['p0', 'p1', 'p2'] });
-    sw.bridges[0].fdb.addStatic(parseMac(MAC_D)!, sw.port.p2.bridgePort);
+    sw.bridges[0].fdb.addStatic(parseMac(MAC_D)!, sw.index('p2'));
     inject(sw, 'p0', frame(BCAST, MAC_D)); // a spoofer on p0 claims D
     sw.rec.take();
     inject(sw, 'p1', frame(MAC_D, MAC_B));
@@ -191,7 +164,7 @@ describe('malformed and suspicious frames', () => {
     const sw = setup({ br0: ['p0', 'p1'] });
     inject(sw, 'p0', frame(BCAST, MAC_A, 0).subarray(0, 13));
     assert.equal(sw.rec.take().length, 0);
-    assert.deepEqual(drops(sw.port.p0), { eth_too_short: 1 });
+    assert.deepEqual(drops(sw, 'p0'), { eth_too_short: 1 });
     assert.equal(sw.bridges[0].fdb.size, 0);
     // exactly a header (14 bytes) is switched
     inject(sw, 'p0', frame(BCAST, MAC_A, 0));
@@ -203,9 +176,9 @@ describe('malformed and suspicious frames', () => {
     inject(sw, 'p0', frame(BCAST, MCAST));
     inject(sw, 'p0', frame(MAC_A, BCAST));
     assert.equal(sw.rec.take().length, 0);
-    assert.deepEqual(drops(sw.port.p0), { src_mac_multicast: 2 });
+    assert.deepEqual(drops(sw, 'p0'), { src_mac_multicast: 2 });
     assert.equal(sw.bridges[0].fdb.size, 0);
-    assert.equal(sw.bridges[0].flooded, 0);
+    assert.equal(sw.bridges[0].counters.flooded, 0);
   });
 });
 
@@ -227,14 +200,14 @@ describe('isolation', () => {
     assert.equal(brB.fdb.lookup(parseMac(MAC_C)!, 1000), -1);
     assert.equal(brA.fdb.size, 2);
     assert.equal(brB.fdb.size, 1);
-    assert.equal(sw.port.b0.counters[C_TX_PACKETS] + sw.port.b1.counters[C_TX_PACKETS], 1, 'only the one B broadcast reached B ports');
+    assert.equal(sw.counter('b0', C_TX_PACKETS) + sw.counter('b1', C_TX_PACKETS), 1, 'only the one B broadcast reached B ports');
   });
 
   test('port indices are per bridge', () => {
     const sw = setup({ brA: ['a0', 'a1'], brB: ['b0', 'b1', 'b2'] });
     assert.deepEqual(
-      ['a0', 'a1', 'b0', 'b1', 'b2'].map((p) => [sw.port[p].bridgeId, sw.port[p].bridgePort]),
-      [[0, 0], [0, 1], [1, 0], [1, 1], [1, 2]],
+      ['a0', 'a1', 'b0', 'b1', 'b2'].map((p) => [sw.plane.engine.record(p)!.bridge, sw.index(p)]),
+      [['brA', 0], ['brA', 1], ['brB', 0], ['brB', 1], ['brB', 2]],
     );
   });
 });

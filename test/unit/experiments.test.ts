@@ -6,22 +6,25 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatBps, formatBytes, parseRate, parseSize, si } from '../../src/experiments/units.js';
+import { formatBps, formatBytes, parseRate, parseSize, si } from '../../src/config/units.js';
 import { validateConfig, ConfigError } from '../../src/config/load.js';
-import { RateTracker } from '../../src/experiments/rates.js';
-import { describeSpec, mergeSpec } from '../../src/experiments/fault-manager.js';
-import { conntrackSize } from '../../src/experiments/live.js';
-import { experimentApi, onWorkerMessage } from '../../src/experiments/api.js';
-import { Engine } from '../../src/engine/engine.js';
-import { ingressHooked } from '../../src/engine/hooks.js';
-import { VNET_HDR_LEN } from '../../src/engine/frame.js';
-import { ApiError } from '../../src/engine/dataplane-errors.js';
-import { captureBodyFromOptions, faultSpecFromOptions } from '../../src/experiments/ctl.js';
-import { renderStats, renderTop, table } from '../../src/experiments/render.js';
-import { MetricsExporter } from '../../src/experiments/metrics.js';
-import type { LiveStats } from '../../src/experiments/live.js';
-import type { CaptureInfo } from '../../src/experiments/capture-manager.js';
-import type { FaultRow } from '../../src/experiments/fault-manager.js';
+import { RateTracker } from '../../src/control/rates.js';
+import { mergeSpec, type FaultRow } from '../../src/dataplane/faults.js';
+import { describeSpec } from '../../src/faults/describe.js';
+import { conntrackSize } from '../../src/control/live.js';
+import { applyExperiment, dataPlaneApi, onStreamMessage } from '../../src/dataplane/api.js';
+import { Engine } from '../../src/dataplane/engine.js';
+import { ApiError } from '../../src/dataplane/errors.js';
+import { HttpError } from '../../src/control/server.js';
+import { captureStartParams, faultSetParams } from '../../src/control/experiment-requests.js';
+import { dataPlaneSpec } from '../../src/control/spec.js';
+import { captureBodyFromOptions, faultSpecFromOptions } from '../../src/cli/ctl-experiments.js';
+import { renderStats, renderTop, table } from '../../src/cli/render.js';
+import { MetricsExporter } from '../../src/control/metrics.js';
+import type { LiveStats } from '../../src/control/live.js';
+import type { CaptureInfo } from '../../src/dataplane/captures.js';
+import type { CaptureElement } from '../../src/trace/capture.js';
+import { bridgeSpec, portSpec, TestPlane } from '../helpers/dataplane.js';
 
 /* ------------------------------------------------------------------ units */
 
@@ -181,32 +184,39 @@ const ICMP_ECHO = Buffer.from(
 const TCP_SYN = Buffer.from('02000a64000102000a640002080045000028123440004006e2340a640002cb00' + '71019c40005001020304000000005002faf0cdf30000', 'hex');
 
 function makeEngine() {
-  const engine = new Engine({
-    bridges: [{ name: 'br0', agingSeconds: 300, macTableSize: 64, macLimitPerPort: 0, static: [] }],
-    ports: [
-      { name: 'a', kind: 'tap', bridge: 'br0', fd: -1, vnetHdr: true, ifname: 'tbu-a', mac: '02:00:00:00:00:0a' },
-      { name: 'b', kind: 'tap', bridge: 'br0', fd: -1, vnetHdr: true, ifname: 'tbu-b', mac: '02:00:00:00:00:0b' },
-    ],
-  });
+  const plane = TestPlane.switches({ br0: ['a', 'b'] });
+  const engine = plane.engine;
   const posted: { message: Record<string, unknown>; transfer?: ArrayBuffer[] }[] = [];
   const post = (message: unknown, transfer?: ArrayBuffer[]) => posted.push({ message: message as Record<string, unknown>, transfer });
-  const api = experimentApi({ engine, post });
-  const port = engine.port('a')!;
-  const delivered: number[] = [];
-  const slot = engine.arena.alloc();
-  const send = (frame: Buffer) => {
-    engine.arena.u8.fill(0, slot, slot + VNET_HDR_LEN);
-    engine.arena.u8.set(frame, slot + VNET_HDR_LEN);
-    engine.now = performance.now();
-    if (port.hooked) ingressHooked(port, slot, frame.length, engine.now, (_p, _o, len) => delivered.push(len));
-    else delivered.push(frame.length);
+  const dp = dataPlaneApi(engine, post);
+  // The control plane checks request bodies before the data plane sees them (src/control/).
+  const api: Record<string, (p: Record<string, unknown>) => unknown> = {
+    ...dp.methods,
+    faults_set: (p) => dp.methods.faults_set(faultSetParams(p.port as string, { direction: p.direction, merge: p.merge, spec: p.spec })),
+    capture_start: (p) => dp.methods.capture_start({ ...captureStartParams(p) }),
   };
-  const ctx = { engine, post };
-  return { engine, api, posted, port, send, delivered, ctx };
+  /** Frames the switch delivered past port a's ingress (to b), by length. */
+  const delivered: number[] = [];
+  const send = (frame: Buffer) => {
+    plane.inject('a', frame, performance.now());
+    for (const f of plane.sent('b')) delivered.push(f.length);
+  };
+  /** Is anything (a fault or a capture) spliced into port a's links? */
+  const port = {
+    get hooked() {
+      return engine.graph.elements.some((e) => e.name.startsWith('fault/a/') || e.name.startsWith('tap/a/'));
+    },
+  };
+  return { engine, api, dp, posted, port, send, delivered };
 }
 
 function apiError(fn: () => unknown, status: number, re: RegExp): void {
-  assert.throws(fn, (err: unknown) => err instanceof ApiError && err.status === status && re.test(err.message));
+  assert.throws(fn, (err: unknown) => (err instanceof ApiError || err instanceof HttpError) && err.status === status && re.test(err.message));
+}
+
+/** Capture elements on the switch's inputs (bridge captures), with their tap counts. */
+function bridgeTaps(engine: Engine): number[] {
+  return engine.graph.elements.filter((e) => e.name.startsWith('tap/br0/')).map((e) => (e as CaptureElement).taps.length);
 }
 
 test('faults API hooks a port, drops and counts, and unhooks when cleared', () => {
@@ -295,7 +305,7 @@ test('stream capture: filter, snaplen, flush on tick, transferred chunks, stop r
 });
 
 test('stream capture is bounded: without acks the writer drops and counts, acks resume it', () => {
-  const { engine, api, posted, send, ctx } = makeEngine();
+  const { engine, api, posted, send, dp } = makeEngine();
   api.capture_start({ target: 'a', streamToken: 'T2' });
   const big = Buffer.alloc(1500, 0x11);
   ICMP_ECHO.copy(big);
@@ -310,12 +320,12 @@ test('stream capture is bounded: without acks the writer drops and counts, acks 
   const inFlight = streamBytes(posted, 'T2').length;
   assert.ok(inFlight < 6 << 20, `in flight ${inFlight} bytes stays bounded`);
   const before = c.packets;
-  assert.equal(onWorkerMessage(ctx, { type: 'capture_ack', token: 'T2', bytes: inFlight } as { type: string }), true);
+  assert.equal(onStreamMessage(dp, { type: 'capture_ack', token: 'T2', bytes: inFlight }), true);
   send(big);
   c = (api.captures({}) as CaptureInfo[])[0];
   assert.equal(c.packets, before + 1, 'resumed after the ack');
   // the client goes away
-  onWorkerMessage(ctx, { type: 'capture_client_gone', token: 'T2' } as { type: string });
+  onStreamMessage(dp, { type: 'capture_client_gone', token: 'T2' });
   c = (api.captures({}) as CaptureInfo[])[0];
   assert.equal(c.stopReason, 'client disconnected');
 });
@@ -325,10 +335,10 @@ test('capture API: bridge captures, stop by user, errors', () => {
   const b = api.capture_start({ target: 'bridge:br0', streamToken: 'T3', format: 'pcapng' }) as CaptureInfo;
   assert.equal(b.bridge, 'br0');
   assert.equal(b.sees, 'bridge input, after ingress faults');
-  assert.equal(engine.bridge('br0')!.taps.length, 1);
+  assert.deepEqual(bridgeTaps(engine), [1, 1], 'one capture element on each input of the switch, one tap each');
   const stopped = api.capture_stop({ id: b.id }) as CaptureInfo;
   assert.equal(stopped.stopReason, 'stopped by user');
-  assert.equal(engine.bridge('br0')!.taps.length, 0);
+  assert.deepEqual(bridgeTaps(engine), [], 'taken off the links when stopped');
   // pcapng: SHB first
   assert.equal(streamBytes(posted, 'T3').readUInt32LE(0), 0x0a0d0d0a);
   apiError(() => api.capture_start({ target: 'nope', streamToken: 'x' }), 404, /no port named 'nope'/);
@@ -340,18 +350,19 @@ test('capture API: bridge captures, stop by user, errors', () => {
   apiError(() => api.capture({ id: 'x' }), 400, /capture id/);
 });
 
-test('experiment config is applied when the API is built', () => {
-  const engine = new Engine({
-    bridges: [{ name: 'br0', agingSeconds: 300, macTableSize: 64, macLimitPerPort: 0, static: [] }],
-    ports: [{ name: 'a', kind: 'tap', bridge: 'br0', fd: -1, vnetHdr: true, ifname: 'tbu-a', mac: '02:00:00:00:00:0a' }],
-  });
+test('the experiment section is applied at start, errors naming the entry', () => {
   const cfg = validateConfig({ ...structuredClone(BASE), experiment: { faults: [{ port: 'red', direction: 'egress', dropEveryNth: 2 }] } });
+  const experiment = dataPlaneSpec(cfg, { ports: [], uplink: null }).experiment;
+  const make = () => new Engine({ bridges: [bridgeSpec('br0')], ports: [portSpec('a', 'br0')], routes: [], experiment });
   // the config names port 'red'; this engine has only 'a': the start fails naming the entry
-  assert.throws(() => experimentApi({ engine, post: () => {}, config: cfg }), /experiment\.faults\[0\]: no port named 'red'/);
-  cfg.experiment!.faults[0].port = 'a';
-  const api = experimentApi({ engine, post: () => {}, config: cfg });
-  assert.equal(engine.port('a')!.egressFaults !== null, true);
-  assert.equal((api.faults({}) as FaultRow[])[0].summary, 'drop every 2th');
+  const e1 = make();
+  assert.throws(() => applyExperiment(e1, dataPlaneApi(e1, () => {})), /experiment\.faults\[0\]: no port named 'red'/);
+  experiment!.faults[0].port = 'a';
+  const e2 = make();
+  const dp = dataPlaneApi(e2, () => {});
+  applyExperiment(e2, dp);
+  assert.ok(e2.graph.element('fault/a/out'), 'the fault element is on the egress link');
+  assert.equal((dp.methods.faults({}) as FaultRow[])[0].summary, 'drop every 2th');
 });
 
 /* ------------------------------------------------------------------ views */

@@ -13,7 +13,7 @@ import {
   DROP_DOWN,
   DROP_RATE_QUEUE_FULL,
   isDrop,
-} from '../../src/faults/faults.js';
+} from '../../src/faults/stage.js';
 import { FilterSyntaxError } from '../../src/trace/filter.js';
 import { ICMP_ECHO, TCP_SYN, UDP_DNS } from '../helpers/frames.js';
 

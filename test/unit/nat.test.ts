@@ -441,20 +441,20 @@ test('fragments: later fragments follow the first one; orphans are dropped', () 
   assert.equal(nat.counters.fragDropped, 1);
 });
 
-test('abortPending and the next prerouting discard an unconfirmed flow', () => {
+test('releasePending (end of a batch) and the next prerouting discard an unconfirmed flow', () => {
   const nat = labEngine();
   const p = new Pkt(tcpPkt(RED, 1234, WAN, 80, SYN));
   nat.prerouting(p.buf, p.off, p.len, false, BR, T0);
   assert.ok(nat.pending >= 0);
   assert.equal(nat.size, 0);
-  nat.abortPending();
+  nat.releasePending(); // the router dropped the packet; the batch ends
   assert.equal(nat.pending, -1);
-  assert.equal(nat.counters.aborted, 1);
+  assert.equal(nat.counters.abandoned, 1);
   const q = new Pkt(tcpPkt(RED, 1234, WAN, 80, SYN));
   nat.prerouting(q.buf, q.off, q.len, false, BR, T0);
   const r = new Pkt(tcpPkt(BLUE, 1234, WAN, 80, SYN));
   nat.prerouting(r.buf, r.off, r.len, false, BR, T0); // postrouting for q never came
-  assert.equal(nat.counters.abandoned, 1);
+  assert.equal(nat.counters.abandoned, 2);
   assert.equal(nat.postrouting(r.buf, r.off, r.len, false, UP, T0), NAT_ACCEPT);
   assert.equal(nat.size, 1);
   assert.equal(r.sport, 1234, 'q did not keep the port');
@@ -475,26 +475,37 @@ test('traffic to the gateway itself is not tracked; malformed packets are droppe
   assert.equal(nat.counters.malformed, 1);
 });
 
-test('undoPrerouting restores the header as it arrived (for ICMP errors the router generates)', () => {
+test('an ICMP error tapbridge generates about a translated packet quotes it as it arrived, to its sender', () => {
   const nat = labEngine();
   const orig = tcpPkt(WAN, 51000, EXT, 8000, SYN, new Uint8Array(10).fill(1));
   const p = new Pkt(orig);
   assert.equal(nat.prerouting(p.buf, p.off, p.len, false, UP, T0), NAT_ACCEPT);
   assert.equal(p.dst, RED);
-  nat.undoPrerouting(p.buf, p.off, p.len, false);
-  assert.equal(toHex(p.bytes()), toHex(orig));
-  nat.abortPending();
+  // e.g. TTL exceeded at the router: the error quotes the packet as the router saw it (DNATed)
+  const e = new Pkt(icmpErrPkt(EXT, WAN, 11, 0, p.bytes()));
+  nat.translateLocalError(e.buf, e.off, e.len, nat.packetState);
+  assert.equal(e.dst, WAN, 'to the sender');
+  assert.equal(toHex(e.bytes().slice(28)), toHex(orig), 'the quote is the packet as sent');
+  assertChecksums(e.buf, e.off, 'outer');
+  assertChecksums(e.buf, e.l4 + 8, 'quoted');
+  nat.releasePending();
   assert.equal(nat.size, 0);
-  // a reply-direction packet of a masqueraded flow, partial checksum
+  // a reply-direction packet of a masqueraded flow, partial checksum (the quote's L4 checksum
+  // is a pseudo-header sum then, of no use to anyone: its addresses and ports are what matters)
   route(nat, tcpPkt(RED, 40000, WAN, 80, SYN), BR, T0);
   const r = makePartial(tcpPkt(WAN, 80, EXT, 40000, SYN | ACK));
   const q = new Pkt(r);
   nat.prerouting(q.buf, q.off, q.len, true, UP, T0);
   assert.equal(q.dst, RED);
-  nat.undoPrerouting(q.buf, q.off, q.len, true);
-  assert.equal(toHex(q.bytes()), toHex(r));
-  nat.abortPending();
-  assert.equal(nat.size, 1, 'an established flow is not touched by abortPending');
+  const e2 = new Pkt(icmpErrPkt(GW, RED, 3, 1, q.bytes()));
+  nat.translateLocalError(e2.buf, e2.off, e2.len, nat.packetState);
+  assert.equal(e2.dst, WAN);
+  const quoted = e2.bytes().slice(28);
+  assert.equal(toHex(quoted.slice(0, 10)), toHex(r.slice(0, 10)));
+  assert.equal(toHex(quoted.slice(12, 24)), toHex(r.slice(12, 24)), 'addresses and ports as sent');
+  assertChecksums(e2.buf, e2.off, 'outer');
+  nat.releasePending();
+  assert.equal(nat.size, 1, 'an established flow is not touched by releasePending');
 });
 
 test('SNAT never picks a published port of the external address', () => {
@@ -549,7 +560,7 @@ test('describeLast tells the trace what conntrack did', () => {
   const q = new Pkt(SYNACK_WAN);
   nat.prerouting(q.buf, q.off, q.len, false, UP, T0);
   assert.equal(nat.describeLast(), 'flow #0, reply direction, SYN_RECV');
-  nat.abortPending();
+  nat.releasePending();
   const r = new Pkt(tcpPkt(BLUE, 1, WAN, 2, RST));
   nat.prerouting(r.buf, r.off, r.len, false, BR, T0);
   assert.equal(nat.describeLast(), 'dropped: nat_tcp_invalid');

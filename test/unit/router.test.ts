@@ -1,15 +1,14 @@
 /*
- * Router unit tests with real frames (built by scapy): ARP, echo, TTL, PMTU,
- * fragmentation, neighbour resolution and failure, malformed input. No devices: ports have
- * no fd and their TX queues are inspected instead of flushed.
+ * Gateway unit tests with real frames (built by scapy), through the real element graph of a
+ * bridge with a gateway and an uplink: ARP, echo, TTL, PMTU, fragmentation, neighbour
+ * resolution and failure, malformed input. No devices: ports have no fd and their TX queues
+ * are inspected instead of flushed.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Engine } from '../../src/engine/engine.js';
-import type { Port } from '../../src/engine/port.js';
-import { Router, type RouterIface } from '../../src/gateway/router.js';
-import { VNET_HDR_LEN } from '../../src/engine/frame.js';
-import { DROP_BASE, dropName } from '../../src/engine/counters.js';
+import { TestPlane } from '../helpers/dataplane.js';
+import type { RouterIface } from '../../src/gateway/ifaces.js';
+import type { GatewayInterface } from '../../src/gateway/interface.js';
 import { fold16, sum16 } from '../../src/wire/checksum.js';
 import { readU16, readU32 } from '../../src/wire/bytes.js';
 import { parseIp4 } from '../../src/wire/ip4.js';
@@ -24,70 +23,42 @@ const UP_MAC = parseMac('02:74:62:00:71:02')!;
 const WAN_MAC = parseMac('02:00:00:00:00:fe')!;
 
 interface Lab {
-  engine: Engine;
-  router: Router;
-  red: Port;
-  uplink: Port;
+  plane: TestPlane;
+  red: string;
+  uplink: string;
   br: RouterIface;
   up: RouterIface;
+  upGw: GatewayInterface;
   clock: { t: number };
 }
 
+/** A bridge br0 with red and its gateway 10.100.0.1, the uplink 203.0.113.2 (default route via .1), no NAT. */
 function lab(): Lab {
-  const clock = { t: 1000 };
-  const engine = new Engine(
-    {
-      bridges: [{ name: 'br0', agingSeconds: 300, macTableSize: 64, macLimitPerPort: 0, static: [] }],
-      ports: [{ name: 'red', kind: 'namespace', bridge: 'br0', fd: -1, vnetHdr: true, ifname: 'red:eth0', mac: '02:00:00:00:00:02' }],
-    },
-    () => clock.t,
-  );
-  const router = new Router(engine.arena, engine);
-  let br: RouterIface | null = null;
-  const gw = engine.addPort(
-    { name: 'gw-br0', kind: 'internal', bridge: 'br0', fd: -1, vnetHdr: true, ifname: 'gw', mac: '02:74:62:00:00:01' },
-    { receive: (_p, off, len) => router.receiveFrom(br!, off, len) },
-  );
-  engine.bridge('br0')!.fdb.addStatic(GW_MAC, gw.bridgePort);
-  br = router.addIface({ name: 'br0', kind: 'bridge', address: parseIp4('10.100.0.1')!, prefixLen: 24, mac: GW_MAC, mtu: 1500, port: gw, bridge: engine.bridge('br0')! });
-  const uplink = engine.addPort({ name: 'uplink', kind: 'uplink', bridge: '', fd: -1, vnetHdr: true, ifname: 'eth0', mac: '02:74:62:00:71:02' }, null);
-  const up = router.addIface({ name: 'uplink', kind: 'uplink', address: parseIp4('203.0.113.2')!, prefixLen: 24, mac: UP_MAC, mtu: 1500, port: uplink, bridge: null });
-  router.addRoute({ net: 0, prefixLen: 0, iface: up.id, via: parseIp4('203.0.113.1')!, origin: 'default' });
-  return { engine, router, red: engine.port('red')!, uplink, br, up, clock };
+  const plane = new TestPlane({
+    bridges: [{ name: 'br0', agingSeconds: 300, macTableSize: 64, macLimitPerPort: 0, static: [], gateway: { address: '10.100.0.1/24', mac: '02:74:62:00:00:01', mtu: 1500 } }],
+    ports: [{ name: 'red', kind: 'namespace', bridge: 'br0', fd: -1, vnetHdr: true, ifname: 'red:eth0', mac: '02:00:00:00:00:02', addresses: ['10.100.0.2/24'] }],
+    uplink: { fd: -1, vnetHdr: true, ifname: 'eth0', address: '203.0.113.2/24', mac: '02:74:62:00:71:02', gateway: '203.0.113.1', mtu: 1500 },
+  });
+  const ifaces = plane.engine.shared.ifaces;
+  return { plane, red: 'red', uplink: 'uplink', br: ifaces.byName('br0')!, up: ifaces.byName('uplink')!, upGw: plane.engine.gateways.find((g) => g.iface.name === 'uplink')!, clock: plane.clock };
 }
 
 /** Inject hex bytes as if received on `port`; returns nothing (look at TX queues). */
-function inject(l: Lab, port: Port, hex: string, mutate?: (b: Uint8Array, e: number) => void): void {
-  const bytes = Buffer.from(hex, 'hex');
-  const slot = l.engine.arena.alloc();
-  const b = l.engine.arena.u8;
-  b.fill(0xa5, slot, slot + 2048);
-  b.fill(0, slot, slot + VNET_HDR_LEN);
-  b.set(bytes, slot + VNET_HDR_LEN);
-  mutate?.(b, slot + VNET_HDR_LEN);
-  l.engine.now = l.clock.t;
-  if (port.kind === 'uplink') l.router.receiveUplink(l.up, slot, bytes.length);
-  else l.engine.bridge('br0')!.input(port, slot, bytes.length);
-  l.engine.arena.release(slot);
+function inject(l: Lab, port: string, hex: string, mutate?: (b: Uint8Array, e: number) => void): void {
+  l.plane.inject(port, Buffer.from(hex, 'hex'), l.clock.t, mutate);
 }
 
 /** Frames queued on a port (copies), then the queue is cleared. */
-function sent(port: Port): Buffer[] {
-  const out: Buffer[] = [];
-  const b = port.arena.u8;
-  for (let i = 0; i < port.txCount; i++) {
-    const off = port.txOffsets[i] + VNET_HDR_LEN;
-    out.push(Buffer.from(b.subarray(off, off + port.txLengths[i])));
-    if (port.txOffsets[i] >= port.arena.poolBase) port.arena.release(port.txOffsets[i]);
-  }
-  port.txCount = 0;
-  return out;
+function sent(l: Lab, port: string): Buffer[] {
+  return l.plane.sent(port);
 }
 
-function drops(port: Port): Record<string, number> {
-  const r: Record<string, number> = {};
-  for (let i = 1; i < 128; i++) if (port.counters[DROP_BASE + i] > 0) r[dropName(i)] = port.counters[DROP_BASE + i];
-  return r;
+function drops(l: Lab, iface: RouterIface): Record<string, number> {
+  return l.plane.drops(iface.record.name);
+}
+
+function neighbors(l: Lab) {
+  return l.plane.engine.gateways.flatMap((g) => g.neighbors());
 }
 
 const ipOk = (f: Buffer) => fold16(sum16(f, 14, (f[14] & 15) * 4)) === 0xffff;
@@ -99,7 +70,7 @@ const l4Ok = (f: Buffer) => {
 test('answers ARP for its own address with its MAC, and only for it', () => {
   const l = lab();
   inject(l, l.red, ARP_REQ);
-  const [reply] = sent(l.red);
+  const [reply] = sent(l, l.red);
   assert.equal(reply.readUIntBE(0, 6), RED_MAC);
   assert.equal(reply.readUIntBE(6, 6), GW_MAC);
   assert.equal(reply.readUInt16BE(12), 0x0806);
@@ -108,18 +79,18 @@ test('answers ARP for its own address with its MAC, and only for it', () => {
   assert.equal(readU32(reply, 28), parseIp4('10.100.0.1'));
   assert.equal(readU32(reply, 38), parseIp4('10.100.0.2'));
   // the requester became a neighbour
-  assert.ok(l.router.neighbors().some((n) => n.ipText === '10.100.0.2' && n.state === 'reachable'));
+  assert.ok(neighbors(l).some((n) => n.ipText === '10.100.0.2' && n.state === 'reachable'));
   // ARP for someone else: no reply
   inject(l, l.red, ARP_REQ, (b, e) => (b[e + 41] = 9));
-  assert.equal(sent(l.red).length, 0);
+  assert.equal(sent(l, l.red).length, 0);
 });
 
 test('replies to ICMP echo with valid checksums', () => {
   const l = lab();
   inject(l, l.red, ARP_REQ);
-  sent(l.red);
+  sent(l, l.red);
   inject(l, l.red, ECHO);
-  const [r] = sent(l.red);
+  const [r] = sent(l, l.red);
   assert.ok(r, 'an echo reply was sent');
   assert.equal(r[14 + 20], 0, 'type echo reply');
   assert.equal(readU32(r, 26), parseIp4('10.100.0.1'));
@@ -132,16 +103,16 @@ test('replies to ICMP echo with valid checksums', () => {
 test('TTL 1 to an outside address: ICMP time exceeded quoting the original header', () => {
   const l = lab();
   inject(l, l.red, ARP_REQ);
-  sent(l.red);
+  sent(l, l.red);
   inject(l, l.red, UDP_TTL1);
-  const [r] = sent(l.red);
+  const [r] = sent(l, l.red);
   assert.equal(r[34], 11, 'time exceeded');
   assert.equal(readU32(r, 26), parseIp4('10.100.0.1'), 'from the gateway');
   assert.equal(readU32(r, 42 + 16), parseIp4('203.0.113.1'), 'quotes the original destination');
   assert.equal(r.readUInt16BE(42 + 20 + 2), 33435, 'quotes the UDP header');
   assert.ok(ipOk(r) && l4Ok(r));
-  assert.equal(drops(l.br.port).ttl_exceeded, 1);
-  assert.equal(sent(l.uplink).length, 0);
+  assert.equal(drops(l, l.br).ttl_exceeded, 1);
+  assert.equal(sent(l, l.uplink).length, 0);
 });
 
 test('unresolved next hop: ARP request, packet held, sent on reply with TTL - 1', () => {
@@ -155,7 +126,7 @@ test('unresolved next hop: ARP request, packet held, sent on reply with TTL - 1'
     b[e + 24] = c >> 8;
     b[e + 25] = c & 255;
   });
-  const [arp] = sent(l.uplink);
+  const [arp] = sent(l, l.uplink);
   assert.equal(arp.readUInt16BE(12), 0x0806);
   assert.equal(readU32(arp, 38), parseIp4('203.0.113.1'), 'asks for the next hop');
   // the ARP reply from the next hop releases the held packet
@@ -169,7 +140,7 @@ test('unresolved next hop: ARP request, packet held, sent on reply with TTL - 1'
   reply.writeUIntBE(UP_MAC, 32, 6);
   reply.writeUInt32BE(parseIp4('203.0.113.2')!, 38);
   inject(l, l.uplink, reply.toString('hex'));
-  const [pkt] = sent(l.uplink);
+  const [pkt] = sent(l, l.uplink);
   assert.equal(pkt.readUIntBE(0, 6), WAN_MAC);
   assert.equal(pkt.readUIntBE(6, 6), UP_MAC);
   assert.equal(pkt[22], 4, 'TTL decremented');
@@ -179,7 +150,7 @@ test('unresolved next hop: ARP request, packet held, sent on reply with TTL - 1'
 test('neighbour that never answers: 3 probes, then host unreachable to the source', () => {
   const l = lab();
   inject(l, l.red, ARP_REQ);
-  sent(l.red);
+  sent(l, l.red);
   const ttl5 = (b: Uint8Array, e: number) => {
     b[e + 22] = 5;
     b[e + 24] = 0;
@@ -189,23 +160,23 @@ test('neighbour that never answers: 3 probes, then host unreachable to the sourc
     b[e + 25] = c & 255;
   };
   inject(l, l.red, UDP_TTL1, ttl5);
-  let probes = sent(l.uplink).length;
+  let probes = sent(l, l.uplink).length;
   for (let i = 0; i < 5; i++) {
     l.clock.t += 1100;
-    l.router.tick(l.clock.t);
-    probes += sent(l.uplink).length;
+    l.plane.tickElements();
+    probes += sent(l, l.uplink).length;
   }
   assert.equal(probes, 3);
-  const [unreach] = sent(l.red);
+  const [unreach] = sent(l, l.red);
   assert.equal(unreach[34], 3);
   assert.equal(unreach[35], 1, 'host unreachable');
-  assert.equal(drops(l.up.port).arp_failed, 1);
+  assert.equal(drops(l, l.up).arp_failed, 1);
 });
 
 test('DF packet over the egress MTU: fragmentation needed with the MTU', () => {
   const l = lab();
   inject(l, l.red, ARP_REQ);
-  sent(l.red);
+  sent(l, l.red);
   l.up.mtu = 1400;
   const big = Buffer.alloc(14 + 1500);
   Buffer.from(ECHO, 'hex').copy(big, 0, 0, 34);
@@ -214,16 +185,16 @@ test('DF packet over the egress MTU: fragmentation needed with the MTU', () => {
   big.writeUInt16BE(0, 24);
   big.writeUInt16BE(~fold16(sum16(big, 14, 20)) & 0xffff, 24);
   inject(l, l.red, big.toString('hex'));
-  const [r] = sent(l.red);
+  const [r] = sent(l, l.red);
   assert.equal(r[34], 3);
   assert.equal(r[35], 4, 'frag needed');
   assert.equal(r.readUInt16BE(40), 1400, 'next-hop MTU');
-  assert.equal(drops(l.br.port).mtu_exceeded, 1);
+  assert.equal(drops(l, l.br).mtu_exceeded, 1);
 });
 
 test('non-DF packet over the MTU is fragmented on 8-byte boundaries', () => {
   const l = lab();
-  l.up.neigh.confirm(parseIp4('203.0.113.1')!, WAN_MAC, l.clock.t, true);
+  l.upGw.neigh.confirm(parseIp4('203.0.113.1')!, WAN_MAC, l.clock.t, true);
   l.up.mtu = 576;
   const payload = 1200;
   const big = Buffer.alloc(14 + 20 + payload);
@@ -234,7 +205,7 @@ test('non-DF packet over the MTU is fragmented on 8-byte boundaries', () => {
   big.writeUInt16BE(0, 24);
   big.writeUInt16BE(~fold16(sum16(big, 14, 20)) & 0xffff, 24);
   inject(l, l.red, big.toString('hex'));
-  const frags = sent(l.uplink);
+  const frags = sent(l, l.uplink);
   assert.ok(frags.length >= 3);
   const joined = Buffer.alloc(payload);
   let mfCount = 0;
@@ -259,20 +230,20 @@ test('malformed IPv4 is dropped and counted by reason, never thrown', () => {
   ];
   for (const [reason, mutate] of cases) {
     inject(l, l.red, ECHO, mutate);
-    assert.equal(drops(l.br.port)[reason], 1, reason);
+    assert.equal(drops(l, l.br)[reason], 1, reason);
   }
   inject(l, l.red, ECHO.slice(0, 60)); // truncated
-  assert.equal(drops(l.br.port).ipv4_too_short, 1);
-  assert.equal(sent(l.red).length, 0);
+  assert.equal(drops(l, l.br).ipv4_too_short, 1);
+  assert.equal(sent(l, l.red).length, 0);
 });
 
 test('a TCP SYN to a closed port of the gateway is answered with RST|ACK', () => {
   const SYN_22 = '02746200000102000000000208004500002800010000400666050a6400020a6400019c400016000003e80000000050022000dad90000';
   const l = lab();
   inject(l, l.red, ARP_REQ);
-  sent(l.red);
+  sent(l, l.red);
   inject(l, l.red, SYN_22);
-  const [rst] = sent(l.red);
+  const [rst] = sent(l, l.red);
   assert.ok(rst, 'a reset was sent');
   assert.equal(readU32(rst, 26), parseIp4('10.100.0.1'));
   assert.equal(readU32(rst, 30), parseIp4('10.100.0.2'));
@@ -286,5 +257,5 @@ test('a TCP SYN to a closed port of the gateway is answered with RST|ACK', () =>
   assert.equal(fold16(s), 0xffff, 'TCP checksum valid');
   // a reset is never answered
   inject(l, l.red, SYN_22, (b, e) => (b[e + 47] = 0x04));
-  assert.equal(sent(l.red).length, 0);
+  assert.equal(sent(l, l.red).length, 0);
 });

@@ -1,0 +1,120 @@
+/*
+ * The data plane's one drop-reason registry. Every element counts a dropped frame under one
+ * of these codes (a typed-array increment on the fast path); the name is what counters,
+ * metrics (`tapbridge_port_drops_total{reason}`), traces and the docs call it. The wire
+ * layer's header-soundness codes come first with the numbers its views return; the
+ * elements' reasons follow. `tapbridge ctl drops` lists this table.
+ *
+ * Adding a reason: one `reason()` line here, in the section of the element that counts it.
+ * `npm run lint:layers` fails when a reason is declared but never counted anywhere.
+ */
+import { DROP_REASON_NAMES as WIRE_NAMES } from '../wire/drop.js';
+
+export interface DropReasonInfo {
+  code: number;
+  name: string;
+  /** Who counts it. */
+  where: string;
+  /** One line: what happened to the frame. */
+  what: string;
+}
+
+const table: DropReasonInfo[] = [{ code: 0, name: 'ok', where: '', what: 'not a drop' }];
+
+function reason(name: string, where: string, what: string): number {
+  if (table.some((r) => r.name === name)) throw new Error(`drop reason '${name}' registered twice`);
+  table.push({ code: table.length, name, where, what });
+  return table.length - 1;
+}
+
+/* --- wire: header soundness (codes fixed by src/wire/drop.ts) --- */
+const WIRE_WHAT: Record<string, string> = {
+  eth_too_short: 'shorter than an Ethernet header (or a VLAN tag cut off)',
+  arp_too_short: 'ARP message shorter than 28 bytes',
+  arp_bad: 'ARP that is not Ethernet/IPv4 (htype, ptype, hlen or plen)',
+  ipv4_too_short: 'shorter than an IPv4 header',
+  ipv4_bad_version: 'IP version is not 4',
+  ipv4_bad_ihl: 'IPv4 header length below 20 or beyond the frame',
+  ipv4_bad_len: 'IPv4 total length beyond the frame or below the header',
+  ipv4_bad_csum: 'IPv4 header checksum wrong',
+  icmp_too_short: 'ICMP message shorter than its 8-byte header',
+  icmp_bad_csum: 'ICMP checksum wrong',
+  udp_too_short: 'UDP header cut off',
+  udp_bad_len: 'UDP length field below 8 or beyond the packet',
+  udp_bad_csum: 'UDP checksum wrong',
+  tcp_too_short: 'TCP header cut off',
+  tcp_bad_off: 'TCP data offset below 5 or beyond the packet',
+  tcp_bad_csum: 'TCP checksum wrong',
+};
+for (let code = 1; code < WIRE_NAMES.length; code++) {
+  const name = WIRE_NAMES[code];
+  if (reason(name, 'wire', WIRE_WHAT[name] ?? name.replace(/_/g, ' ')) !== code) throw new Error('drop registry out of step with src/wire/drop.ts');
+}
+
+/* --- device ports (src/io/device.ts) --- */
+export const DROP_ETH_TOO_LONG = reason('eth_too_long', 'device', 'frame larger than a 64 KiB slot');
+export const DROP_TX_QUEUE_FULL = reason('tx_queue_full', 'device', 'the port\'s TX queue was full');
+export const DROP_TX_ERROR = reason('tx_error', 'device', 'the kernel refused the frame on transmit');
+export const DROP_TX_BUSY = reason('tx_busy', 'device', 'the device would block (EAGAIN): not sent');
+export const DROP_PORT_DOWN = reason('port_down', 'device', 'the port is down (ctl link PORT down)');
+export const DROP_GSO_UNSUPPORTED = reason('gso_to_non_offload_port', 'device', 'a GSO super-frame for a port without offloads');
+
+/* --- frame memory (src/core/arena.ts users) --- */
+export const DROP_NO_FRAME_SLOT = reason('no_frame_slot', 'any', 'no free frame slot to copy or build a frame in');
+
+/* --- graph (src/core/element.ts) --- */
+export const DROP_UNCONNECTED = reason('unconnected', 'graph', 'pushed to an output that is not linked to anything');
+
+/* --- switch (src/switch/switch.ts) --- */
+export const DROP_SRC_MAC_MULTICAST = reason('src_mac_multicast', 'switch', 'multicast/broadcast source MAC');
+export const DROP_SAME_PORT = reason('same_port', 'switch', 'destination MAC lives on the ingress port (filtered)');
+
+/* --- gateway interface (src/gateway/interface.ts) --- */
+export const DROP_NOT_FOR_GATEWAY = reason('l2_not_for_gateway', 'gateway', 'not addressed to the gateway\'s MAC');
+export const DROP_VLAN_NOT_ROUTED = reason('vlan_not_routed', 'gateway', 'VLAN-tagged frame at the gateway');
+export const DROP_UNKNOWN_ETHERTYPE = reason('unknown_ethertype', 'gateway', 'neither IPv4 nor ARP');
+export const DROP_UPLINK_NOT_OURS = reason('uplink_not_for_us', 'gateway', 'uplink traffic for the host, not for tapbridge\'s address');
+export const DROP_ARP_NOT_OURS = reason('arp_not_for_us', 'gateway', 'ARP request for an address that is not the gateway\'s');
+export const DROP_IPV4_NOT_UNICAST = reason('ipv4_not_unicast', 'gateway', 'IPv4 to a multicast or broadcast address');
+export const DROP_BAD_SOURCE = reason('ipv4_bad_source', 'gateway', 'martian IPv4 source (0, multicast, broadcast, loopback)');
+export const DROP_NEIGH_QUEUE_FULL = reason('arp_queue_full', 'gateway', 'too many packets waiting for one ARP answer');
+export const DROP_NEIGH_FAILED = reason('arp_failed', 'gateway', 'the next hop did not answer ARP (ICMP host unreachable sent)');
+export const DROP_NEIGH_TABLE_FULL = reason('arp_table_full', 'gateway', 'the neighbour table is full');
+
+/* --- router (src/gateway/router.ts, local.ts, fragment.ts, icmp-error.ts) --- */
+export const DROP_TTL_EXCEEDED = reason('ttl_exceeded', 'router', 'TTL expired (ICMP time exceeded sent)');
+export const DROP_NO_ROUTE = reason('no_route', 'router', 'no route to the destination (ICMP net unreachable sent)');
+export const DROP_MTU_EXCEEDED = reason('mtu_exceeded', 'router', 'larger than the egress MTU with DF (ICMP frag needed sent)');
+export const DROP_BRIDGE_ISOLATION = reason('bridge_isolation', 'router', 'routing between two bridges is not allowed');
+export const DROP_LOCAL_UNSUPPORTED = reason('local_proto_unreachable', 'local', 'to a tapbridge address, nothing serves it (RST or ICMP unreachable sent)');
+export const DROP_LOCAL_ICMP = reason('local_icmp_ignored', 'local', 'ICMP to a tapbridge address that is not an echo request');
+
+/* --- NAT (src/nat/element.ts) --- */
+export const DROP_NAT_MALFORMED = reason('nat_malformed', 'nat', 'IPv4/L4 header the NAT cannot track');
+export const DROP_NAT_FRAGMENT = reason('nat_fragment_untracked', 'nat', 'later fragment whose first fragment was not seen');
+export const DROP_NAT_TABLE_FULL = reason('nat_table_full', 'nat', 'conntrack table full and nothing to early-drop');
+export const DROP_NAT_TCP_INVALID = reason('nat_tcp_invalid', 'nat', 'TCP segment invalid for the flow\'s state');
+export const DROP_NAT_NO_PORT = reason('nat_no_port', 'nat', 'no free SNAT port');
+export const DROP_NAT_CLASH = reason('nat_clash', 'nat', 'the new flow\'s reply tuple is taken');
+export const DROP_NAT_UNTRACKED = reason('nat_untracked_leak', 'nat', 'untracked packet from a masqueraded source leaving untranslated');
+
+/* --- fault injection (src/faults/element.ts) --- */
+export const DROP_FAULT_LOSS = reason('fault_loss', 'fault', 'injected loss (Bernoulli or Gilbert-Elliott)');
+export const DROP_FAULT_EVERY_NTH = reason('fault_every_nth', 'fault', 'injected: every Nth frame dropped');
+export const DROP_FAULT_FILTER = reason('fault_filter', 'fault', 'injected: the frame matched the drop filter');
+export const DROP_FAULT_RATE_QUEUE_FULL = reason('fault_rate_queue_full', 'fault', 'rate limit backlog over its byte limit');
+export const DROP_FAULT_LINK_DOWN = reason('fault_link_down', 'fault', 'injected link down');
+export const DROP_FAULT_QUEUE_FULL = reason('fault_queue_full', 'fault', 'the delay line is full');
+
+/** Number of codes: size a per-reason counter array with this. */
+export const DROP_REASONS = table.length;
+
+/** Name for a code; "unknown_<code>" outside the table. */
+export function dropName(code: number): string {
+  return table[code]?.name ?? `unknown_${code}`;
+}
+
+/** The whole registry (control plane: docs, `ctl drops`). */
+export function dropReasons(): readonly DropReasonInfo[] {
+  return table;
+}

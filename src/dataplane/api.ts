@@ -1,0 +1,217 @@
+/*
+ * The data plane's API: one method per control request, answered synchronously on the
+ * worker's thread between batches. The control plane validates request bodies against the
+ * config schemas first (src/control/); these methods still check what they are given and
+ * answer bad input with an ApiError (400/404/409), never a crash. Methods that return long
+ * lists take a limit (and a starting point) so one call never stalls forwarding.
+ *
+ *   ports, bridges, fdb {bridge?}, link {port, up}, graph, drops
+ *   arp, routes, router, conntrack {limit?, from?}, forwards, forwards.add {PublishSpec},
+ *   forwards.remove {proto, port}, trace {TraceRequest}, stats
+ *   faults {port?}, faults_set {port, direction, spec, merge?}, faults_clear {port, direction}
+ *   captures, capture {id}, capture_start {CaptureStartSpec}, capture_stop {id, reason?}
+ *   stats_sample (compact counters for the main thread's rate sampler), experiment_stats
+ */
+import { C_RX_BYTES, C_RX_PACKETS, C_TX_BYTES, C_TX_PACKETS, totalDrops } from '../core/counters.js';
+import { dropReasons } from '../core/drops.js';
+import { unconnectedDrops } from '../core/element.js';
+import type { FaultSpec } from '../faults/spec.js';
+import { ip4ToString, parseIp4 } from '../wire/ip4.js';
+import { toForward } from './build.js';
+import { CaptureControl, type PostToMain } from './captures.js';
+import type { Engine } from './engine.js';
+import { ApiError } from './errors.js';
+import { FaultControl, type Direction } from './faults.js';
+import type { CaptureStartSpec, PublishSpec } from './spec.js';
+import { runTrace, type TraceRequest } from './trace.js';
+
+export type ApiMethod = (params: Record<string, unknown>) => unknown;
+
+/** Longest conntrack listing per call. */
+export const CONNTRACK_PAGE_MAX = 10_000;
+
+function str(params: Record<string, unknown>, key: string, required = true): string | undefined {
+  const v = params[key];
+  if (v === undefined && !required) return undefined;
+  if (typeof v !== 'string' || v === '') throw new ApiError(400, `'${key}' must be a non-empty string`);
+  return v;
+}
+
+function direction(v: unknown, dflt: Direction): Direction {
+  if (v === undefined) return dflt;
+  if (v !== 'ingress' && v !== 'egress' && v !== 'both') throw new ApiError(400, `direction: expected 'ingress', 'egress' or 'both', got ${JSON.stringify(v)}`);
+  return v;
+}
+
+function captureId(v: unknown): number {
+  const n = typeof v === 'string' ? Number(v) : v;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 1) throw new ApiError(400, `'id' must be a capture id (a positive integer), got ${JSON.stringify(v)}`);
+  return n;
+}
+
+export interface DataPlaneApi {
+  methods: Record<string, ApiMethod>;
+  faults: FaultControl;
+  captures: CaptureControl;
+}
+
+export function dataPlaneApi(engine: Engine, post: PostToMain): DataPlaneApi {
+  const faults = new FaultControl(engine);
+  const captures = new CaptureControl(engine, faults, post);
+  const natOrThrow = () => {
+    if (engine.nat === null) throw new ApiError(404, 'NAT is not configured');
+    return engine.nat;
+  };
+  const router = () => engine.graph.element('router');
+
+  const methods: Record<string, ApiMethod> = {
+    ports: () => engine.portInfo(),
+    bridges: () => engine.bridgeInfo(),
+    fdb: (p) => {
+      const bridge = str(p, 'bridge', false);
+      if (bridge !== undefined && engine.switchOf(bridge) === undefined) throw new ApiError(404, `no bridge named '${bridge}'`);
+      return engine.fdbRows(bridge);
+    },
+    link: (p) => {
+      const name = str(p, 'port')!;
+      if (engine.record(name) === undefined) throw new ApiError(404, `no port named '${name}'`);
+      if (typeof p.up !== 'boolean') throw new ApiError(400, "'up' must be true or false");
+      engine.setPortUp(name, p.up);
+      return { port: name, up: engine.record(name)!.up };
+    },
+    graph: () => ({ ...engine.graph.describe(), unconnectedDrops: unconnectedDrops() }),
+    drops: () => dropReasons().slice(1),
+    trace: (p) => runTrace(engine, p as unknown as TraceRequest),
+    conntrack: (p) => {
+      const nat = natOrThrow();
+      const limit = p.limit === undefined ? CONNTRACK_PAGE_MAX : Number(p.limit);
+      const from = p.from === undefined ? 0 : Number(p.from);
+      if (!Number.isInteger(limit) || limit < 1) throw new ApiError(400, "'limit' must be a positive integer");
+      if (!Number.isInteger(from) || from < 0) throw new ApiError(400, "'from' must be a flow id (an integer >= 0)");
+      const flows = nat.list(engine.ctx.clock.refresh(), Math.min(limit, CONNTRACK_PAGE_MAX), from);
+      const last = flows.length > 0 ? flows[flows.length - 1].id : -1;
+      return { size: nat.size, max: nat.maxFlows, counters: nat.counters, flows, next: flows.length === Math.min(limit, CONNTRACK_PAGE_MAX) ? last + 1 : null };
+    },
+    forwards: () =>
+      natOrThrow()
+        .listForwards()
+        .map((f) => ({ proto: f.proto === 6 ? 'tcp' : 'udp', port: f.externalPort, portEnd: f.externalPortEnd, to: ip4ToString(f.internalIp), toPort: f.internalPort })),
+    'forwards.add': (p) => {
+      const nat = natOrThrow();
+      const spec = p as unknown as PublishSpec;
+      if ((spec.proto !== 'tcp' && spec.proto !== 'udp') || !Number.isInteger(spec.port) || typeof spec.to !== 'string' || parseIp4(spec.to) === null)
+        throw new ApiError(400, 'expected {"proto":"tcp|udp","port":N,"to":"a.b.c.d","toPort"?:N,"portEnd"?:N}');
+      const f = toForward(spec);
+      if (f.externalPortEnd < f.externalPort) throw new ApiError(400, 'portEnd: range ends before it starts');
+      const taken = nat.listForwards().find((x) => x.proto === f.proto && x.externalPort <= f.externalPortEnd && f.externalPort <= x.externalPortEnd);
+      if (taken) throw new ApiError(409, `${spec.proto}/${taken.externalPort} is already published`);
+      try {
+        nat.addForward(f);
+      } catch (err) {
+        throw new ApiError(400, (err as Error).message);
+      }
+      return { added: spec };
+    },
+    'forwards.remove': (p) => {
+      const nat = natOrThrow();
+      const proto = p.proto === 'udp' ? 17 : p.proto === 'tcp' || p.proto === undefined ? 6 : -1;
+      const port = Number(p.port);
+      if (proto < 0) throw new ApiError(400, "'proto' must be tcp or udp");
+      if (!Number.isInteger(port) || port < 1 || port > 65535) throw new ApiError(400, "'port' must be a port number");
+      if (!nat.removeForward(proto, port)) throw new ApiError(404, `${p.proto ?? 'tcp'}/${port} is not published`);
+      return { removed: `${p.proto ?? 'tcp'}/${port}` };
+    },
+    arp: () => engine.gateways.flatMap((g) => g.neighbors()),
+    routes: () => engine.shared.routes.table(),
+    router: () => (router() === undefined ? null : routerCounters(engine)),
+    stats: () => ({ bridges: engine.bridgeInfo(), ports: engine.portInfo(), pool: { free: engine.arena.poolFree, total: engine.arena.poolSlots } }),
+
+    faults: (p) => {
+      if (p.port !== undefined) faults.hookablePort(str(p, 'port')!);
+      return faults.list(p.port as string | undefined);
+    },
+    faults_set: (p) => {
+      if (p.spec === null || typeof p.spec !== 'object' || Array.isArray(p.spec)) throw new ApiError(400, "'spec' must be an object of faults, e.g. {\"loss\": {\"percent\": 10}}");
+      return faults.set(str(p, 'port')!, direction(p.direction, 'both'), p.spec as FaultSpec, p.merge === true);
+    },
+    faults_clear: (p) => faults.clear(str(p, 'port')!, direction(p.direction, 'both')),
+    captures: () => captures.list(),
+    capture: (p) => captures.get(captureId(p.id)),
+    capture_start: (p) => {
+      const s = p as unknown as CaptureStartSpec;
+      if (typeof s.target !== 'string' || s.target === '') throw new ApiError(400, "'target' must be a port or 'bridge:NAME'");
+      return captures.start({ ...s, direction: direction(s.direction, 'both'), fd: typeof s.fd === 'number' ? s.fd : -1, snaplen: typeof s.snaplen === 'number' ? s.snaplen : 262144 });
+    },
+    capture_stop: (p) => captures.stop(captureId(p.id), typeof p.reason === 'string' && p.reason !== '' ? p.reason : 'stopped by user'),
+    stats_sample: () => ({
+      t: performance.timeOrigin + performance.now(),
+      ports: [...engine.shared.records.values()].map((r) => {
+        const c = r.counters;
+        return [r.name, c[C_RX_PACKETS], c[C_RX_BYTES], c[C_TX_PACKETS], c[C_TX_BYTES], totalDrops(c)];
+      }),
+      bridges: engine.bridgeInfo().map((b) => [b.name, b.forwarded, b.flooded]),
+    }),
+    experiment_stats: () => ({
+      t: performance.timeOrigin + performance.now(),
+      ports: engine.portInfo(),
+      bridges: engine.bridgeInfo(),
+      pool: { free: engine.arena.poolFree, total: engine.arena.poolSlots },
+      faults: faults.list(),
+      captures: captures.list(),
+    }),
+  };
+  return { methods, faults, captures };
+}
+
+/** The router's counters with those of the elements around it (ICMP errors, local delivery, ARP, fragmentation). */
+function routerCounters(engine: Engine): Record<string, number> {
+  const sum = (kind: string, key: string) => engine.graph.elements.filter((e) => e.kind === kind).reduce((n, e) => n + (e.counters[key] ?? 0), 0);
+  const r = engine.graph.element('router')!.counters;
+  return {
+    forwarded: r.forwarded,
+    localDelivered: r.localDelivered,
+    localSent: r.localSent,
+    localUnroutable: r.localUnroutable,
+    echoReplies: sum('LocalDelivery', 'echoReplies'),
+    resetsSent: sum('LocalDelivery', 'resetsSent'),
+    icmpErrorsSent: sum('IcmpError', 'sent'),
+    icmpErrorsSuppressed: sum('IcmpError', 'suppressed'),
+    icmpRateLimited: engine.shared.budget.limited,
+    arpRequestsSent: sum('GatewayInterface', 'arpRequestsSent'),
+    arpRepliesSent: sum('GatewayInterface', 'arpRepliesSent'),
+    fragmentsCreated: sum('Fragmenter', 'fragmentsCreated'),
+  };
+}
+
+/** Apply the spec's experiment section (at start, before ready). Errors name the entry. */
+export function applyExperiment(engine: Engine, api: DataPlaneApi): void {
+  const ex = engine.spec.experiment;
+  if (ex === undefined) return;
+  ex.faults.forEach((f, i) => {
+    try {
+      api.faults.set(f.port, f.direction, f.spec);
+    } catch (err) {
+      throw new Error(`experiment.faults[${i}]: ${(err as Error).message}`);
+    }
+  });
+  ex.captures.forEach((c, i) => {
+    try {
+      api.captures.start(c);
+    } catch (err) {
+      throw new Error(`experiment.captures[${i}]: ${(err as Error).message}`);
+    }
+  });
+}
+
+/** Messages besides calls (stream acks); true when handled. */
+export function onStreamMessage(api: DataPlaneApi, m: { type: string; token?: unknown; bytes?: unknown; reason?: unknown }): boolean {
+  if (m.type === 'capture_ack' && typeof m.token === 'string' && typeof m.bytes === 'number') {
+    api.captures.ack(m.token, m.bytes);
+    return true;
+  }
+  if (m.type === 'capture_client_gone' && typeof m.token === 'string') {
+    api.captures.stopStream(m.token, typeof m.reason === 'string' ? m.reason : 'client disconnected');
+    return true;
+  }
+  return false;
+}

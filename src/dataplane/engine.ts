@@ -1,0 +1,261 @@
+/*
+ * The data-plane engine: owns the frame arena, the element graph built from the spec, and
+ * the clock; runs in the data-plane worker thread.
+ *
+ * Per RX batch (one native callback on one device): the device stamps the clock and pushes
+ * each frame through its `rx` link; when the batch is done, the engine flushes every device
+ * with queued frames, lets elements finish the batch (endBatch) and re-arms the one timer of
+ * the delay lines, all before the callback returns, because the RX ring slots are reused by
+ * the next read. A tick (every TICK_MS) ages tables, expires flows and drives the other
+ * periodic work (tick hooks).
+ */
+import { Arena } from '../core/arena.js';
+import { snapshot } from '../core/counters.js';
+import { makeClock, Tracer, type DataPlaneContext, type Element, type PortRecord } from '../core/element.js';
+import { Graph } from '../core/graph.js';
+import { GatewayInterface } from '../gateway/interface.js';
+import { DevicePort, RX_BUDGET } from '../io/device.js';
+import { native } from '../io/native.js';
+import { Switch } from '../switch/switch.js';
+import { macToString, parseMac } from '../wire/mac.js';
+import { buildShared, factories, type SharedState } from './build.js';
+import type { BridgeInfo, FdbRow, PortInfo } from './messages.js';
+import { planGraph, switchName } from './plan.js';
+import { gatewayPortName, UPLINK_PORT, type DataPlaneSpec } from './spec.js';
+
+export const POOL_SLOTS = 512;
+export const TICK_MS = 100;
+/** RX rings kept free for ports added at runtime. */
+export const SPARE_RINGS = 4;
+
+/** An element whose frames wait for a time (fault delay lines). */
+export interface TimedElement extends Element {
+  nextDeadline(): number;
+  release(now: number): void;
+}
+
+export class Engine {
+  readonly arena: Arena;
+  readonly ctx: DataPlaneContext;
+  readonly graph = new Graph();
+  readonly shared: SharedState;
+  readonly devices: DevicePort[] = [];
+  readonly switches: Switch[] = [];
+  readonly gateways: GatewayInterface[] = [];
+  /** Called on every tick after the elements (captures, drained faults, MTU following). */
+  readonly tickHooks: ((now: number) => void)[] = [];
+  /** Called first when the engine stops (e.g. captures complete their files). */
+  readonly stopHooks: (() => void)[] = [];
+  onFatal: (message: string) => void = () => {};
+  private readonly timed = new Set<TimedElement>();
+  private timer: NodeJS.Timeout | null = null;
+  private armedFor = Infinity;
+  private tickTimer: NodeJS.Timeout | null = null;
+  private tickers: Element[] = [];
+  private batchEnders: Element[] = [];
+  private readonly afterBatch = (): void => this.endBatch();
+
+  constructor(
+    readonly spec: DataPlaneSpec,
+    clock: () => number = () => performance.now(),
+  ) {
+    const devicePorts = spec.ports.length + (spec.uplink !== undefined ? 1 : 0);
+    this.arena = new Arena((devicePorts + SPARE_RINGS) * RX_BUDGET, POOL_SLOTS);
+    this.ctx = { arena: this.arena, u8: this.arena.u8, clock: makeClock(clock), tracer: new Tracer() };
+    this.shared = buildShared(spec, this.ctx);
+    this.graph.build(planGraph(spec), factories(spec, this.ctx, this.shared));
+    for (const e of this.graph.elements) {
+      if (e instanceof DevicePort) this.devices.push(e);
+      else if (e instanceof Switch) this.switches.push(e);
+      else if (e instanceof GatewayInterface) this.gateways.push(e);
+    }
+    for (const b of spec.bridges) {
+      const sw = this.switchOf(b.name)!;
+      if (b.gateway !== undefined) sw.fdb.addStatic(parseMac(b.gateway.mac)!, sw.portIndex(gatewayPortName(b.name)));
+      for (const s of b.static) {
+        const i = sw.portIndex(s.port);
+        if (i < 0) throw new Error(`static entry: no port '${s.port}' on bridge ${b.name}`);
+        sw.fdb.addStatic(parseMac(s.mac)!, i);
+      }
+    }
+    this.refreshElementLists();
+    if (spec.uplink !== undefined && spec.uplink.fd >= 0) this.followMtu(spec.uplink.ifname);
+  }
+
+  /** The uplink's MTU follows its NIC (PMTU experiments lower it at runtime), checked once a second. */
+  private followMtu(ifname: string): void {
+    const iface = this.shared.ifaces.byName(UPLINK_PORT)!;
+    let last = 0;
+    this.tickHooks.push((now) => {
+      if (now - last < 1000) return;
+      last = now;
+      try {
+        iface.mtu = native.ifInfo(ifname).mtu;
+      } catch {
+        /* interface gone: the reader reports it */
+      }
+    });
+  }
+
+  get now(): number {
+    return this.ctx.clock.now;
+  }
+
+  get nat() {
+    return this.shared.nat;
+  }
+
+  switchOf(bridge: string): Switch | undefined {
+    return this.graph.element(switchName(bridge)) as Switch | undefined;
+  }
+
+  record(port: string): PortRecord | undefined {
+    return this.shared.records.get(port);
+  }
+
+  device(port: string): DevicePort | undefined {
+    return this.devices.find((d) => d.record.name === port);
+  }
+
+  /** Recompute which elements tick and finish batches (after the graph changed). */
+  refreshElementLists(): void {
+    this.tickers = this.graph.elements.filter((e) => e.tick !== undefined);
+    this.batchEnders = this.graph.elements.filter((e) => e.endBatch !== undefined);
+  }
+
+  start(): void {
+    for (const d of this.devices) {
+      if (d.fd < 0 || d.reader !== null) continue;
+      d.onFatal = (m) => this.onFatal(m);
+      d.startRx(this.afterBatch);
+    }
+    this.tickTimer = setInterval(() => this.tick(), TICK_MS);
+    for (const g of this.gateways) g.announce();
+    this.endBatch();
+  }
+
+  /** After a batch: hand queued frames to the kernel, let elements finish, re-arm the delay timer. */
+  endBatch(): void {
+    const devs = this.devices;
+    for (let i = 0; i < devs.length; i++) if (devs[i].txCount !== 0) devs[i].flush();
+    const enders = this.batchEnders;
+    for (let i = 0; i < enders.length; i++) enders[i].endBatch!();
+    if (this.timed.size !== 0) this.armTimer();
+  }
+
+  tick(): void {
+    const now = this.ctx.clock.refresh();
+    for (const e of this.tickers) e.tick!(now);
+    for (const h of this.tickHooks) h(now);
+    this.endBatch();
+  }
+
+  /* ------------------------------------------------------------ delay timers */
+
+  addTimed(e: TimedElement): void {
+    this.timed.add(e);
+  }
+
+  removeTimed(e: TimedElement): void {
+    this.timed.delete(e);
+  }
+
+  /** One timer for the earliest deadline of every delay line (not one per packet). */
+  private armTimer(): void {
+    let next = Infinity;
+    for (const e of this.timed) {
+      const d = e.nextDeadline();
+      if (d < next) next = d;
+    }
+    if (next === Infinity || next >= this.armedFor) return;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.armedFor = next;
+    this.timer = setTimeout(() => this.fireTimer(), Math.max(0, next - this.ctx.clock.now));
+  }
+
+  private fireTimer(): void {
+    this.timer = null;
+    this.armedFor = Infinity;
+    const now = this.ctx.clock.refresh();
+    for (const e of this.timed) e.release(now);
+    this.endBatch();
+  }
+
+  stop(): void {
+    for (const h of this.stopHooks) h();
+    if (this.tickTimer !== null) clearInterval(this.tickTimer);
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.tickTimer = null;
+    this.timer = null;
+    for (const d of this.devices) d.stopRx();
+  }
+
+  /* ---- control-plane views (allocation is fine here) ---- */
+
+  portInfo(): PortInfo[] {
+    return [...this.shared.records.values()].map((r) => {
+      const sw = r.bridge !== null ? this.switchOf(r.bridge) : undefined;
+      const i = sw?.portIndex(r.name) ?? -1;
+      return {
+        name: r.name,
+        kind: r.kind,
+        bridge: r.bridge,
+        ifname: r.ifname,
+        mac: macToString(r.mac),
+        up: r.up,
+        offload: r.offload,
+        macs: sw !== undefined && i >= 0 ? sw.fdb.portCount(i) : 0,
+        counters: snapshot(r.counters),
+      };
+    });
+  }
+
+  fdbRows(bridgeName?: string): FdbRow[] {
+    const rows: FdbRow[] = [];
+    const now = this.ctx.clock.refresh();
+    for (const sw of this.switches) {
+      const bridge = sw.name.slice('switch/'.length);
+      if (bridgeName !== undefined && bridge !== bridgeName) continue;
+      for (const e of sw.fdb.entries(now)) {
+        rows.push({
+          bridge,
+          mac: macToString(e.mac),
+          port: sw.ports[e.port]?.name ?? `#${e.port}`,
+          ageSeconds: Math.round(e.ageSeconds * 10) / 10,
+          type: e.isStatic ? 'static' : 'learned',
+        });
+      }
+    }
+    return rows;
+  }
+
+  bridgeInfo(): BridgeInfo[] {
+    return this.switches.map((sw) => ({
+      name: sw.name.slice('switch/'.length),
+      ports: sw.ports.map((p) => p.name),
+      macs: sw.fdb.size,
+      macTableSize: sw.fdb.capacity,
+      agingSeconds: sw.fdb.agingMs / 1000,
+      forwarded: sw.counters.forwarded,
+      flooded: sw.counters.flooded,
+      learned: sw.fdb.learned,
+      moved: sw.fdb.moved,
+      aged: sw.fdb.aged,
+      learnRefused: sw.fdb.learnRefused,
+      learnRefusedPortLimit: sw.fdb.learnRefusedPortLimit,
+    }));
+  }
+
+  setPortUp(name: string, up: boolean): void {
+    const r = this.shared.records.get(name);
+    if (r === undefined) throw new Error(`no port '${name}'`);
+    r.up = up;
+    if (!up && r.bridge !== null) {
+      const sw = this.switchOf(r.bridge);
+      const i = sw?.portIndex(name) ?? -1;
+      if (sw !== undefined && i >= 0) sw.portDown(i);
+    }
+    const d = this.device(name);
+    if (d !== undefined && d.fd >= 0 && r.kind !== 'packet' && r.kind !== 'uplink') native.setTapCarrier(d.fd, up);
+  }
+}

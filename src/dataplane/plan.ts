@@ -1,0 +1,89 @@
+/*
+ * From the data-plane spec to the element graph (as data: a GraphSpec of elements and
+ * "a[out] -> [in]b" links, see src/core/graph.ts). For the default lab:
+ *
+ *   dev/red[rx] -> [red]switch/br0[red] -> [tx]dev/red          (each device port, both ways)
+ *   switch/br0[gw-br0] <-> [wire]gw/br0[wire]                   (the bridge's gateway port)
+ *   dev/uplink[rx] -> [wire]gw/uplink[wire] -> [tx]dev/uplink
+ *   gw/IF[ip] -> [IF]nat/pre[IF] -> [IF]router[IF] -> [IF]nat/post[IF] -> frag/IF -> [ip]gw/IF
+ *   router[local] -> local[reply] -> [local]router
+ *   router[ttl-expired|no-route|too-big], local[port-|proto-unreachable], gw/IF[unreachable]
+ *       -> icmp/KIND -> nat/local -> [local]router
+ *
+ * Without NAT the nat/* elements are left out; a bridge without a gateway is only its switch
+ * and devices. Captures and faults are not in the plan: they are wrappers spliced into these
+ * links at runtime.
+ */
+import type { ElementSpec, GraphSpec } from '../core/graph.js';
+import { gatewayPortName, UPLINK_PORT, type DataPlaneSpec } from './spec.js';
+
+/** The ICMP errors the gateway sends, by element name. */
+export const ICMP_ERRORS = {
+  'icmp/ttl-exceeded': { type: 11, code: 0 },
+  'icmp/net-unreachable': { type: 3, code: 0 },
+  'icmp/host-unreachable': { type: 3, code: 1 },
+  'icmp/proto-unreachable': { type: 3, code: 2 },
+  'icmp/port-unreachable': { type: 3, code: 3 },
+  'icmp/frag-needed': { type: 3, code: 4 },
+} as const;
+
+export const devName = (port: string) => `dev/${port}`;
+export const switchName = (bridge: string) => `switch/${bridge}`;
+export const gatewayName = (iface: string) => `gw/${iface}`;
+export const fragName = (iface: string) => `frag/${iface}`;
+
+/** The router interfaces in id order: one per bridge with a gateway, then the uplink. */
+export function routerInterfaces(spec: DataPlaneSpec): string[] {
+  const names = spec.bridges.filter((b) => b.gateway !== undefined).map((b) => b.name);
+  if (spec.uplink !== undefined) names.push(UPLINK_PORT);
+  return names;
+}
+
+export function planGraph(spec: DataPlaneSpec): GraphSpec {
+  const elements: ElementSpec[] = [];
+  const links: string[] = [];
+  for (const p of spec.ports) elements.push({ name: devName(p.name), kind: 'Device', params: { port: p.name } });
+  for (const b of spec.bridges) {
+    const sw = switchName(b.name);
+    elements.push({ name: sw, kind: 'Switch', params: { bridge: b.name } });
+    for (const p of spec.ports.filter((x) => x.bridge === b.name)) {
+      links.push(`${devName(p.name)}[rx] -> [${p.name}]${sw}`, `${sw}[${p.name}] -> [tx]${devName(p.name)}`);
+    }
+    if (b.gateway !== undefined) {
+      const gwPort = gatewayPortName(b.name);
+      links.push(`${sw}[${gwPort}] -> [wire]${gatewayName(b.name)}`, `${gatewayName(b.name)}[wire] -> [${gwPort}]${sw}`);
+    }
+  }
+  if (spec.uplink !== undefined) {
+    elements.push({ name: devName(UPLINK_PORT), kind: 'Device', params: { port: UPLINK_PORT } });
+    links.push(`${devName(UPLINK_PORT)}[rx] -> [wire]${gatewayName(UPLINK_PORT)}`, `${gatewayName(UPLINK_PORT)}[wire] -> [tx]${devName(UPLINK_PORT)}`);
+  }
+  const ifaces = routerInterfaces(spec);
+  if (ifaces.length === 0) return { elements, links };
+
+  const nat = spec.nat !== undefined && spec.uplink !== undefined;
+  const toRouterLocal = nat ? 'nat/local' : '[local]router';
+  elements.push({ name: 'router', kind: 'Router' }, { name: 'local', kind: 'LocalDelivery' });
+  if (nat) elements.push({ name: 'nat/pre', kind: 'NatPrerouting' }, { name: 'nat/post', kind: 'NatPostrouting' }, { name: 'nat/local', kind: 'NatLocalOut' });
+  for (const [name, e] of Object.entries(ICMP_ERRORS)) {
+    elements.push({ name, kind: 'IcmpError', params: { ...e } });
+    links.push(`${name} -> ${toRouterLocal}`);
+  }
+  if (nat) links.push('nat/local -> [local]router');
+  for (const f of ifaces) {
+    elements.push({ name: gatewayName(f), kind: 'GatewayInterface', params: { iface: f } }, { name: fragName(f), kind: 'Fragmenter', params: { iface: f } });
+    if (nat) links.push(`${gatewayName(f)}[ip] -> [${f}]nat/pre`, `nat/pre[${f}] -> [${f}]router`, `router[${f}] -> [${f}]nat/post`, `nat/post[${f}] -> ${fragName(f)}`);
+    else links.push(`${gatewayName(f)}[ip] -> [${f}]router`, `router[${f}] -> ${fragName(f)}`);
+    links.push(`${fragName(f)} -> [ip]${gatewayName(f)}`, `${gatewayName(f)}[unreachable] -> icmp/host-unreachable`);
+  }
+  links.push(
+    'router[local] -> local',
+    'local[reply] -> [local]router',
+    'local[port-unreachable] -> icmp/port-unreachable',
+    'local[proto-unreachable] -> icmp/proto-unreachable',
+    'router[ttl-expired] -> icmp/ttl-exceeded',
+    'router[no-route] -> icmp/net-unreachable',
+    'router[too-big] -> icmp/frag-needed',
+  );
+  return { elements, links };
+}

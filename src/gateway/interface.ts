@@ -1,0 +1,280 @@
+/*
+ * Gateway interface element (gw/BRIDGE, gw/uplink): the link-layer side of one router
+ * interface: the bridge's gateway port, or tapbridge's own address on the uplink NIC.
+ *
+ * Ports:
+ *   input  `wire`         frames from the switch (or from the uplink device)
+ *   output `wire`         frames to the switch (or to the uplink device): ARP, routed packets
+ *   output `ip`           IPv4 packets for the router, checked (ipv4-input.ts), annotated with
+ *                         this interface as inIf
+ *   input  `ip`           routed IPv4 packets to send, with anno.nextHop: the neighbour is
+ *                         resolved (ARP), the Ethernet header written, the frame sent; while
+ *                         resolving, up to QUEUE_PER_NEIGHBOR packets wait (pool slots)
+ *   output `unreachable`  packets whose next hop never answered (to ICMP host unreachable)
+ * Does: ARP replies for its own address only; gratuitous ARP at start; a neighbour cache
+ *   (neighbors.ts) refreshed by any ARP from the subnet and created by requests for us and
+ *   replies; on the uplink, only frames to its own MAC and address are taken (the host's
+ *   kernel shares the wire).
+ * Config: the RouterIface (address, prefix, MAC, MTU) and the port record drops count into.
+ * Counters (on the record): l2_not_for_gateway, uplink_not_for_us, vlan_not_routed,
+ *   unknown_ethertype, arp_* , the IPv4 input reasons, no_frame_slot; element counters
+ *   arpRequestsSent, arpRepliesSent. For the internal gateway port the record's tx counts
+ *   the frames the switch delivered to it and rx those it sent into the switch.
+ */
+import { C_RX_BYTES, C_RX_PACKETS, C_TX_BYTES, C_TX_PACKETS } from '../core/counters.js';
+import {
+  DROP_ARP_NOT_OURS,
+  DROP_IPV4_NOT_UNICAST,
+  DROP_NEIGH_FAILED,
+  DROP_NEIGH_QUEUE_FULL,
+  DROP_NEIGH_TABLE_FULL,
+  DROP_NO_FRAME_SLOT,
+  DROP_NOT_FOR_GATEWAY,
+  DROP_UNKNOWN_ETHERTYPE,
+  DROP_UPLINK_NOT_OURS,
+  DROP_VLAN_NOT_ROUTED,
+} from '../core/drops.js';
+import { Element, type DataPlaneContext } from '../core/element.js';
+import { VNET_HDR_LEN } from '../core/frame.js';
+import { slotOf } from '../core/anno.js';
+import { ARP_OP_REPLY, ARP_OP_REQUEST, ArpView, writeArp } from '../wire/arp.js';
+import { DROP_ETH_TOO_SHORT } from '../wire/drop.js';
+import { ETH_HEADER_LEN, ETH_MIN_FRAME_LEN, ETHERTYPE_ARP, ETHERTYPE_IPV4, isVlanTpid, writeEthernetHeader } from '../wire/ethernet.js';
+import { ip4ToString } from '../wire/ip4.js';
+import { IPV4_DST } from '../wire/ipv4.js';
+import { readU16, readU32 } from '../wire/bytes.js';
+import { BROADCAST_MAC, macToString, writeMac } from '../wire/mac.js';
+import { describePacket } from '../wire/describe.js';
+import type { RouterIface } from './ifaces.js';
+import { Ipv4InputCheck } from './ipv4-input.js';
+import { NEIGH_FAILED, NEIGH_INCOMPLETE, NEIGH_STALE, NEIGH_STATE_NAMES, NeighborTable, QUEUE_PER_NEIGHBOR, type NeighborInfo } from './neighbors.js';
+
+const IN_WIRE = 0; // input 1: ip
+const OUT_WIRE = 0;
+const OUT_IP = 1;
+const OUT_UNREACHABLE = 2;
+
+export const NEIGHBOR_CAPACITY = 1024;
+
+export class GatewayInterface extends Element {
+  readonly kind = 'GatewayInterface';
+  readonly neigh: NeighborTable;
+  override counters = { arpRequestsSent: 0, arpRepliesSent: 0 };
+  private readonly arp = new ArpView();
+  private readonly ipCheck = new Ipv4InputCheck();
+  /** Count traffic on the record (internal gateway port: it has no device of its own). */
+  private readonly countsTraffic: boolean;
+
+  constructor(
+    name: string,
+    ctx: DataPlaneContext,
+    readonly iface: RouterIface,
+  ) {
+    super(name, ctx, ['wire', 'ip'], ['wire', 'ip', 'unreachable']);
+    this.neigh = new NeighborTable(NEIGHBOR_CAPACITY);
+    this.countsTraffic = iface.record.kind === 'internal';
+  }
+
+  override config(): string {
+    return `${ip4ToString(this.iface.address)}/${this.iface.prefixLen} ${macToString(this.iface.mac)} mtu ${this.iface.mtu}`;
+  }
+
+  push(input: number, off: number, len: number): void {
+    if (input === IN_WIRE) this.fromWire(off, len);
+    else this.sendIp(off, len);
+  }
+
+  private drop(reason: number): void {
+    this.iface.record.countDrop(reason);
+  }
+
+  /* ------------------------------------------------------------------ input */
+
+  private fromWire(off: number, len: number): void {
+    const b = this.ctx.u8;
+    const e = off + VNET_HDR_LEN;
+    const c = this.iface.record.counters;
+    if (this.countsTraffic) {
+      c[C_TX_PACKETS]++;
+      c[C_TX_BYTES] += len;
+    }
+    if (len < ETH_HEADER_LEN) return this.drop(DROP_ETH_TOO_SHORT);
+    const uplink = this.iface.kind === 'uplink';
+    const multicast = (b[e] & 1) !== 0;
+    const etype = readU16(b, e + 12);
+    if (!multicast && !this.isOurMac(e)) return this.drop(uplink ? DROP_UPLINK_NOT_OURS : DROP_NOT_FOR_GATEWAY);
+    if (etype === ETHERTYPE_ARP) return this.arpInput(off, len);
+    if (etype === ETHERTYPE_IPV4) {
+      if (multicast) return this.drop(uplink ? DROP_UNKNOWN_ETHERTYPE : DROP_IPV4_NOT_UNICAST);
+      // Only our own address is ours on the uplink; the kernel's traffic shares this wire.
+      if (uplink && len >= ETH_HEADER_LEN + 20 && readU32(b, e + ETH_HEADER_LEN + IPV4_DST) !== this.iface.address) return this.drop(DROP_UPLINK_NOT_OURS);
+      return this.ipInput(off, len);
+    }
+    if (!uplink && isVlanTpid(etype)) return this.drop(DROP_VLAN_NOT_ROUTED);
+    if (multicast && !uplink) return this.drop(DROP_NOT_FOR_GATEWAY);
+    this.drop(DROP_UNKNOWN_ETHERTYPE);
+  }
+
+  private isOurMac(e: number): boolean {
+    const b = this.ctx.u8;
+    return readU16(b, e) === this.iface.macHi && readU32(b, e + 2) === this.iface.macLo;
+  }
+
+  private ipInput(off: number, len: number): void {
+    const ip = off + VNET_HDR_LEN + ETH_HEADER_LEN;
+    const bad = this.ipCheck.check(this.ctx.u8, ip, len - ETH_HEADER_LEN, this.iface.broadcast);
+    if (bad !== 0) return this.drop(bad);
+    const tracer = this.ctx.tracer;
+    if (tracer.active) tracer.note(this.name, `IPv4 ${describePacket(this.ctx.u8, ip)} ttl ${this.ipCheck.ip.ttl}${(this.ctx.u8[off] & 1) !== 0 ? ' (partial checksum)' : ''}`);
+    this.ctx.arena.anno.begin(off, this.iface.id);
+    this.out[OUT_IP].push(off, len);
+  }
+
+  private arpInput(off: number, len: number): void {
+    const a = this.arp.reset(this.ctx.u8, off + VNET_HDR_LEN + ETH_HEADER_LEN, len - ETH_HEADER_LEN);
+    const bad = a.checkLen();
+    if (bad !== 0) return this.drop(bad);
+    const f = this.iface;
+    const op = a.op;
+    const sha = a.sha;
+    const spa = a.spa;
+    const forUs = a.tpa === f.address;
+    if (spa !== 0 && (this.ctx.u8[a.off + 8] & 1) === 0 && f.onLink(spa) && spa !== f.address && !this.ctx.tracer.active) {
+      // Like Linux: refresh known neighbours on any ARP; create on requests for us and on replies.
+      const i = this.neigh.confirm(spa, sha, this.ctx.clock.now, forUs || op === ARP_OP_REPLY);
+      if (i >= 0 && this.neigh.queueCount[i] > 0) this.flushNeighborQueue(i, sha);
+    }
+    if (op === ARP_OP_REQUEST && forUs) this.sendArp(ARP_OP_REPLY, sha, f.address, sha, spa);
+    else if (op === ARP_OP_REQUEST) this.drop(DROP_ARP_NOT_OURS);
+  }
+
+  /* ----------------------------------------------------------------- output */
+
+  /** Put a complete frame on the wire (through the switch, or out of the uplink device). */
+  private transmit(off: number, len: number): void {
+    if (this.countsTraffic) {
+      const c = this.iface.record.counters;
+      c[C_RX_PACKETS]++;
+      c[C_RX_BYTES] += len;
+    }
+    this.out[OUT_WIRE].push(off, len);
+  }
+
+  private writeHeader(e: number, dstMac: number): void {
+    writeEthernetHeader(this.ctx.u8, e, dstMac, this.iface.mac, ETHERTYPE_IPV4);
+  }
+
+  /** An IPv4 packet (frame at off, Ethernet header to be written) to anno.nextHop. */
+  private sendIp(off: number, len: number): void {
+    const nextHop = this.ctx.arena.anno.nextHop[slotOf(off)];
+    const e = off + VNET_HDR_LEN;
+    const neigh = this.neigh;
+    const now = this.ctx.clock.now;
+    const tracer = this.ctx.tracer;
+    const existed = tracer.active ? neigh.find(nextHop) >= 0 : true;
+    const i = neigh.findOrCreate(nextHop, now);
+    if (i < 0) return this.drop(DROP_NEIGH_TABLE_FULL);
+    const mac = neigh.resolved(i, now);
+    if (tracer.active) {
+      const state = NEIGH_STATE_NAMES[neigh.states[i]];
+      tracer.note(this.name, `ARP ${ip4ToString(nextHop)}: ${mac >= 0 ? `${macToString(mac)} (${state})` : `${state}: ${neigh.states[i] === NEIGH_FAILED ? 'ICMP host unreachable' : 'the packet would wait for an ARP reply'}`}`);
+      if (mac < 0 && neigh.states[i] !== NEIGH_FAILED) {
+        if (!existed) neigh.remove(i); // leave no trace of the trace
+        return;
+      }
+    }
+    if (mac >= 0) {
+      this.writeHeader(e, mac);
+      this.transmit(off, len);
+      if (neigh.states[i] === NEIGH_STALE && !tracer.active && neigh.probeDue(i, now)) this.sendArp(ARP_OP_REQUEST, BROADCAST_MAC, this.iface.address, 0, nextHop);
+      return;
+    }
+    if (neigh.states[i] === NEIGH_FAILED) {
+      this.drop(DROP_NEIGH_FAILED);
+      return this.out[OUT_UNREACHABLE].push(off, len);
+    }
+    // INCOMPLETE: hold the packet until the neighbour answers.
+    const arena = this.ctx.arena;
+    const slot = arena.hold(off, len, VNET_HDR_LEN);
+    if (slot < 0) return this.drop(DROP_NO_FRAME_SLOT);
+    this.writeHeader(slot + VNET_HDR_LEN, 0);
+    if (!neigh.enqueue(i, slot, len)) {
+      arena.release(slot);
+      this.drop(DROP_NEIGH_QUEUE_FULL);
+    }
+    if (neigh.probeDue(i, now)) this.sendArp(ARP_OP_REQUEST, BROADCAST_MAC, this.iface.address, 0, nextHop);
+  }
+
+  private flushNeighborQueue(i: number, mac: number): void {
+    const neigh = this.neigh;
+    const n = neigh.queueCount[i];
+    neigh.queueCount[i] = 0;
+    const b = this.ctx.u8;
+    for (let k = 0; k < n; k++) {
+      const off = neigh.queueOff[i * QUEUE_PER_NEIGHBOR + k];
+      writeMac(b, off + VNET_HDR_LEN, mac);
+      this.transmit(off, neigh.queueLen[i * QUEUE_PER_NEIGHBOR + k]);
+      this.ctx.arena.release(off);
+    }
+  }
+
+  /** ARP request (to broadcast) or reply, built in a pool slot. */
+  sendArp(op: number, ethDst: number, spa: number, tha: number, tpa: number): void {
+    const arena = this.ctx.arena;
+    const off = arena.alloc();
+    if (off < 0) return this.drop(DROP_NO_FRAME_SLOT);
+    const b = this.ctx.u8;
+    b.fill(0, off, off + VNET_HDR_LEN + ETH_MIN_FRAME_LEN); // no offload metadata; zero padding
+    const e = off + VNET_HDR_LEN;
+    writeEthernetHeader(b, e, ethDst, this.iface.mac, ETHERTYPE_ARP);
+    writeArp(b, e + ETH_HEADER_LEN, op, this.iface.mac, spa, tha, tpa);
+    if (op === ARP_OP_REQUEST) this.counters.arpRequestsSent++;
+    else this.counters.arpRepliesSent++;
+    this.transmit(off, ETH_MIN_FRAME_LEN);
+    arena.release(off);
+  }
+
+  /** Gratuitous ARP for the interface address (at start). */
+  announce(): void {
+    this.sendArp(ARP_OP_REQUEST, BROADCAST_MAC, this.iface.address, 0, this.iface.address);
+  }
+
+  /* ------------------------------------------------------------------ timers */
+
+  override tick(now: number): void {
+    const n = this.neigh;
+    const t = n.timing;
+    for (let i = 0; i < n.slots; i++) {
+      const s = n.states[i];
+      if (s === NEIGH_INCOMPLETE) {
+        if (now - n.lastProbe[i] < t.retransMs) continue;
+        if (n.probes[i] >= t.maxProbes) this.fail(i, now);
+        else if (n.probeDue(i, now)) this.sendArp(ARP_OP_REQUEST, BROADCAST_MAC, this.iface.address, 0, n.ips[i]);
+      } else if ((s === NEIGH_FAILED && now - n.updated[i] > t.failedHoldMs) || (s === NEIGH_STALE && now - n.updated[i] > t.staleMs)) {
+        n.remove(i);
+        i--; // backward shift may have moved an entry into i
+      }
+    }
+  }
+
+  /** No answer: the entry fails, its queued packets go to `unreachable`. */
+  private fail(i: number, now: number): void {
+    const n = this.neigh;
+    n.states[i] = NEIGH_FAILED;
+    n.updated[i] = now;
+    const count = n.queueCount[i];
+    n.queueCount[i] = 0;
+    for (let k = 0; k < count; k++) {
+      const off = n.queueOff[i * QUEUE_PER_NEIGHBOR + k];
+      this.drop(DROP_NEIGH_FAILED);
+      this.out[OUT_UNREACHABLE].push(off, n.queueLen[i * QUEUE_PER_NEIGHBOR + k]);
+      this.ctx.arena.release(off);
+    }
+  }
+
+  /* -------------------------------------------------------- control plane */
+
+  neighbors(): (NeighborInfo & { iface: string; ipText: string; macText: string })[] {
+    return this.neigh.entries(this.ctx.clock.now).map((e) => ({ ...e, iface: this.iface.name, ipText: ip4ToString(e.ip), macText: e.mac === 0 ? '-' : macToString(e.mac) }));
+  }
+}
