@@ -112,11 +112,7 @@ export class DevicePort extends Element {
   }
 
   push(_input: number, off: number, len: number): void {
-    const tracer = this.ctx.tracer;
-    if (tracer.active) {
-      tracer.outputs.push(`port ${this.record.name} (${this.record.ifname}): ${describeFrame(this.ctx.u8, off + VNET_HDR_LEN, len)}`);
-      return;
-    }
+    if (this.ctx.tracer.active) return this.traceOutput(off, len);
     if (!this.record.up) {
       this.counters32[DROP_BASE + DROP_PORT_DOWN]++;
       return;
@@ -131,6 +127,11 @@ export class DevicePort extends Element {
     const n = this.txCount++;
     this.txOffsets[n] = off;
     this.txLengths[n] = len;
+  }
+
+  /** A decision trace: record what would be sent (kept out of push so push stays small enough to inline). */
+  private traceOutput(off: number, len: number): void {
+    this.ctx.tracer.outputs.push(`port ${this.record.name} (${this.record.ifname}): ${describeFrame(this.ctx.u8, off + VNET_HDR_LEN, len)}`);
   }
 
   /** Software fallback for a frame with offload metadata going to a device without it. */

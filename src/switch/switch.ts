@@ -39,6 +39,7 @@ export class Switch extends Element {
   readonly fdb: MacTable;
   readonly ports: PortRecord[] = [];
   override counters = { forwarded: 0, flooded: 0 };
+  private lastSweep = 0;
 
   constructor(name: string, ctx: DataPlaneContext, p: SwitchParams) {
     super(name, ctx, [], []);
@@ -93,14 +94,17 @@ export class Switch extends Element {
         this.out[out].push(off, len);
         return;
       }
-    } else if (tracer.active) tracer.note(this.name, `src ${macToString(src)} on ${inPort.name}; dst is broadcast/multicast: flood`);
+    } else if (tracer.active) this.traceLookup(input, src, -1, -2);
     this.flood(input, off, len);
   }
 
+  /** Trace note of a lookup (out -2: a multicast destination). */
   private traceLookup(input: number, src: number, dst: number, out: number): void {
     const inPort = this.ports[input];
+    const learnt = `src ${macToString(src)} on ${inPort.name}${this.fdb.lookup(src, this.ctx.clock.now) === input ? '' : ' (would be learned)'}`;
+    if (out === -2) return this.ctx.tracer.note(this.name, `${learnt}; dst is broadcast/multicast: flood`);
     const where = out < 0 ? 'unknown: flood to every other port' : out === input ? `on the ingress port ${inPort.name}: filtered (same_port)` : `known on port ${this.ports[out].name}`;
-    this.ctx.tracer.note(this.name, `src ${macToString(src)} on ${inPort.name}${this.fdb.lookup(src, this.ctx.clock.now) === input ? '' : ' (would be learned)'}; dst ${macToString(dst)} ${where}`);
+    this.ctx.tracer.note(this.name, `${learnt}; dst ${macToString(dst)} ${where}`);
   }
 
   private flood(input: number, off: number, len: number): void {
@@ -116,7 +120,6 @@ export class Switch extends Element {
     this.lastSweep = now;
     this.fdb.sweep(now);
   }
-  private lastSweep = 0;
 
   /** A port went down: forget what was learned on it. */
   portDown(index: number): void {

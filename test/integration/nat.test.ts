@@ -141,6 +141,38 @@ describe('gateway and NAT (one instance, default-lab shape)', { skip: SKIP ?? fa
     assert.match(r.stdout, /^\s*2\s+203\.0\.113\.1\s/m, describeRun(r));
   });
 
+  describe('ctl graph', () => {
+    test('the live graph names every element, its ports and links with packet counters', async () => {
+      const g = await lab.ctl<{ elements: { name: string; kind: string; inputs: string[]; outputs: string[] }[]; links: { from: string; output: string; to: string; input: string; packets: number }[] }>('graph');
+      const kinds = new Map(g.elements.map((e) => [e.name, e.kind]));
+      for (const [name, kind] of [
+        ['dev/red', 'Device'],
+        ['dev/uplink', 'Device'],
+        ['switch/br0', 'Switch'],
+        ['gw/br0', 'GatewayInterface'],
+        ['gw/uplink', 'GatewayInterface'],
+        ['router', 'Router'],
+        ['nat/pre', 'NatPrerouting'],
+        ['nat/post', 'NatPostrouting'],
+        ['icmp/ttl-exceeded', 'IcmpError'],
+      ])
+        assert.equal(kinds.get(name), kind, `${name}: ${show(g.elements.map((e) => e.name))}`);
+      const sw = g.elements.find((e) => e.name === 'switch/br0')!;
+      assert.deepEqual(sw.inputs, ['red', 'blue', 'host', 'gw-br0']);
+      const link = (from: string, to: string) => g.links.find((l) => l.from === from && l.to === to);
+      // earlier tests sent traffic from red to the wan: it crossed these links
+      for (const [from, to] of [['dev/red', 'switch/br0'], ['switch/br0', 'gw/br0'], ['nat/pre', 'router'], ['router', 'nat/post'], ['gw/uplink', 'dev/uplink']]) {
+        const l = link(from, to);
+        assert.ok(l !== undefined, `no link ${from} -> ${to}`);
+        assert.ok(l.packets > 0, `no packets on ${from} -> ${to}: ${show(l)}`);
+      }
+      const text = await lab.tapbridge.ctl('graph');
+      assert.equal(text.code, 0, describeRun(text));
+      assert.match(text.stdout, /^\s+switch\/br0\s+:: Switch\s+aging 300s/m);
+      assert.match(text.stdout, /dev\/red\[rx\]\s+->\s+\[red\]switch\/br0\s+\d+/);
+    });
+  });
+
   describe('ctl trace', () => {
     test('an L2 packet red -> blue goes through the switch only', async () => {
       const blueMac = await macOf(nsBlue);
