@@ -29,7 +29,12 @@ export function apiRoutes(dp: DataPlaneWorker, server: ControlServer, cfg: Pick<
       summary: 'set a port up or down: {"up": false} (carrier off on TAPs)',
       handler: (c) => call('link', { port: c.params.port, up: c.body.up }),
     },
-    { method: 'GET', path: '/v1/conntrack', summary: 'tracked flows (?limit=N), table size and counters', handler: (c) => call('conntrack', c.query.has('limit') ? { limit: c.query.get('limit') } : {}) },
+    {
+      method: 'GET',
+      path: '/v1/conntrack',
+      summary: 'tracked flows (?limit=N&from=ID, at most 10000 per call; `next` is where the next page starts), table size and counters',
+      handler: (c) => call('conntrack', { ...(c.query.has('limit') ? { limit: c.query.get('limit') } : {}), ...(c.query.has('from') ? { from: c.query.get('from') } : {}) }),
+    },
     { method: 'GET', path: '/v1/forwards', summary: 'published ports', handler: () => call('forwards') },
     {
       method: 'POST',
