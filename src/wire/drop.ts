@@ -2,7 +2,7 @@
  * Drop reasons: small integer codes (0 = ok) so the fast path can count drops in a typed
  * array indexed by code; DROP_REASON_NAMES maps a code to its snake_case counter name
  * (reported as `drop.<name>`). Wire-level codes come first; a few data-plane reasons that
- * several stages share follow.
+ * several stages share follow; IPv6 wire reasons were added after those (codes never move).
  */
 
 export const DROP_OK = 0;
@@ -39,6 +39,22 @@ export const DROP_NAT_NO_MAPPING = 26;
 export const DROP_NAT_TABLE_FULL = 27;
 export const DROP_FAULT_INJECTED = 28;
 
+// IPv6 wire reasons (Ipv6View.checkLen, Ipv6ExtWalker.walk, Icmpv6View.checkLen/checkNdp).
+export const DROP_IPV6_TOO_SHORT = 29;
+export const DROP_IPV6_BAD_VERSION = 30;
+export const DROP_IPV6_BAD_LEN = 31; // 40 + payload length > available
+export const DROP_IPV6_EXT_TRUNCATED = 32; // an extension header runs past the packet
+export const DROP_IPV6_EXT_HBH_NOT_FIRST = 33; // hop-by-hop options anywhere but right after the header
+export const DROP_IPV6_EXT_TOO_MANY = 34; // more than IPV6_EXT_MAX_HEADERS extension headers
+export const DROP_IPV6_EXT_TOO_LONG = 35; // chain longer than IPV6_EXT_MAX_BYTES
+export const DROP_IPV6_EXT_BAD_LEN = 36; // an option runs past its header; fragment length not a multiple of 8
+export const DROP_IPV6_EXT_BAD = 37; // a fragment header inside a fragment
+export const DROP_ICMPV6_TOO_SHORT = 38;
+export const DROP_ICMPV6_BAD_CSUM = 39;
+export const DROP_NDP_TOO_SHORT = 40; // shorter than the fixed part of its NDP message type
+export const DROP_NDP_BAD = 41; // fails RFC 4861 validation (hop limit, code, target, addresses)
+export const DROP_NDP_BAD_OPTION = 42; // an option of length 0 or running past the message
+
 export const DROP_REASON_NAMES: readonly string[] = [
   'ok',
   'eth_too_short',
@@ -69,6 +85,20 @@ export const DROP_REASON_NAMES: readonly string[] = [
   'nat_no_mapping',
   'nat_table_full',
   'fault_injected',
+  'ipv6_too_short',
+  'ipv6_bad_version',
+  'ipv6_bad_len',
+  'ipv6_ext_truncated',
+  'ipv6_ext_hbh_not_first',
+  'ipv6_ext_too_many',
+  'ipv6_ext_too_long',
+  'ipv6_ext_bad_len',
+  'ipv6_ext_bad',
+  'icmpv6_too_short',
+  'icmpv6_bad_csum',
+  'ndp_too_short',
+  'ndp_bad',
+  'ndp_bad_option',
 ];
 
 /** Number of codes (size a per-reason counter array with this). */
