@@ -9,6 +9,7 @@ export * from './drop.js';
 export * from './ethernet.js';
 export * from './icmp.js';
 export * from './ip4.js';
+export * from './ip6.js';
 export * from './ipv4.js';
 export * from './mac.js';
 export * from './tcp.js';
