@@ -11,6 +11,7 @@ export * from './icmp.js';
 export * from './ip4.js';
 export * from './ip6.js';
 export * from './ipv4.js';
+export * from './ipv6.js';
 export * from './mac.js';
 export * from './tcp.js';
 export * from './udp.js';
