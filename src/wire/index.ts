@@ -8,6 +8,7 @@ export * from './checksum.js';
 export * from './drop.js';
 export * from './ethernet.js';
 export * from './icmp.js';
+export * from './icmpv6.js';
 export * from './ip4.js';
 export * from './ip6.js';
 export * from './ipv4.js';
