@@ -45,6 +45,20 @@ const WIRE_WHAT: Record<string, string> = {
   tcp_too_short: 'TCP header cut off',
   tcp_bad_off: 'TCP data offset below 5 or beyond the packet',
   tcp_bad_csum: 'TCP checksum wrong',
+  ipv6_too_short: 'shorter than an IPv6 header',
+  ipv6_bad_version: 'IP version is not 6',
+  ipv6_bad_len: 'IPv6 payload length beyond the frame',
+  ipv6_ext_truncated: 'an IPv6 extension header runs past the packet',
+  ipv6_ext_hbh_not_first: 'hop-by-hop options not right after the IPv6 header',
+  ipv6_ext_too_many: 'more IPv6 extension headers than the walk allows (8)',
+  ipv6_ext_too_long: 'IPv6 extension chain longer than the walk allows (1024 bytes)',
+  ipv6_ext_bad_len: 'an IPv6 option runs past its header, or a fragment length is not a multiple of 8',
+  ipv6_ext_bad: 'a fragment header inside a fragment',
+  icmpv6_too_short: 'ICMPv6 message shorter than its header',
+  icmpv6_bad_csum: 'ICMPv6 checksum wrong',
+  ndp_too_short: 'NDP message shorter than its fixed part',
+  ndp_bad: 'NDP message that fails RFC 4861 validation (hop limit, code, target, addresses)',
+  ndp_bad_option: 'NDP option of length 0 or running past the message',
 };
 for (let code = 1; code < WIRE_NAMES.length; code++) {
   const name = WIRE_NAMES[code];

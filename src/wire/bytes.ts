@@ -22,3 +22,15 @@ export function writeU32(b: Uint8Array, o: number, v: number): void {
   b[o + 2] = v >>> 8;
   b[o + 3] = v;
 }
+
+/**
+ * Copy n bytes from src[sOff] to dst[dOff] without a subarray view; overlapping ranges in
+ * the same array are copied as if through a temporary (copyWithin).
+ */
+export function copyBytes(dst: Uint8Array, dOff: number, src: Uint8Array, sOff: number, n: number): void {
+  if (dst === src) {
+    dst.copyWithin(dOff, sOff, sOff + n);
+    return;
+  }
+  for (let i = 0; i < n; i++) dst[dOff + i] = src[sOff + i];
+}

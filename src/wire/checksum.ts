@@ -7,9 +7,23 @@
  * HC' = ~(~HC + ~m + m'). Partial checksums (virtio NEEDS_CSUM / CHECKSUM_PARTIAL: the field
  * holds the folded, uncomplemented pseudo-header sum and the data is still to be summed in)
  * are updated as a sum: HC' = fold(HC + ~m + m').
+ *
+ * Over IPv6 (RFC 8200 section 8.1) the pseudo header is the source and destination address,
+ * the upper-layer length (32 bits) and the next header; ICMPv6 is covered by it too, and UDP
+ * must carry a checksum: a computed 0 is sent as 0xffff and a received 0 is invalid.
+ * Addresses are 128 bits (four uint32 words, ip6.ts) in the incremental forms.
  */
 
-import { readU32 } from './bytes.js';
+import { readU32, writeU16 } from './bytes.js';
+import { IP6_LEN } from './ip6.js';
+import { IPPROTO_ICMPV6, IPV6_SRC } from './ipv6.js';
+import { TCP_CSUM } from './tcp.js';
+import { UDP_CSUM } from './udp.js';
+
+// As in ipv4.ts and icmpv6.ts, which import this module.
+const IPPROTO_TCP = 6;
+const IPPROTO_UDP = 17;
+const ICMPV6_CSUM = 2;
 
 /** One's complement sum of big-endian 16-bit words of buf[off, off+len); odd tail padded. */
 export function sum16(buf: Uint8Array, off: number, len: number, initial = 0): number {
@@ -78,10 +92,15 @@ export function l4Checksum(buf: Uint8Array, ipOff: number): number {
   if (proto !== 1) {
     s = pseudoHeaderSum(readU32(buf, ipOff + 12), readU32(buf, ipOff + 16), proto, l4len);
   }
+  return finishL4Checksum(buf, l4, l4len, field, proto, s);
+}
+
+/** Add the L4 message (without its checksum field) to s and finish; UDP's 0 becomes 0xffff. */
+function finishL4Checksum(buf: Uint8Array, l4: number, l4len: number, field: number, proto: number, s: number): number {
   s = sum16(buf, l4, field, s);
   s = sum16(buf, l4 + field + 2, l4len - field - 2, s);
   const c = finishChecksum(s);
-  return c === 0 && proto === 17 ? 0xffff : c;
+  return c === 0 && proto === IPPROTO_UDP ? 0xffff : c;
 }
 
 /** Compute and store the L4 checksum of the IPv4 packet at ipOff; returns it (-1: not TCP/UDP/ICMP). */
@@ -162,4 +181,79 @@ export function udpCsumReplace16(check: number, old16: number, new16: number): n
 export function udpCsumReplace32(check: number, old32: number, new32: number): number {
   if (check === 0) return 0;
   return csumReplace32(check, old32, new32) || 0xffff;
+}
+
+/** Unfolded sum of the IPv6 pseudo header of the packet at ipOff: its addresses, l4len, proto. */
+export function pseudoHeaderSum6(buf: Uint8Array, ipOff: number, proto: number, l4len: number): number {
+  return sum16(buf, ipOff + IPV6_SRC, 2 * IP6_LEN, (l4len >>> 16) + (l4len & 0xffff) + proto);
+}
+
+/** Offset of the checksum field inside the L4 header for proto over IPv6 (TCP, UDP, ICMPv6), else -1. */
+export function l4CsumFieldOffset6(proto: number): number {
+  return proto === IPPROTO_TCP ? TCP_CSUM : proto === IPPROTO_UDP ? UDP_CSUM : proto === IPPROTO_ICMPV6 ? ICMPV6_CSUM : -1;
+}
+
+/**
+ * Full checksum to store for the TCP/UDP/ICMPv6 message of l4len bytes at l4Off (for UDP the
+ * length field's value) inside the IPv6 packet at ipOff; proto and l4Off as found by
+ * Ipv6ExtWalker. The current field is ignored; UDP's computed 0 is returned as 0xffff; -1
+ * for other protocols. With a routing header that still has segments left the pseudo header
+ * should name the final destination: this uses the header's destination address.
+ */
+export function l4Checksum6(buf: Uint8Array, ipOff: number, proto: number, l4Off: number, l4len: number): number {
+  const field = l4CsumFieldOffset6(proto);
+  if (field < 0) return -1;
+  return finishL4Checksum(buf, l4Off, l4len, field, proto, pseudoHeaderSum6(buf, ipOff, proto, l4len));
+}
+
+/** Compute and store the checksum of l4Checksum6; returns it (-1: not TCP/UDP/ICMPv6). */
+export function fillL4Checksum6(buf: Uint8Array, ipOff: number, proto: number, l4Off: number, l4len: number): number {
+  const c = l4Checksum6(buf, ipOff, proto, l4Off, l4len);
+  if (c >= 0) writeU16(buf, l4Off + l4CsumFieldOffset6(proto), c);
+  return c;
+}
+
+/**
+ * True if the stored checksum of the TCP/UDP/ICMPv6 message at l4Off is correct. A UDP
+ * checksum of 0 is invalid over IPv6. False for other protocols.
+ */
+export function verifyL4Checksum6(buf: Uint8Array, ipOff: number, proto: number, l4Off: number, l4len: number): boolean {
+  if (l4CsumFieldOffset6(proto) < 0) return false;
+  if (proto === IPPROTO_UDP && buf[l4Off + UDP_CSUM] === 0 && buf[l4Off + UDP_CSUM + 1] === 0) return false;
+  return fold16(sum16(buf, l4Off, l4len, pseudoHeaderSum6(buf, ipOff, proto, l4len))) === 0xffff;
+}
+
+/**
+ * Partial checksum (virtio NEEDS_CSUM) for an L4 message of l4len bytes in the IPv6 packet at
+ * ipOff: the folded, uncomplemented pseudo-header sum; completePartialChecksum finishes it.
+ */
+export function partialChecksum6(buf: Uint8Array, ipOff: number, proto: number, l4len: number): number {
+  return fold16(pseudoHeaderSum6(buf, ipOff, proto, l4len));
+}
+
+/** Sum of ~old + new over the eight 16-bit words of two addresses. */
+function replaceSum128(old: ArrayLike<number>, now: ArrayLike<number>): number {
+  let s = 0;
+  for (let i = 0; i < 4; i++) s += (~old[i] >>> 16) + (~old[i] & 0xffff) + (now[i] >>> 16) + (now[i] & 0xffff);
+  return s;
+}
+
+/** RFC 1624: complete checksum `check` after a 128-bit address changed from old to now. */
+export function csumReplace128(check: number, old: ArrayLike<number>, now: ArrayLike<number>): number {
+  return ~fold16((~check & 0xffff) + replaceSum128(old, now)) & 0xffff;
+}
+
+/** Partial (pseudo-header sum) checksum `check` after a 128-bit address changed. */
+export function partialReplace128(check: number, old: ArrayLike<number>, now: ArrayLike<number>): number {
+  return fold16(check + replaceSum128(old, now));
+}
+
+/** Complete UDP-over-IPv6 checksum after a 16-bit change: a result of 0 becomes 0xffff. */
+export function udp6CsumReplace16(check: number, old16: number, new16: number): number {
+  return csumReplace16(check, old16, new16) || 0xffff;
+}
+
+/** Complete UDP-over-IPv6 checksum after an address change: a result of 0 becomes 0xffff. */
+export function udp6CsumReplace128(check: number, old: ArrayLike<number>, now: ArrayLike<number>): number {
+  return csumReplace128(check, old, now) || 0xffff;
 }

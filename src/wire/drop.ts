@@ -25,6 +25,22 @@ export const DROP_TCP_TOO_SHORT = 14;
 export const DROP_TCP_BAD_OFF = 15; // data offset < 5 or header beyond available bytes
 export const DROP_TCP_BAD_CSUM = 16;
 
+// IPv6 wire reasons (Ipv6View.checkLen, Ipv6ExtWalker.walk, Icmpv6View.checkLen/checkNdp).
+export const DROP_IPV6_TOO_SHORT = 17;
+export const DROP_IPV6_BAD_VERSION = 18;
+export const DROP_IPV6_BAD_LEN = 19; // 40 + payload length > available
+export const DROP_IPV6_EXT_TRUNCATED = 20; // an extension header runs past the packet
+export const DROP_IPV6_EXT_HBH_NOT_FIRST = 21; // hop-by-hop options anywhere but right after the header
+export const DROP_IPV6_EXT_TOO_MANY = 22; // more than IPV6_EXT_MAX_HEADERS extension headers
+export const DROP_IPV6_EXT_TOO_LONG = 23; // chain longer than IPV6_EXT_MAX_BYTES
+export const DROP_IPV6_EXT_BAD_LEN = 24; // an option runs past its header; fragment length not a multiple of 8
+export const DROP_IPV6_EXT_BAD = 25; // a fragment header inside a fragment
+export const DROP_ICMPV6_TOO_SHORT = 26;
+export const DROP_ICMPV6_BAD_CSUM = 27;
+export const DROP_NDP_TOO_SHORT = 28; // shorter than the fixed part of its NDP message type
+export const DROP_NDP_BAD = 29; // fails RFC 4861 validation (hop limit, code, target, addresses)
+export const DROP_NDP_BAD_OPTION = 30; // an option of length 0 or running past the message
+
 /** Names of the codes above, indexed by code (reported as drops.<name>). */
 export const DROP_REASON_NAMES: readonly string[] = [
   'ok',
@@ -44,6 +60,20 @@ export const DROP_REASON_NAMES: readonly string[] = [
   'tcp_too_short',
   'tcp_bad_off',
   'tcp_bad_csum',
+  'ipv6_too_short',
+  'ipv6_bad_version',
+  'ipv6_bad_len',
+  'ipv6_ext_truncated',
+  'ipv6_ext_hbh_not_first',
+  'ipv6_ext_too_many',
+  'ipv6_ext_too_long',
+  'ipv6_ext_bad_len',
+  'ipv6_ext_bad',
+  'icmpv6_too_short',
+  'icmpv6_bad_csum',
+  'ndp_too_short',
+  'ndp_bad',
+  'ndp_bad_option',
 ];
 
 /** Number of wire codes. */

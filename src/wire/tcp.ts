@@ -1,6 +1,7 @@
 /*
  * TCP header (RFC 9293) with options. TcpView.findOption() locates an option (e.g. MSS for
- * clamping) without allocating. The checksum covers the IPv4 pseudo header: see checksum.ts.
+ * clamping) without allocating. The checksum covers the IPv4 or IPv6 pseudo header: see
+ * checksum.ts (l4Checksum, l4Checksum6).
  */
 
 import { readU16, readU32, writeU16, writeU32 } from './bytes.js';

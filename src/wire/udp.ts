@@ -1,6 +1,7 @@
 /*
  * UDP header (RFC 768). A checksum of 0 means "none" (IPv4 only); a computed 0 is sent as
- * 0xffff. The checksum covers the IPv4 pseudo header: see checksum.ts l4Checksum.
+ * 0xffff. The checksum covers the IPv4 pseudo header: see checksum.ts l4Checksum (over
+ * IPv6: l4Checksum6, and the checksum is mandatory).
  */
 
 import { readU16, writeU16 } from './bytes.js';
