@@ -34,8 +34,9 @@ import {
 } from '../wire/dhcp.js';
 import {
   DROP_DHCP_BAD_MSG_TYPE, DROP_DHCP_BAD_REQUEST, DROP_DHCP_NOT_ETHERNET, DROP_DHCP_NOT_REQUEST,
-  DROP_DHCP_POOL_EXHAUSTED, DROP_DHCP_RELAYED, DROP_DHCP_TABLE_FULL, DROP_OK, dropReasonName,
+  DROP_DHCP_POOL_EXHAUSTED, DROP_DHCP_RELAYED, DROP_DHCP_TABLE_FULL, DROP_OK, countDrop,
 } from '../wire/drop.js';
+import { bytesToHex } from '../wire/bytes.js';
 import { broadcastOf, inPrefix, ip4ToString, maskOf, networkOf, parseIp4 } from '../wire/ip4.js';
 import { BROADCAST_MAC, macToString, parseMac } from '../wire/mac.js';
 
@@ -124,16 +125,10 @@ class Entry {
   ) {}
 }
 
-function hex(b: Uint8Array): string {
-  let s = '';
-  for (let i = 0; i < b.length; i++) s += (b[i] < 16 ? '0' : '') + b[i].toString(16);
-  return s;
-}
-
 /** Lease-table key: the client identifier (61) if sent, else the hardware address. */
 export function dhcpClientKey(req: DhcpFields): string {
   const id = req.options.clientId;
-  return id !== undefined ? `id:${hex(id)}` : `mac:${macToString(req.chaddr)}`;
+  return id !== undefined ? `id:${bytesToHex(id)}` : `mac:${macToString(req.chaddr)}`;
 }
 
 function need(cond: boolean, field: string, why: string): void {
@@ -497,8 +492,7 @@ export class DhcpServer {
 
   private drop(code: number): DhcpResult {
     this.counters.dropped++;
-    const n = dropReasonName(code);
-    this.drops[n] = (this.drops[n] ?? 0) + 1;
+    countDrop(this.drops, code);
     return result(code);
   }
 

@@ -117,6 +117,12 @@ export const DROP_REASON_NAMES: readonly string[] = [
 /** Number of codes (size a per-reason counter array with this). */
 export const DROP_REASON_COUNT = DROP_REASON_NAMES.length;
 
+/** Count one drop by reason name in a control-plane table (`{ dhcp_bad_cookie: 3 }`). */
+export function countDrop(table: Record<string, number>, code: number): void {
+  const n = dropReasonName(code);
+  table[n] = (table[n] ?? 0) + 1;
+}
+
 /** Name for a code; "unknown_<code>" for codes outside the table. */
 export function dropReasonName(code: number): string {
   return DROP_REASON_NAMES[code] ?? `unknown_${code}`;
