@@ -21,7 +21,8 @@
  *         entries are remembered (so a client gets its address back) until reused or evicted;
  *         the pool scan is O(pool), the eviction scan O(maxClients). Control-rate traffic:
  *         replies are small fresh objects.
- * Config: DhcpServerConfig (validated in the constructor; errors name the field).
+ * Config: DhcpServerConfig (validated in the constructor; errors name the field). Replies
+ *         carry every configured option whatever the parameter request list (55) asks.
  * Counters: `counters` by event, `drops` by drop reason name.
  * Persistence: serialize() -> plain JSON object, load(obj, now); the caller writes the file.
  *         Times are in the caller's clock: use a wall clock (Date.now()) if leases must

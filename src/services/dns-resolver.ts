@@ -7,7 +7,9 @@
  *          expire(now, out, outOff)                                  (call in a loop on a tick)
  * Output:  the resolver's DnsResult (reused; valid until the next call): DNS_REPLY (send
  *          out[outOff, +len) to `peer`), DNS_FORWARD (send it to the upstream), DNS_DROP
- *          (`drop` is the reason, counted in `drops`) or DNS_NONE.
+ *          (`drop` is the reason, counted in `drops`) or DNS_NONE. `out` may be the input
+ *          buffer itself (in place); it must hold a query of `len` bytes, and bounds replies
+ *          too (a longer one is truncated).
  * Does:    A/AAAA (and ANY) for registered hosts under `domain` ("red.tapbridge.internal")
  *          and as a bare single label ("red"); NXDOMAIN for unknown names in the domain,
  *          NODATA for other types, both with the zone's SOA (RFC 2308); PTR for registered
@@ -18,7 +20,8 @@
  *          and is cut to header + question with TC when larger than the client's limit
  *          (512, or its EDNS size capped at `udpPayloadSize`; 65535 over TCP). A
  *          transaction unanswered for `queryTimeoutMs` gets SERVFAIL. Opcodes other than
- *          QUERY get NOTIMP, qdcount != 1 FORMERR; malformed queries are dropped.
+ *          QUERY get NOTIMP, qdcount != 1 FORMERR; malformed queries are dropped. The EDNS
+ *          version is not checked (no BADVERS).
  * Cache:   key (name, type, class, DO); positive answers live min(answer TTLs, maxTtlS),
  *          negative ones (NXDOMAIN / NODATA with an SOA) min(SOA TTL, MINIMUM,
  *          negativeTtlCapS); no SOA, TC, TTL 0 or other rcodes: not cached. Served with
@@ -295,7 +298,7 @@ export class DnsResolver<P = unknown> {
     this.cacheStore(v, t, now);
     r.peer = t.peer;
     r.action = DNS_REPLY;
-    if (len <= t.limit) {
+    if (len <= Math.min(t.limit, out.length - outOff)) {
       if (out !== buf || outOff !== off) out.set(buf.subarray(off, off + len), outOff);
       r.len = len;
     } else {

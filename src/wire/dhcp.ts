@@ -358,7 +358,7 @@ class OptionWriter {
   constructor(readonly buf: Uint8Array) {}
 
   private head(code: number, l: number): number {
-    if (l > 255) throw new RangeError(`DHCP option ${code}: ${l} bytes > 255`);
+    if (l > 255 || code === DHCP_OPT_PAD || code === DHCP_OPT_END) throw new RangeError(`DHCP option ${code}: ${l} bytes`);
     const o = this.o;
     if (o + 2 + l > this.buf.length) throw new RangeError('DHCP emit: buffer too small');
     this.buf[o] = code;
