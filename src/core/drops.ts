@@ -59,6 +59,17 @@ const WIRE_WHAT: Record<string, string> = {
   ndp_too_short: 'NDP message shorter than its fixed part',
   ndp_bad: 'NDP message that fails RFC 4861 validation (hop limit, code, target, addresses)',
   ndp_bad_option: 'NDP option of length 0 or running past the message',
+  dhcp_too_short: 'shorter than the BOOTP header and magic cookie (240 bytes)',
+  dhcp_bad_op: 'BOOTP op neither request nor reply',
+  dhcp_bad_hlen: 'hardware address length above 16',
+  dhcp_bad_cookie: 'magic cookie is not 99.130.83.99',
+  dhcp_bad_option: 'a DHCP option runs past its area or has an impossible length',
+  dhcp_bad_overload: 'option 52 not 1..3, or inside an overloaded area',
+  dns_too_short: 'shorter than the 12-byte DNS header',
+  dns_bad_name: 'bad DNS label type or length, or a name running past the message',
+  dns_bad_pointer: 'DNS compression pointer not strictly backward, into the header, or past the end',
+  dns_truncated: 'a DNS question or record runs past the message',
+  dns_bad_opt: 'OPT record outside the additional section, twice, or with a non-root owner',
 };
 for (let code = 1; code < WIRE_NAMES.length; code++) {
   const name = WIRE_NAMES[code];
@@ -112,6 +123,17 @@ export const DROP_NAT_NO_PORT = reason('nat_no_port', 'nat', 'no free SNAT port'
 export const DROP_NAT_CLASH = reason('nat_clash', 'nat', 'the new flow\'s reply tuple is taken');
 export const DROP_NAT_UNTRACKED = reason('nat_untracked_leak', 'nat', 'untracked packet from a masqueraded source leaving untranslated');
 
+/* --- services: DHCP server, DNS resolver (src/services/) --- */
+export const DROP_DHCP_NOT_REQUEST = reason('dhcp_not_request', 'dhcp', 'a BOOTREPLY sent to the server');
+export const DROP_DHCP_NOT_ETHERNET = reason('dhcp_not_ethernet', 'dhcp', 'htype/hlen not Ethernet (1/6)');
+export const DROP_DHCP_RELAYED = reason('dhcp_relayed', 'dhcp', 'giaddr set: relayed requests are not served');
+export const DROP_DHCP_BAD_MSG_TYPE = reason('dhcp_bad_msg_type', 'dhcp', 'option 53 missing (plain BOOTP) or not a client message type');
+export const DROP_DHCP_BAD_REQUEST = reason('dhcp_bad_request', 'dhcp', 'REQUEST/DECLINE without the fields its state needs (RFC 2131 4.3.2)');
+export const DROP_DHCP_POOL_EXHAUSTED = reason('dhcp_pool_exhausted', 'dhcp', 'DISCOVER with no address left to offer');
+export const DROP_DHCP_TABLE_FULL = reason('dhcp_table_full', 'dhcp', 'the most clients are tracked and none can be evicted');
+export const DROP_DNS_NOT_QUERY = reason('dns_not_query', 'dns', 'a response (QR=1) where a query was expected');
+export const DROP_DNS_UNEXPECTED_REPLY = reason('dns_unexpected_reply', 'dns', 'an upstream answer with no matching transaction, or a different question');
+
 /* --- fault injection (src/faults/element.ts) --- */
 export const DROP_FAULT_LOSS = reason('fault_loss', 'fault', 'injected loss (Bernoulli or Gilbert-Elliott)');
 export const DROP_FAULT_EVERY_NTH = reason('fault_every_nth', 'fault', 'injected: every Nth frame dropped');
@@ -126,6 +148,12 @@ export const DROP_REASONS = table.length;
 /** Name for a code; "unknown_<code>" outside the table. */
 export function dropName(code: number): string {
   return table[code]?.name ?? `unknown_${code}`;
+}
+
+/** Count one drop by name in a control-plane table (`{ dhcp_bad_cookie: 3 }`). */
+export function countDrop(table: Record<string, number>, code: number): void {
+  const n = dropName(code);
+  table[n] = (table[n] ?? 0) + 1;
 }
 
 /** The whole registry (control plane: docs, `ctl drops`). */

@@ -16,6 +16,13 @@ export function writeU16(b: Uint8Array, o: number, v: number): void {
   b[o + 1] = v;
 }
 
+/** Lower-case hex of the bytes (control plane: keys, logs). */
+export function bytesToHex(b: Uint8Array): string {
+  let s = '';
+  for (let i = 0; i < b.length; i++) s += (b[i] < 16 ? '0' : '') + b[i].toString(16);
+  return s;
+}
+
 export function writeU32(b: Uint8Array, o: number, v: number): void {
   b[o] = v >>> 24;
   b[o + 1] = v >>> 16;

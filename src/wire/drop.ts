@@ -41,6 +41,19 @@ export const DROP_NDP_TOO_SHORT = 28; // shorter than the fixed part of its NDP 
 export const DROP_NDP_BAD = 29; // fails RFC 4861 validation (hop limit, code, target, addresses)
 export const DROP_NDP_BAD_OPTION = 30; // an option of length 0 or running past the message
 
+// DHCPv4 and DNS message soundness (DhcpView.checkLen, DnsView.checkLen and the name reader).
+export const DROP_DHCP_TOO_SHORT = 31; // shorter than the fixed BOOTP header + magic cookie (240 bytes)
+export const DROP_DHCP_BAD_OP = 32; // op is neither BOOTREQUEST (1) nor BOOTREPLY (2)
+export const DROP_DHCP_BAD_HLEN = 33; // hardware address length > 16
+export const DROP_DHCP_BAD_COOKIE = 34; // magic cookie is not 99.130.83.99
+export const DROP_DHCP_BAD_OPTION = 35; // an option runs past its area, or a known option has an impossible length
+export const DROP_DHCP_BAD_OVERLOAD = 36; // option 52 not 1..3, or found inside an overloaded sname/file area
+export const DROP_DNS_TOO_SHORT = 37; // shorter than the 12-byte header
+export const DROP_DNS_BAD_NAME = 38; // label type, label/name length, or a name running past the message
+export const DROP_DNS_BAD_POINTER = 39; // compression pointer not strictly backward (loop), into the header, or past the end
+export const DROP_DNS_TRUNCATED = 40; // a question or record (or its rdata) runs past the message
+export const DROP_DNS_BAD_OPT = 41; // OPT outside the additional section, twice, or with a non-root owner
+
 /** Names of the codes above, indexed by code (reported as drops.<name>). */
 export const DROP_REASON_NAMES: readonly string[] = [
   'ok',
@@ -74,6 +87,17 @@ export const DROP_REASON_NAMES: readonly string[] = [
   'ndp_too_short',
   'ndp_bad',
   'ndp_bad_option',
+  'dhcp_too_short',
+  'dhcp_bad_op',
+  'dhcp_bad_hlen',
+  'dhcp_bad_cookie',
+  'dhcp_bad_option',
+  'dhcp_bad_overload',
+  'dns_too_short',
+  'dns_bad_name',
+  'dns_bad_pointer',
+  'dns_truncated',
+  'dns_bad_opt',
 ];
 
 /** Number of wire codes. */

@@ -852,7 +852,7 @@ test('full frames: parse every layer, emit into 0xa5 buffers, same bytes', () =>
 test('drop reasons: the IPv6 ones follow the IPv4 wire codes', () => {
   assert.equal(drop.DROP_TCP_BAD_CSUM, 16);
   assert.equal(drop.DROP_IPV6_TOO_SHORT, 17);
-  assert.deepEqual(drop.DROP_REASON_NAMES.slice(17), [
+  assert.deepEqual(drop.DROP_REASON_NAMES.slice(17, 31), [
     'ipv6_too_short', 'ipv6_bad_version', 'ipv6_bad_len', 'ipv6_ext_truncated', 'ipv6_ext_hbh_not_first',
     'ipv6_ext_too_many', 'ipv6_ext_too_long', 'ipv6_ext_bad_len', 'ipv6_ext_bad', 'icmpv6_too_short',
     'icmpv6_bad_csum', 'ndp_too_short', 'ndp_bad', 'ndp_bad_option',
