@@ -10,6 +10,9 @@ import { Address4 } from 'ip-address';
 import { configSchema, type Config } from './schema.js';
 import { checkExperiment } from './experiment.js';
 
+/** Device ports one instance may have (RX rings: 64 slots of 64 KiB each, in a 1 GiB arena with the pool). */
+export const MAX_DEVICE_PORTS = 200;
+
 export class ConfigError extends Error {
   constructor(
     readonly source: string,
@@ -99,6 +102,14 @@ function crossCheck(cfg: Config, issue: (path: (string | number)[], message: str
       gatewaySubnets.push(sub);
     }
   });
+
+  const devicePorts = cfg.bridges.reduce((n, b) => n + b.ports.length, 0);
+  if (devicePorts > MAX_DEVICE_PORTS)
+    issue(['bridges'], `${devicePorts} ports: at most ${MAX_DEVICE_PORTS} per instance (each has a 4 MiB receive ring in a 1 GiB frame arena); split them over instances`);
+  for (const [name, bi] of bridgeNames) {
+    if (cfg.uplink !== undefined && name === 'uplink') issue(['bridges', bi, 'name'], "'uplink' names the uplink's router interface; call the bridge something else");
+    if (name === 'local') issue(['bridges', bi, 'name'], "'local' names the router's own input; call the bridge something else");
+  }
 
   if (cfg.uplink !== undefined) {
     const u = cfg.uplink;

@@ -79,8 +79,10 @@ export const bridgeSchema = z.strictObject({
   name: objName,
   agingSeconds: z.number().min(1).max(1_000_000).default(300),
   macTableSize: z.number().int().min(1).max(1 << 22).default(8192),
-  /** Most MACs learned on one port; 0 = no per-port limit. */
-  macLimitPerPort: z.number().int().min(0).default(0),
+  /** Most MACs learned on one port; 0 = no per-port limit. Default: a quarter of the table. */
+  macLimitPerPort: z.number().int().min(0).optional(),
+  /** When the table or a port's share is full: evict the least recently seen entry (default), or refuse to learn. */
+  macTableFull: z.enum(['evict', 'refuse']).default('evict'),
   gateway: z
     .strictObject({
       address: cidr,

@@ -17,13 +17,19 @@ export function ownMacFor(address: string): string {
   return `02:74:62:${h((a >>> 16) & 255)}:${h((a >>> 8) & 255)}:${h(a & 255)}`;
 }
 
+/** Default share of the MAC table one port may fill: a quarter (at least 16). */
+export function defaultMacLimitPerPort(macTableSize: number): number {
+  return Math.max(16, Math.floor(macTableSize / 4));
+}
+
 export function dataPlaneSpec(cfg: Config, setup: Pick<SetupResult, 'ports' | 'uplink'>, captures: CaptureStartSpec[] = []): DataPlaneSpec {
   const spec: DataPlaneSpec = {
     bridges: cfg.bridges.map((b) => ({
       name: b.name,
       agingSeconds: b.agingSeconds,
       macTableSize: b.macTableSize,
-      macLimitPerPort: b.macLimitPerPort,
+      macLimitPerPort: b.macLimitPerPort ?? defaultMacLimitPerPort(b.macTableSize),
+      whenFull: b.macTableFull,
       static: b.static,
       gateway: b.gateway === undefined ? undefined : { address: b.gateway.address, mac: b.gateway.mac ?? ownMacFor(b.gateway.address), mtu: Math.min(...b.ports.map((p) => p.mtu)) },
     })),

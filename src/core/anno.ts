@@ -3,6 +3,9 @@
  * frame (Click's packet annotations), in typed arrays indexed by slot number, so nothing is
  * allocated per packet and a frame that waits in a queue keeps its metadata.
  *
+ *   port     index of the port the frame entered through (its PortRecord.index; -1 for frames
+ *            tapbridge built). Fixed for the slots of a device's RX ring, copied with the
+ *            frame, -1 in a freshly allocated pool slot. Pool accounts per tenant use it.
  *   inIf     router interface the packet entered through (-1: generated locally)
  *   outIf    router interface chosen by the route lookup
  *   nextHop  IPv4 next hop chosen by the route lookup
@@ -20,6 +23,7 @@ export function slotOf(off: number): number {
 }
 
 export class Annotations {
+  readonly port: Int16Array;
   readonly inIf: Int16Array;
   readonly outIf: Int16Array;
   readonly nextHop: Uint32Array;
@@ -28,6 +32,7 @@ export class Annotations {
   readonly param: Int32Array;
 
   constructor(slots: number) {
+    this.port = new Int16Array(slots).fill(-1);
     this.inIf = new Int16Array(slots);
     this.outIf = new Int16Array(slots);
     this.nextHop = new Uint32Array(slots);
@@ -36,7 +41,7 @@ export class Annotations {
     this.param = new Int32Array(slots);
   }
 
-  /** Start of a routed packet's life: entered through `inIf`, nothing else known. */
+  /** Start of a routed packet's life: entered through `inIf`, nothing else known (the ingress port stays). */
   begin(off: number, inIf: number): number {
     const s = slotOf(off);
     this.inIf[s] = inIf;
@@ -51,6 +56,7 @@ export class Annotations {
   copy(fromOff: number, toOff: number): void {
     const a = slotOf(fromOff);
     const b = slotOf(toOff);
+    this.port[b] = this.port[a];
     this.inIf[b] = this.inIf[a];
     this.outIf[b] = this.outIf[a];
     this.nextHop[b] = this.nextHop[a];

@@ -92,6 +92,7 @@ export const DROP_UNCONNECTED = reason('unconnected', 'graph', 'pushed to an out
 
 /* --- switch (src/switch/switch.ts) --- */
 export const DROP_SRC_MAC_MULTICAST = reason('src_mac_multicast', 'switch', 'multicast/broadcast source MAC');
+export const DROP_SRC_MAC_ZERO = reason('src_mac_zero', 'switch', 'all-zero source MAC');
 export const DROP_SAME_PORT = reason('same_port', 'switch', 'destination MAC lives on the ingress port (filtered)');
 
 /* --- gateway interface (src/gateway/interface.ts) --- */
@@ -105,6 +106,9 @@ export const DROP_BAD_SOURCE = reason('ipv4_bad_source', 'gateway', 'martian IPv
 export const DROP_NEIGH_QUEUE_FULL = reason('arp_queue_full', 'gateway', 'too many packets waiting for one ARP answer');
 export const DROP_NEIGH_FAILED = reason('arp_failed', 'gateway', 'the next hop did not answer ARP (ICMP host unreachable sent)');
 export const DROP_NEIGH_TABLE_FULL = reason('arp_table_full', 'gateway', 'the neighbour table is full');
+export const DROP_NEIGH_PORT_LIMIT = reason('arp_pending_limit', 'gateway', 'the ingress port has too many unresolved neighbours');
+export const DROP_ARP_TAKEOVER = reason('arp_takeover_refused', 'gateway', 'ARP claiming a neighbour learned from another port');
+export const DROP_ARP_SHA_MISMATCH = reason('arp_sha_mismatch', 'gateway', 'ARP sender MAC differs from the frame source MAC');
 
 /* --- router (src/gateway/router.ts, local.ts, fragment.ts, icmp-error.ts) --- */
 export const DROP_TTL_EXCEEDED = reason('ttl_exceeded', 'router', 'TTL expired (ICMP time exceeded sent)');

@@ -105,6 +105,8 @@ export type PortKind = 'namespace' | 'tap' | 'packet' | 'internal' | 'uplink';
 export class PortRecord {
   readonly counters = newCounters();
   up = true;
+  /** Position among the data plane's ports (frame annotations, per-port accounts); set when it joins. */
+  index = -1;
 
   constructor(
     readonly name: string,

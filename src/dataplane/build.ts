@@ -4,6 +4,7 @@
  * element kind the plan (plan.ts) names. Factories read their plain params and look shared
  * state up by name, so the GraphSpec stays serialisable.
  */
+import { ACCOUNT_CONTROL } from '../core/arena.js';
 import { PortRecord, type DataPlaneContext } from '../core/element.js';
 import type { ElementFactory } from '../core/graph.js';
 import { ErrorBudget } from '../gateway/error-budget.js';
@@ -29,7 +30,14 @@ export interface SharedState {
   routes: RouteTable;
   nat: NatEngine | null;
   budget: ErrorBudget;
+  /** Pool account for frames waiting for a neighbour, by ingress port index. */
+  neighbourAccounts: Int32Array;
 }
+
+/** Most ports one data plane can have (annotations keep the port index in 16 bits). */
+export const MAX_PORTS = 4096;
+/** Pool slots the frames of one port may hold while they wait for ARP. */
+export const NEIGHBOUR_QUEUE_SLOTS_PER_PORT = 32;
 
 export function toForward(p: PublishSpec): PortForward {
   return {
@@ -50,6 +58,7 @@ export function buildShared(spec: DataPlaneSpec, ctx: DataPlaneContext): SharedS
   const records = new Map<string, PortRecord>();
   const addRecord = (r: PortRecord) => {
     if (records.has(r.name)) throw new Error(`data-plane spec: port '${r.name}' exists twice`);
+    r.index = records.size;
     records.set(r.name, r);
     return r;
   };
@@ -95,7 +104,11 @@ export function buildShared(spec: DataPlaneSpec, ctx: DataPlaneContext): SharedS
       forwards: n.publish.map(toForward),
     });
   }
-  return { records, ifaces, routes, nat, budget: new ErrorBudget(ctx) };
+  // Frames waiting for a neighbour are held in pool slots charged to the port they came in
+  // on: one tenant resolving many addresses cannot take the slots of the others.
+  const neighbourAccounts = new Int32Array(MAX_PORTS).fill(ACCOUNT_CONTROL);
+  for (const r of records.values()) neighbourAccounts[r.index] = ctx.arena.newAccount(`neighbour-queue/${r.name}`, NEIGHBOUR_QUEUE_SLOTS_PER_PORT);
+  return { records, ifaces, routes, nat, budget: new ErrorBudget(ctx), neighbourAccounts };
 }
 
 export function factories(spec: DataPlaneSpec, ctx: DataPlaneContext, s: SharedState): Record<string, ElementFactory> {
@@ -114,9 +127,9 @@ export function factories(spec: DataPlaneSpec, ctx: DataPlaneContext, s: SharedS
       const b = must(spec.bridges.find((x) => x.name === str(p, 'bridge')), 'no such bridge');
       const ports = spec.ports.filter((x) => x.bridge === b.name).map((x) => record(x.name));
       if (b.gateway !== undefined) ports.push(record(gatewayPortName(b.name)));
-      return new Switch(name, ctx, { agingSeconds: b.agingSeconds, macTableSize: b.macTableSize, macLimitPerPort: b.macLimitPerPort, ports });
+      return new Switch(name, ctx, { agingSeconds: b.agingSeconds, macTableSize: b.macTableSize, macLimitPerPort: b.macLimitPerPort, whenFull: b.whenFull, ports });
     },
-    GatewayInterface: (name, p) => new GatewayInterface(name, ctx, iface(str(p, 'iface'))),
+    GatewayInterface: (name, p) => new GatewayInterface(name, ctx, iface(str(p, 'iface')), s.neighbourAccounts),
     Fragmenter: (name, p) => new Fragmenter(name, ctx, { iface: iface(str(p, 'iface')), ifaces: s.ifaces }),
     Router: (name) => new Router(name, ctx, { ifaces: s.ifaces, routes: s.routes }),
     LocalDelivery: (name) => new LocalDelivery(name, ctx, { ifaces: s.ifaces, budget: s.budget }),

@@ -27,6 +27,8 @@ export interface BridgeSpec {
   agingSeconds: number;
   macTableSize: number;
   macLimitPerPort: number;
+  /** MAC table policy when full (src/switch/fdb.ts); default 'evict'. */
+  whenFull?: 'evict' | 'refuse';
   static: { mac: string; port: string }[];
   /** The bridge's router interface: address (CIDR), MAC, MTU. */
   gateway?: { address: string; mac: string; mtu: number };

@@ -6,11 +6,11 @@
  * the packet changed is put back: port and element counters, flows NAT confirmed or left
  * pending. The answer names the elements the packet visited by their graph names.
  */
+import { ACCOUNT_CONTROL } from '../core/arena.js';
 import { COUNTER_SLOTS, DROP_BASE } from '../core/counters.js';
 import { dropName } from '../core/drops.js';
 import type { TraceHop } from '../core/element.js';
 import { VNET_HDR_LEN } from '../core/frame.js';
-import { NatPostrouting } from '../nat/element.js';
 import { fillL4Checksum } from '../wire/checksum.js';
 import { describePacket } from '../wire/describe.js';
 import { ETH_HEADER_LEN, ETH_MIN_FRAME_LEN, ETHERTYPE_IPV4, writeEthernetHeader } from '../wire/ethernet.js';
@@ -109,7 +109,7 @@ export function runTrace(engine: Engine, req: TraceRequest): TraceResult {
 
   // Build the frame in a pool slot, through the wire layer.
   const arena = engine.arena;
-  const slot = arena.alloc();
+  const slot = arena.alloc(ACCOUNT_CONTROL);
   if (slot < 0) throw new ApiError(503, 'no free frame slot');
   const b = arena.u8;
   const protoNum = proto === 'tcp' ? IPPROTO_TCP : proto === 'udp' ? IPPROTO_UDP : IPPROTO_ICMP;
@@ -149,9 +149,9 @@ export function runTrace(engine: Engine, req: TraceRequest): TraceResult {
   const elementCounters = engine.graph.elements.map((el) => ({ ...el.counters }));
   const nat = engine.nat;
   const natCounters = nat !== null ? { ...nat.counters } : null;
-  const post = engine.graph.element('nat/post');
   const tracer = engine.ctx.tracer;
   tracer.begin();
+  if (nat !== null) nat.readOnly = true; // looks flows up and rewrites, creates and refreshes none
   for (const n of notes) tracer.note('input', n);
   try {
     device.out[0].push(slot, frameLen);
@@ -159,10 +159,7 @@ export function runTrace(engine: Engine, req: TraceRequest): TraceResult {
     tracer.end();
     if (nat !== null) {
       nat.releasePending(false);
-      if (post instanceof NatPostrouting) {
-        for (const f of post.tracedFlows.splice(0)) nat.removeFlow(f);
-        if (nat.counters.created !== natCounters!.created) tracer.note('nat', 'the flow created by this trace was removed again');
-      }
+      nat.readOnly = false;
       Object.assign(nat.counters, natCounters);
     }
     engine.graph.elements.forEach((el, i) => Object.assign(el.counters, elementCounters[i]));

@@ -10,7 +10,8 @@
  * Egress frames may be shared with other ports (flooding): they are copied before the stage
  * can corrupt them. While a decision trace runs, or with no fault configured and nothing
  * held, frames pass untouched. A full delay line drops (fault_queue_full); no free slot
- * drops (no_frame_slot).
+ * drops (no_frame_slot). The element holds at most half the frame pool (its own pool
+ * account), so a delay on one port never takes the slots the gateway and the other ports need.
  */
 import {
   DROP_FAULT_EVERY_NTH,
@@ -41,14 +42,19 @@ export class FaultElement extends Wrapper {
   private readonly outSlots = new Int32Array(RELEASE_BATCH);
   private readonly outLens = new Int32Array(RELEASE_BATCH);
 
+  /** Pool account of the frames this element holds or copies (its delay line's share of the pool). */
+  private readonly account: number;
+
   constructor(
     name: string,
     ctx: DataPlaneContext,
     readonly stage: FaultStage,
     readonly record: PortRecord,
     readonly direction: 'ingress' | 'egress',
+    poolShare = Math.floor(ctx.arena.poolSlots / 2),
   ) {
     super(name, ctx);
+    this.account = ctx.arena.newAccount(name, poolShare);
   }
 
   override config(): string {
@@ -62,7 +68,7 @@ export class FaultElement extends Wrapper {
     // An egress frame may be shared with other ports: copy it before it can be corrupted.
     let owned = -1;
     if (this.direction === 'egress' && stage.config.corrupt !== undefined) {
-      owned = arena.copyToPool(off, len, VNET_HDR_LEN);
+      owned = arena.copyToPool(off, len, VNET_HDR_LEN, this.account);
       if (owned < 0) return this.record.countDrop(DROP_NO_FRAME_SLOT);
       off = owned;
     }
@@ -77,7 +83,7 @@ export class FaultElement extends Wrapper {
   /** Send the frame and a copy (delivery downstream may rewrite the frame in place). */
   private duplicate(off: number, len: number): void {
     const arena = this.ctx.arena;
-    const copy = arena.copyToPool(off, len, VNET_HDR_LEN);
+    const copy = arena.copyToPool(off, len, VNET_HDR_LEN, this.account);
     this.out[0].push(off, len);
     if (copy < 0) return this.record.countDrop(DROP_NO_FRAME_SLOT);
     this.out[0].push(copy, len);
@@ -87,7 +93,7 @@ export class FaultElement extends Wrapper {
   private hold(off: number, len: number, twice: boolean): void {
     const arena = this.ctx.arena;
     for (let copies = twice ? 2 : 1; copies > 0; copies--) {
-      const slot = copies === 2 ? arena.copyToPool(off, len, VNET_HDR_LEN) : arena.hold(off, len, VNET_HDR_LEN);
+      const slot = copies === 2 ? arena.copyToPool(off, len, VNET_HDR_LEN, this.account) : arena.hold(off, len, VNET_HDR_LEN, this.account);
       if (slot < 0) return this.record.countDrop(DROP_NO_FRAME_SLOT);
       if (!this.stage.enqueue(slot, len, this.stage.releaseTime)) {
         arena.release(slot);

@@ -14,6 +14,7 @@
  *         fragmentsCreated.
  */
 import { slotOf } from '../core/anno.js';
+import { ACCOUNT_GENERAL } from '../core/arena.js';
 import { DROP_MTU_EXCEEDED, DROP_NO_FRAME_SLOT } from '../core/drops.js';
 import { Element, type DataPlaneContext } from '../core/element.js';
 import { VNET_CSUM_OFFSET, VNET_CSUM_START, VNET_F_NEEDS_CSUM, VNET_FLAGS, VNET_GSO_NONE, VNET_GSO_TYPE, VNET_HDR_LEN } from '../core/frame.js';
@@ -78,7 +79,7 @@ export class Fragmenter extends Element {
     for (let done = 0; done < payload; ) {
       const chunk = Math.min(maxChunk, payload - done);
       const last = done + chunk >= payload;
-      const slot = arena.alloc();
+      const slot = arena.alloc(ACCOUNT_GENERAL);
       if (slot < 0) return this.drop(off, DROP_NO_FRAME_SLOT);
       b.fill(0, slot, slot + VNET_HDR_LEN);
       arena.anno.copy(off, slot);

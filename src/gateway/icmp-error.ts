@@ -16,6 +16,7 @@
  *         no_frame_slot on the ingress interface's record).
  */
 import { slotOf } from '../core/anno.js';
+import { ACCOUNT_CONTROL } from '../core/arena.js';
 import { DROP_NO_FRAME_SLOT } from '../core/drops.js';
 import { Element, type DataPlaneContext } from '../core/element.js';
 import { VNET_HDR_LEN } from '../core/frame.js';
@@ -71,7 +72,7 @@ export class IcmpError extends Element {
     }
     const arena = this.ctx.arena;
     const anno = arena.anno;
-    const slot = arena.alloc();
+    const slot = arena.alloc(ACCOUNT_CONTROL);
     if (slot < 0) {
       this.counters.noSlot++;
       const inIf = anno.inIf[slotOf(off)];

@@ -12,12 +12,15 @@
  *                         resolving, up to QUEUE_PER_NEIGHBOR packets wait (pool slots)
  *   output `unreachable`  packets whose next hop never answered (to ICMP host unreachable)
  * Does: ARP replies for its own address only; gratuitous ARP at start; a neighbour cache
- *   (neighbors.ts) refreshed by any ARP from the subnet and created by requests for us and
- *   replies; on the uplink, only frames to its own MAC and address are taken (the host's
- *   kernel shares the wire).
+ *   (neighbors.ts) refreshed by any ARP from the subnet, created by requests for us, resolved
+ *   by replies to our requests; a known address claimed from another port is refused, and
+ *   on a bridge an ARP whose sender MAC is not the frame's source is dropped; unresolved
+ *   entries and queued frames are charged to the ingress port (bounded per port); on the
+ *   uplink, only frames to its own MAC and address are taken (the host's kernel shares the wire).
  * Config: the RouterIface (address, prefix, MAC, MTU) and the port record drops count into.
  * Counters (on the record): l2_not_for_gateway, uplink_not_for_us, vlan_not_routed,
- *   unknown_ethertype, arp_* , the IPv4 input reasons, no_frame_slot; element counters
+ *   unknown_ethertype, arp_* (queue_full, failed, table_full, pending_limit, takeover_refused,
+ *   sha_mismatch, not_for_us), the IPv4 input reasons, no_frame_slot; element counters
  *   arpRequestsSent, arpRepliesSent. For the internal gateway port the record's tx counts
  *   the frames the switch delivered to it and rx those it sent into the switch.
  */
@@ -25,7 +28,10 @@ import { C_RX_BYTES, C_RX_PACKETS, C_TX_BYTES, C_TX_PACKETS } from '../core/coun
 import {
   DROP_ARP_NOT_OURS,
   DROP_IPV4_NOT_UNICAST,
+  DROP_ARP_SHA_MISMATCH,
+  DROP_ARP_TAKEOVER,
   DROP_NEIGH_FAILED,
+  DROP_NEIGH_PORT_LIMIT,
   DROP_NEIGH_QUEUE_FULL,
   DROP_NEIGH_TABLE_FULL,
   DROP_NO_FRAME_SLOT,
@@ -36,18 +42,29 @@ import {
 } from '../core/drops.js';
 import { Element, type DataPlaneContext } from '../core/element.js';
 import { VNET_HDR_LEN } from '../core/frame.js';
+import { ACCOUNT_CONTROL } from '../core/arena.js';
 import { slotOf } from '../core/anno.js';
-import { ARP_OP_REPLY, ARP_OP_REQUEST, ArpView, writeArp } from '../wire/arp.js';
+import { ARP_OP_REPLY, ARP_OP_REQUEST, ARP_SHA, ArpView, writeArp } from '../wire/arp.js';
 import { DROP_ETH_TOO_SHORT } from '../wire/drop.js';
-import { ETH_HEADER_LEN, ETH_MIN_FRAME_LEN, ETHERTYPE_ARP, ETHERTYPE_IPV4, isVlanTpid, writeEthernetHeader } from '../wire/ethernet.js';
+import { ETH_HEADER_LEN, ETH_MIN_FRAME_LEN, ETH_SRC, ETHERTYPE_ARP, ETHERTYPE_IPV4, isVlanTpid, writeEthernetHeader } from '../wire/ethernet.js';
 import { ip4ToString } from '../wire/ip4.js';
 import { IPV4_DST } from '../wire/ipv4.js';
 import { readU16, readU32 } from '../wire/bytes.js';
-import { BROADCAST_MAC, macToString, writeMac } from '../wire/mac.js';
+import { BROADCAST_MAC, macToString, readMac, writeMac } from '../wire/mac.js';
 import { describePacket } from '../wire/describe.js';
 import type { RouterIface } from './ifaces.js';
 import { Ipv4InputCheck } from './ipv4-input.js';
-import { NEIGH_FAILED, NEIGH_INCOMPLETE, NEIGH_STALE, NEIGH_STATE_NAMES, NeighborTable, QUEUE_PER_NEIGHBOR, type NeighborInfo } from './neighbors.js';
+import {
+  CONFIRM_TAKEOVER,
+  CREATE_PORT_LIMIT,
+  NEIGH_FAILED,
+  NEIGH_INCOMPLETE,
+  NEIGH_STALE,
+  NEIGH_STATE_NAMES,
+  NeighborTable,
+  QUEUE_PER_NEIGHBOR,
+  type NeighborInfo,
+} from './neighbors.js';
 
 const IN_WIRE = 0; // input 1: ip
 const OUT_WIRE = 0;
@@ -69,6 +86,8 @@ export class GatewayInterface extends Element {
     name: string,
     ctx: DataPlaneContext,
     readonly iface: RouterIface,
+    /** Pool account of frames waiting for a neighbour, by ingress port (src/dataplane/build.ts). */
+    private readonly queueAccounts: Int32Array,
   ) {
     super(name, ctx, ['wire', 'ip'], ['wire', 'ip', 'unreachable']);
     this.neigh = new NeighborTable(NEIGHBOR_CAPACITY);
@@ -131,7 +150,9 @@ export class GatewayInterface extends Element {
   }
 
   private arpInput(off: number, len: number): void {
-    const a = this.arp.reset(this.ctx.u8, off + VNET_HDR_LEN + ETH_HEADER_LEN, len - ETH_HEADER_LEN);
+    const b = this.ctx.u8;
+    const e = off + VNET_HDR_LEN;
+    const a = this.arp.reset(b, e + ETH_HEADER_LEN, len - ETH_HEADER_LEN);
     const bad = a.checkLen();
     if (bad !== 0) return this.drop(bad);
     const f = this.iface;
@@ -139,9 +160,13 @@ export class GatewayInterface extends Element {
     const sha = a.sha;
     const spa = a.spa;
     const forUs = a.tpa === f.address;
-    if (spa !== 0 && (this.ctx.u8[a.off + 8] & 1) === 0 && f.onLink(spa) && spa !== f.address && !this.ctx.tracer.active) {
-      // Like Linux: refresh known neighbours on any ARP; create on requests for us and on replies.
-      const i = this.neigh.confirm(spa, sha, this.ctx.clock.now, forUs || op === ARP_OP_REPLY);
+    // On a bridge a host's ARP names the MAC it sends from; anything else is someone speaking for another.
+    if (f.kind === 'bridge' && sha !== readMac(b, e + ETH_SRC)) return this.drop(DROP_ARP_SHA_MISMATCH);
+    if (spa !== 0 && (b[a.off + ARP_SHA] & 1) === 0 && f.onLink(spa) && spa !== f.address && !this.ctx.tracer.active) {
+      // Refresh known neighbours on any ARP (replies resolve the ones we asked for); create
+      // entries only for requests to us. Another port claiming a known address is refused.
+      const i = this.neigh.confirm(spa, sha, this.ctx.clock.now, forUs && op === ARP_OP_REQUEST, this.ctx.arena.anno.port[slotOf(off)]);
+      if (i === CONFIRM_TAKEOVER) return this.drop(DROP_ARP_TAKEOVER);
       if (i >= 0 && this.neigh.queueCount[i] > 0) this.flushNeighborQueue(i, sha);
     }
     if (op === ARP_OP_REQUEST && forUs) this.sendArp(ARP_OP_REPLY, sha, f.address, sha, spa);
@@ -172,8 +197,9 @@ export class GatewayInterface extends Element {
     const now = this.ctx.clock.now;
     const tracer = this.ctx.tracer;
     const existed = tracer.active ? neigh.find(nextHop) >= 0 : true;
-    const i = neigh.findOrCreate(nextHop, now);
-    if (i < 0) return this.drop(DROP_NEIGH_TABLE_FULL);
+    const port = this.ctx.arena.anno.port[slotOf(off)];
+    const i = neigh.findOrCreate(nextHop, now, port);
+    if (i < 0) return this.drop(i === CREATE_PORT_LIMIT ? DROP_NEIGH_PORT_LIMIT : DROP_NEIGH_TABLE_FULL);
     const mac = neigh.resolved(i, now);
     if (tracer.active) {
       const state = NEIGH_STATE_NAMES[neigh.states[i]];
@@ -193,9 +219,9 @@ export class GatewayInterface extends Element {
       this.drop(DROP_NEIGH_FAILED);
       return this.out[OUT_UNREACHABLE].push(off, len);
     }
-    // INCOMPLETE: hold the packet until the neighbour answers.
+    // INCOMPLETE: hold the packet until the neighbour answers, in a slot of its port's account.
     const arena = this.ctx.arena;
-    const slot = arena.hold(off, len, VNET_HDR_LEN);
+    const slot = arena.hold(off, len, VNET_HDR_LEN, port >= 0 ? this.queueAccounts[port] : ACCOUNT_CONTROL);
     if (slot < 0) return this.drop(DROP_NO_FRAME_SLOT);
     this.writeHeader(slot + VNET_HDR_LEN, 0);
     if (!neigh.enqueue(i, slot, len)) {
@@ -221,7 +247,7 @@ export class GatewayInterface extends Element {
   /** ARP request (to broadcast) or reply, built in a pool slot. */
   sendArp(op: number, ethDst: number, spa: number, tha: number, tpa: number): void {
     const arena = this.ctx.arena;
-    const off = arena.alloc();
+    const off = arena.alloc(ACCOUNT_CONTROL);
     if (off < 0) return this.drop(DROP_NO_FRAME_SLOT);
     const b = this.ctx.u8;
     b.fill(0, off, off + VNET_HDR_LEN + ETH_MIN_FRAME_LEN); // no offload metadata; zero padding
@@ -260,8 +286,7 @@ export class GatewayInterface extends Element {
   /** No answer: the entry fails, its queued packets go to `unreachable`. */
   private fail(i: number, now: number): void {
     const n = this.neigh;
-    n.states[i] = NEIGH_FAILED;
-    n.updated[i] = now;
+    n.fail(i, now);
     const count = n.queueCount[i];
     n.queueCount[i] = 0;
     for (let k = 0; k < count; k++) {

@@ -16,6 +16,7 @@
  *   nothing about a segment whose checksum is wrong (a partial, not yet summed one is taken).
  */
 import { slotOf } from '../core/anno.js';
+import { ACCOUNT_CONTROL } from '../core/arena.js';
 import { DROP_LOCAL_ICMP, DROP_LOCAL_UNSUPPORTED, DROP_NO_FRAME_SLOT } from '../core/drops.js';
 import { DROP_ICMP_BAD_CSUM, DROP_TCP_BAD_CSUM, DROP_UDP_BAD_CSUM } from '../wire/drop.js';
 import { Element, type DataPlaneContext } from '../core/element.js';
@@ -98,7 +99,7 @@ export class LocalDelivery extends Element {
     const flags = t.flags;
     if ((flags & TCP_FLAG_RST) !== 0 || !this.p.budget.take()) return; // never answer a reset
     const arena = this.ctx.arena;
-    const slot = arena.alloc();
+    const slot = arena.alloc(ACCOUNT_CONTROL);
     if (slot < 0) return this.drop(off, DROP_NO_FRAME_SLOT);
     const rstLen = 20 + TCP_MIN_HEADER_LEN;
     b.fill(0, slot, slot + VNET_HDR_LEN + ETH_HEADER_LEN + rstLen);

@@ -10,6 +10,12 @@
  * of queued pool slots (at most QUEUE_PER_NEIGHBOR). ARP requests are rate limited per
  * entry (one per `retransMs`). All times are the engine's ms clock. No allocation after
  * construction except `entries()` for the control plane.
+ *
+ * Tenants: an unresolved (INCOMPLETE) entry is charged to the port whose packet created it,
+ * at most `pendingPerPort` per port, so one port scanning addresses cannot fill the table for
+ * the others. A resolved entry remembers the port its ARP came from (`owner`); a different
+ * MAC for it from another port is refused (`confirm` answers CONFIRM_TAKEOVER) while the
+ * entry is usable, so no tenant can take another's address.
  */
 
 export const NEIGH_NONE = 0;
@@ -21,6 +27,13 @@ export const NEIGH_PERMANENT = 5;
 export const NEIGH_STATE_NAMES = ['none', 'incomplete', 'reachable', 'stale', 'failed', 'permanent'];
 
 export const QUEUE_PER_NEIGHBOR = 3;
+/** Default bound on the unresolved entries one port may create. */
+export const PENDING_PER_PORT = 64;
+/** confirm(): another port claims the address of a usable entry with a different MAC. */
+export const CONFIRM_TAKEOVER = -2;
+/** findOrCreate(): the port has too many unresolved entries. */
+export const CREATE_PORT_LIMIT = -2;
+const MAX_PORTS = 4096;
 
 export interface NeighborTiming {
   reachableMs: number;
@@ -68,12 +81,20 @@ export class NeighborTable {
   readonly queueOff: Int32Array;
   readonly queueLen: Int32Array;
   readonly queueCount: Uint8Array;
+  /** Port index charged for an INCOMPLETE entry (-1: none). */
+  private readonly creator: Int16Array;
+  /** Port index the entry's MAC was learned from (-1: unknown, e.g. permanent). */
+  readonly owner: Int16Array;
+  private readonly pendingByPort = new Int32Array(MAX_PORTS);
   private used = 0;
   refused = 0;
+  refusedPortLimit = 0;
+  takeoversRefused = 0;
 
   constructor(
     capacity: number,
     readonly timing: NeighborTiming = DEFAULT_NEIGHBOR_TIMING,
+    readonly pendingPerPort = PENDING_PER_PORT,
   ) {
     let size = 16;
     while (size < capacity * 2) size *= 2;
@@ -88,6 +109,20 @@ export class NeighborTable {
     this.queueOff = new Int32Array(size * QUEUE_PER_NEIGHBOR);
     this.queueLen = new Int32Array(size * QUEUE_PER_NEIGHBOR);
     this.queueCount = new Uint8Array(size);
+    this.creator = new Int16Array(size).fill(-1);
+    this.owner = new Int16Array(size).fill(-1);
+  }
+
+  /** Unresolved entries charged to a port. */
+  pendingOf(port: number): number {
+    return port >= 0 ? this.pendingByPort[port] : 0;
+  }
+
+  /** Entry i stops being INCOMPLETE: its creating port is no longer charged. */
+  private settle(i: number): void {
+    const c = this.creator[i];
+    if (c >= 0) this.pendingByPort[c]--;
+    this.creator[i] = -1;
   }
 
   get size(): number {
@@ -105,8 +140,11 @@ export class NeighborTable {
     return -1;
   }
 
-  /** Index of ip's entry, creating an INCOMPLETE one; -1 when the table is full. */
-  findOrCreate(ip: number, now: number): number {
+  /**
+   * Index of ip's entry, creating an INCOMPLETE one charged to `port` (-1: nobody); -1 when the
+   * table is full, CREATE_PORT_LIMIT when the port has too many unresolved entries.
+   */
+  findOrCreate(ip: number, now: number, port = -1): number {
     const mask = this.mask;
     let i = hashIp(ip, mask);
     while (this.states[i] !== NEIGH_NONE) {
@@ -117,6 +155,13 @@ export class NeighborTable {
       this.refused++;
       return -1;
     }
+    if (port >= 0 && this.pendingByPort[port] >= this.pendingPerPort) {
+      this.refusedPortLimit++;
+      return CREATE_PORT_LIMIT;
+    }
+    if (port >= 0) this.pendingByPort[port]++;
+    this.creator[i] = port;
+    this.owner[i] = -1;
     this.used++;
     this.ips[i] = ip;
     this.macs[i] = 0;
@@ -128,16 +173,34 @@ export class NeighborTable {
     return i;
   }
 
-  /** An ARP message from ip/mac was seen. Returns the entry index if one exists (or was created). */
-  confirm(ip: number, mac: number, now: number, create: boolean): number {
+  /**
+   * An ARP message from ip/mac arrived through `port`. Returns the entry index if one exists
+   * (or was created), -1 when there is none, CONFIRM_TAKEOVER when another port claims a
+   * usable entry with a different MAC (refused: the entry keeps its MAC).
+   */
+  confirm(ip: number, mac: number, now: number, create: boolean, port = -1): number {
     const i = create ? this.findOrCreate(ip, now) : this.find(ip);
     if (i < 0) return -1;
-    if (this.states[i] === NEIGH_PERMANENT) return i;
+    const s = this.states[i];
+    if (s === NEIGH_PERMANENT) return i;
+    if ((s === NEIGH_REACHABLE || s === NEIGH_STALE) && this.macs[i] !== mac && this.owner[i] >= 0 && port >= 0 && this.owner[i] !== port) {
+      this.takeoversRefused++;
+      return CONFIRM_TAKEOVER;
+    }
+    if (s === NEIGH_INCOMPLETE) this.settle(i);
     this.macs[i] = mac;
+    this.owner[i] = port;
     this.states[i] = NEIGH_REACHABLE;
     this.updated[i] = now;
     this.probes[i] = 0;
     return i;
+  }
+
+  /** No answer after the probes: the entry fails (its queue is the caller's to drain). */
+  fail(i: number, now: number): void {
+    if (this.states[i] === NEIGH_INCOMPLETE) this.settle(i);
+    this.states[i] = NEIGH_FAILED;
+    this.updated[i] = now;
   }
 
   setPermanent(ip: number, mac: number): void {
@@ -181,6 +244,7 @@ export class NeighborTable {
 
   remove(i: number): void {
     const mask = this.mask;
+    if (this.states[i] === NEIGH_INCOMPLETE) this.settle(i);
     this.used--;
     let hole = i;
     let j = (i + 1) & mask;
@@ -194,6 +258,8 @@ export class NeighborTable {
     }
     this.states[hole] = NEIGH_NONE;
     this.queueCount[hole] = 0;
+    this.creator[hole] = -1;
+    this.owner[hole] = -1;
   }
 
   private moveEntry(from: number, to: number): void {
@@ -203,6 +269,8 @@ export class NeighborTable {
     this.updated[to] = this.updated[from];
     this.lastProbe[to] = this.lastProbe[from];
     this.probes[to] = this.probes[from];
+    this.creator[to] = this.creator[from];
+    this.owner[to] = this.owner[from];
     const n = this.queueCount[from];
     this.queueCount[to] = n;
     for (let k = 0; k < n; k++) {

@@ -25,6 +25,7 @@ import {
   DROP_TX_ERROR,
   DROP_TX_QUEUE_FULL,
 } from '../core/drops.js';
+import { slotOf } from '../core/anno.js';
 import { Element, type DataPlaneContext, type PortRecord } from '../core/element.js';
 import { MAX_FRAME_LEN, SLOT_SIZE, VNET_CSUM_OFFSET, VNET_CSUM_START, VNET_F_NEEDS_CSUM, VNET_FLAGS, VNET_GSO_NONE, VNET_GSO_TYPE, VNET_HDR_LEN } from '../core/frame.js';
 import { finishChecksum, sum16 } from '../wire/checksum.js';
@@ -76,6 +77,7 @@ export class DevicePort extends Element {
     const arena = this.ctx.arena;
     const clock = this.ctx.clock;
     this.ringOffset = arena.reserveRing(RX_BUDGET);
+    for (let i = 0; i < RX_BUDGET; i++) arena.anno.port[slotOf(this.ringOffset + i * SLOT_SIZE)] = this.record.index;
     this.rxLengths = new Int32Array(RX_BUDGET);
     const ringOffset = this.ringOffset;
     const lengths = this.rxLengths;

@@ -94,8 +94,6 @@ export class NatPrerouting extends NatHook {
 
 export class NatPostrouting extends NatHook {
   readonly kind = 'NatPostrouting';
-  /** Flows confirmed while a decision trace ran (the trace removes them again). */
-  readonly tracedFlows: number[] = [];
 
   push(input: number, off: number, len: number): void {
     const b = this.ctx.u8;
@@ -105,12 +103,8 @@ export class NatPostrouting extends NatHook {
     nat.setPacketState(state);
     const tracing = this.ctx.tracer.active;
     const before = tracing ? describePacket(b, ipOff) : '';
-    const pending = nat.pending;
     const v = nat.postrouting(b, ipOff, len - ETH_HEADER_LEN, (b[off + VNET_FLAGS] & VNET_F_NEEDS_CSUM) !== 0, input, this.ctx.clock.now);
-    if (tracing) {
-      this.traceNote(before, ipOff, v, false);
-      if (pending >= 0 && nat.pending < 0 && v === 0) this.tracedFlows.push(pending);
-    }
+    if (tracing) this.traceNote(before, ipOff, v, false);
     if (v !== 0) return this.drop(off, input, v);
     this.out[input].push(off, len);
   }

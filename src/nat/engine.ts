@@ -109,6 +109,12 @@ export class NatEngine {
   curKind = K_NONE;
   /** Flow created by the last prerouting and not yet confirmed (-1: none). */
   pending = -1;
+  /**
+   * Dry run (a decision trace): packets are looked up and rewritten as they would be, but no
+   * flow is created, confirmed, refreshed, counted or destroyed; a new flow lives in the
+   * table's scratch record until the packet leaves postrouting.
+   */
+  readOnly = false;
 
   readonly counters = {
     created: 0, // flows confirmed
@@ -263,28 +269,36 @@ export class NatEngine {
       const f = e >>> 1;
       const dir = e & 1;
       if (table.deadline(f) <= nowMs) {
-        this.counters.expired++;
-        table.destroy(f);
+        if (!this.readOnly) {
+          this.counters.expired++;
+          table.destroy(f);
+        }
         e = -1;
       } else {
-        const r = k.proto === IPPROTO_TCP ? this.tcpTrack(f, dir, k.tcpFlags, nowMs) : this.otherTrack(f, dir, k.proto, nowMs);
+        const r = k.proto === IPPROTO_TCP ? this.tcpVerdict(f, dir, k.tcpFlags) : TRACK_OK;
         if (r === TRACK_INVALID) {
           this.counters.invalid++;
           return this.dropped(NAT_DROP_TCP_INVALID);
         }
         if (r === TRACK_REOPEN) {
-          this.counters.reopened++;
-          table.destroy(f);
+          if (!this.readOnly) {
+            this.counters.reopened++;
+            table.destroy(f);
+          }
           e = -1;
         } else {
-          table.count(e, k.total);
+          if (!this.readOnly) {
+            if (k.proto === IPPROTO_TCP) this.tcpTrack(f, dir, k.tcpFlags, nowMs);
+            else this.otherTrack(f, dir, k.proto, nowMs);
+            table.count(e, k.total);
+            if ((k.frag & IPV4_FLAG_MF) !== 0) this.frags.remember(k.src, k.dst, k.id, k.proto, e, table.generation(f), nowMs);
+          }
           // Destination half of the translation: dst := other tuple's src.
           const o = e ^ 1;
           const rw = this.rw.reset(buf, ipOff, ipLen, partialCsum);
           rw.setDst(idx.src(o));
           if (k.proto === IPPROTO_TCP || k.proto === IPPROTO_UDP) rw.setDstPort(idx.sport(o));
           else if (k.proto === IPPROTO_ICMP && dir === 1) rw.setIcmpId(idx.sport(o));
-          if ((k.frag & IPV4_FLAG_MF) !== 0) this.frags.remember(k.src, k.dst, k.id, k.proto, e, table.generation(f), nowMs);
           this.curFlow = f;
           this.curDir = dir;
           this.curKind = K_FLOW;
@@ -322,7 +336,7 @@ export class NatEngine {
       timeout = this.udpUnrepliedMs;
     } else timeout = proto === IPPROTO_ICMP ? this.icmpMs : this.genericMs;
     const table = this.table;
-    const f = table.alloc();
+    const f = this.readOnly ? table.scratch : table.alloc();
     if (f < 0) {
       this.counters.refusedFull++;
       return this.dropped(NAT_DROP_TABLE_FULL);
@@ -343,7 +357,7 @@ export class NatEngine {
       rw.setDst(dnatIp);
       rw.setDstPort(dnatPort);
     }
-    if ((k.frag & IPV4_FLAG_MF) !== 0) this.frags.remember(k.src, k.dst, k.id, proto, eo, table.generation(f), now);
+    if ((k.frag & IPV4_FLAG_MF) !== 0 && !this.readOnly) this.frags.remember(k.src, k.dst, k.id, proto, eo, table.generation(f), now);
     return NAT_ACCEPT;
   }
 
@@ -414,6 +428,11 @@ export class NatEngine {
       this.releasePending(false);
       return NAT_DROP_CLASH;
     }
+    if (this.readOnly) {
+      // a dry run: the tuples are final for the rewrite, but the flow joins nothing
+      table.setFlags(f, table.flags(f) | add);
+      return NAT_ACCEPT;
+    }
     table.confirm(f, add);
     this.pending = -1;
     const fl = table.flags(f);
@@ -460,25 +479,33 @@ export class NatEngine {
 
   /* ============================================================ tracking */
 
-  private tcpTrack(f: number, dir: number, tcpFlags: number, now: number): number {
+  /** What a TCP segment does to flow f, without changing anything: TRACK_OK, TRACK_INVALID or TRACK_REOPEN. */
+  private tcpVerdict(f: number, dir: number, tcpFlags: number): number {
+    const old = this.table.state(f);
+    const nw = TCP_TRANSITIONS[(dir * 6 + tcpFlagIndex(tcpFlags)) * 10 + old];
+    if (nw === TCP_INVALID) return TRACK_INVALID;
+    if (nw === TCP_SYN_SENT && old >= TCP_TIME_WAIT && old <= TCP_CLOSE) return TRACK_REOPEN;
+    return TRACK_OK;
+  }
+
+  /** Apply a TCP segment that tcpVerdict accepted to flow f: state, reply seen, assured, timeout. */
+  private tcpTrack(f: number, dir: number, tcpFlags: number, now: number): void {
     const table = this.table;
     const old = table.state(f);
     const fi = tcpFlagIndex(tcpFlags);
     const nw = TCP_TRANSITIONS[(dir * 6 + fi) * 10 + old];
-    if (nw === TCP_INVALID) return TRACK_INVALID;
     const fl = table.flags(f);
     const seen = (fl & F_SEEN_REPLY) !== 0;
     if (nw === TCP_IGNORE) {
       if (dir === 1 && !seen) table.setFlags(f, fl | F_SEEN_REPLY);
-      return TRACK_OK;
+      return;
     }
-    if (nw === TCP_SYN_SENT && old >= TCP_TIME_WAIT && old <= TCP_CLOSE) return TRACK_REOPEN;
     table.setState(f, nw);
     if (fi === TCPI_RST && !seen) {
       // Only a RST seen before any reply: not a connection; kill at once (netfilter does).
       if (dir === 1) table.setFlags(f, fl | F_SEEN_REPLY);
       table.setDeadline(f, now);
-      return TRACK_OK;
+      return;
     }
     if (!seen) {
       if (dir === 1) table.setFlags(f, fl | F_SEEN_REPLY);
@@ -488,10 +515,9 @@ export class NatEngine {
     let t = this.tcpTimeoutMs[nw];
     if (!seen && t > this.tcpUnackMs) t = this.tcpUnackMs;
     table.setDeadline(f, now + t);
-    return TRACK_OK;
   }
 
-  private otherTrack(f: number, dir: number, proto: number, now: number): number {
+  private otherTrack(f: number, dir: number, proto: number, now: number): void {
     const table = this.table;
     let fl = table.flags(f);
     if (dir === 1 && (fl & F_SEEN_REPLY) === 0) {
@@ -507,7 +533,6 @@ export class NatEngine {
     else if (proto === IPPROTO_ICMP) t = this.icmpMs;
     else t = this.genericMs;
     table.setDeadline(f, now + t);
-    return TRACK_OK;
   }
 
   /* ============================================================ ICMP errors, fragments */
@@ -520,8 +545,10 @@ export class NatEngine {
     if (e < 0) return this.untracked();
     const f = e >>> 1;
     if (this.table.deadline(f) <= now) {
-      this.counters.expired++;
-      this.table.destroy(f);
+      if (!this.readOnly) {
+        this.counters.expired++;
+        this.table.destroy(f);
+      }
       return this.untracked();
     }
     this.related.pre(buf, ipOff, icmp, len, e);
@@ -539,7 +566,7 @@ export class NatEngine {
     if (e >= 0) {
       const f = e >>> 1;
       if (this.table.generation(f) === this.frags.foundGeneration && this.table.isLive(f, now)) {
-        this.table.count(e, k.total);
+        if (!this.readOnly) this.table.count(e, k.total);
         this.rw.reset(buf, ipOff, k.total, false).setDst(this.table.idx.src(e ^ 1), true);
         this.counters.fragTranslated++;
         this.curFlow = f;
@@ -690,6 +717,7 @@ export class NatEngine {
     const f = this.curFlow;
     switch (this.lastEvent) {
       case EV_NEW:
+        if (this.readOnly) return 'new flow (a dry run: not created)';
         return f >= 0 ? `new flow #${f} (confirmed in postrouting)` : 'new flow';
       case EV_HIT:
         return f >= 0 ? `flow #${f}, ${this.curDir === 0 ? 'original' : 'reply'} direction${this.table.proto(f) === IPPROTO_TCP ? `, ${TCP_STATE_NAMES[this.table.state(f)]}` : ''}` : 'flow hit';

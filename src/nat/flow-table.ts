@@ -4,6 +4,9 @@
  * a FIFO of non-assured flows as early-drop victims when the table is full (netfilter's
  * early_drop). Everything is preallocated for maxFlows; nothing here allocates per packet.
  *
+ * One more record than maxFlows exists: `scratch`, the flow a decision trace works in (it is
+ * never indexed, timed or counted), so a dry run needs no free id and evicts nobody.
+ *
  * RECORD: 64 bytes (one cache line) per flow at f * 64, seen through four typed views:
  *   f64[0] deadline (ms)   f64[1] packets ORIG   f64[2] bytes ORIG   f64[3] packets REPLY
  *   f64[4] bytes REPLY     f64[5] timer-wheel second (owned by TimerWheel)
@@ -57,6 +60,8 @@ export class FlowTable {
   private uTail = -1;
   /** Confirmed flows. */
   size = 0;
+  /** The record a dry run (decision trace) uses instead of a free one. */
+  readonly scratch: number;
 
   constructor(
     maxFlows: number,
@@ -64,15 +69,16 @@ export class FlowTable {
     private readonly counters: TableCounters,
   ) {
     this.maxFlows = maxFlows;
-    const rec = new ArrayBuffer(maxFlows * RECORD);
+    this.scratch = maxFlows;
+    const rec = new ArrayBuffer((maxFlows + 1) * RECORD);
     this.m64 = new Float64Array(rec);
     this.m32 = new Uint32Array(rec);
     this.m16 = new Uint16Array(rec);
     this.m8 = new Uint8Array(rec);
     this.uNext = new Int32Array(maxFlows).fill(-1);
     this.uPrev = new Int32Array(maxFlows).fill(-1);
-    this.idx = new FlowIndex(maxFlows, seed ^ 0x5bd1e995);
-    this.wheel = new TimerWheel(maxFlows, this.m64, RECORD / 8, Q_WHEEL);
+    this.idx = new FlowIndex(maxFlows + 1, seed ^ 0x5bd1e995);
+    this.wheel = new TimerWheel(maxFlows + 1, this.m64, RECORD / 8, Q_WHEEL);
     this.freeStack = new Int32Array(maxFlows);
     for (let i = 0; i < maxFlows; i++) this.freeStack[i] = maxFlows - 1 - i; // pop gives 0, 1, 2, ...
     this.freeTop = maxFlows;
@@ -188,6 +194,10 @@ export class FlowTable {
   destroy(f: number): void {
     const fl = this.m8[(f << 6) + B_FLAGS];
     if ((fl & F_USED) === 0) return;
+    if (f === this.scratch) {
+      this.m8[(f << 6) + B_FLAGS] = 0;
+      return;
+    }
     if ((fl & F_CONFIRMED) !== 0) {
       this.idx.remove(f << 1);
       this.idx.remove((f << 1) | 1);

@@ -5,13 +5,19 @@
  * typed storage: no allocation after construction, O(1) learn/lookup. MACs are numbers
  * (48 bits: hi16 * 2^32 + lo32); ports are small integers local to the bridge.
  *
- * Bounds: `capacity` entries in total and optionally `perPortLimit` per port. When a
- * bound is hit a new MAC is simply not learned (frames to it keep flooding) and
- * `learnRefused` rises; the table never grows. Entries age out `agingMs` after they were
- * last seen (lazily on lookup and by `sweep`, which the engine runs on its tick). Static
- * entries never age and never move.
+ * Bounds: `capacity` entries in total and optionally `perPortLimit` per port; the table
+ * never grows. When a bound is hit the `whenFull` policy decides:
+ *   'evict'   (default) the newcomer is learned and an old entry makes room: the least
+ *             recently seen of a bounded sample of the port's own entries (port limit), or
+ *             of all learned entries (table full). A port that floods the table with made-up
+ *             MACs thus churns its own share, and a station that appears later is still
+ *             learned: its unicast is not flooded to everyone (fail-closed, not fail-open).
+ *   'refuse'  the new MAC is not learned (frames to it keep flooding), as the Linux bridge does.
+ * The sample scans at most EVICT_SCAN slots from a moving cursor: bounded work per frame.
+ * Entries age out `agingMs` after they were last seen (lazily on lookup and by `sweep`,
+ * which the engine runs on its tick). Static entries never age, move or get evicted.
  *
- * Counters: learned, moved, aged, learnRefused (table full), learnRefusedPortLimit.
+ * Counters: learned, moved, aged, evicted, learnRefused (table full), learnRefusedPortLimit.
  */
 
 const FLAG_USED = 1;
@@ -23,6 +29,12 @@ export const LEARN_MOVED = 1;
 export const LEARN_REFUSED_FULL = 2;
 export const LEARN_REFUSED_PORT_LIMIT = 3;
 export const LEARN_STATIC_CONFLICT = 4;
+
+export type WhenFull = 'evict' | 'refuse';
+/** Most table slots one eviction looks at. */
+export const EVICT_SCAN = 512;
+/** Entries of the sample an eviction picks the least recently seen from. */
+export const EVICT_SAMPLE = 8;
 
 export interface FdbEntryInfo {
   mac: number;
@@ -42,6 +54,7 @@ function hashMac(mac: number, mask: number): number {
 export class MacTable {
   readonly capacity: number;
   readonly perPortLimit: number;
+  readonly whenFull: WhenFull;
   agingMs: number;
 
   private readonly mask: number;
@@ -51,18 +64,21 @@ export class MacTable {
   private readonly flags: Uint8Array;
   private readonly perPortCount: Int32Array;
   private used = 0;
+  private cursor = 0;
 
   learned = 0;
   moved = 0;
   aged = 0;
+  evicted = 0;
   learnRefused = 0;
   learnRefusedPortLimit = 0;
 
-  constructor(opts: { capacity: number; agingMs: number; perPortLimit?: number; maxPorts: number }) {
+  constructor(opts: { capacity: number; agingMs: number; perPortLimit?: number; maxPorts: number; whenFull?: WhenFull }) {
     if (!(opts.capacity >= 1)) throw new RangeError('MacTable capacity must be >= 1');
     this.capacity = opts.capacity;
     this.agingMs = opts.agingMs;
     this.perPortLimit = opts.perPortLimit ?? 0;
+    this.whenFull = opts.whenFull ?? 'evict';
     let size = 16;
     while (size < opts.capacity * 2) size *= 2; // load factor <= 0.5 keeps probes short
     this.mask = size - 1;
@@ -123,11 +139,15 @@ export class MacTable {
   }
 
   private learnSlow(i: number, mac: number, port: number, nowMs: number): number {
+    const evict = this.whenFull === 'evict';
     if (i >= 0) {
       if ((this.flags[i] & FLAG_STATIC) !== 0) return LEARN_STATIC_CONFLICT;
       if (this.perPortLimit > 0 && this.perPortCount[port] >= this.perPortLimit) {
-        this.learnRefusedPortLimit++;
-        return LEARN_REFUSED_PORT_LIMIT;
+        if (!evict || !this.evictOldest(port, mac)) {
+          this.learnRefusedPortLimit++;
+          return LEARN_REFUSED_PORT_LIMIT;
+        }
+        i = this.find(mac); // the eviction may have shifted entries
       }
       this.perPortCount[this.ports[i]]--;
       this.perPortCount[port]++;
@@ -137,12 +157,18 @@ export class MacTable {
       return LEARN_MOVED;
     }
     if (this.used >= this.capacity) {
-      this.learnRefused++;
-      return LEARN_REFUSED_FULL;
+      if (!evict || !this.evictOldest(-1, mac)) {
+        this.learnRefused++;
+        return LEARN_REFUSED_FULL;
+      }
+      i = this.find(mac);
     }
     if (this.perPortLimit > 0 && this.perPortCount[port] >= this.perPortLimit) {
-      this.learnRefusedPortLimit++;
-      return LEARN_REFUSED_PORT_LIMIT;
+      if (!evict || !this.evictOldest(port, mac)) {
+        this.learnRefusedPortLimit++;
+        return LEARN_REFUSED_PORT_LIMIT;
+      }
+      i = this.find(mac);
     }
     const slot = -1 - i;
     this.keys[slot] = mac;
@@ -153,6 +179,30 @@ export class MacTable {
     this.used++;
     this.learned++;
     return LEARN_OK;
+  }
+
+  /**
+   * Remove the least recently seen learned entry among a sample: of `port`'s entries, or of
+   * all (port -1), never `keep`. Scans at most EVICT_SCAN slots from the cursor. False when
+   * the sample found nothing to evict.
+   */
+  private evictOldest(port: number, keep: number): boolean {
+    const mask = this.mask;
+    const flags = this.flags;
+    let best = -1;
+    let found = 0;
+    let i = this.cursor;
+    for (let n = 0; n < EVICT_SCAN && found < EVICT_SAMPLE; n++, i = (i + 1) & mask) {
+      const f = flags[i];
+      if (f === 0 || (f & FLAG_STATIC) !== 0 || this.keys[i] === keep || (port >= 0 && this.ports[i] !== port)) continue;
+      found++;
+      if (best < 0 || this.lastSeen[i] < this.lastSeen[best]) best = i;
+    }
+    this.cursor = i;
+    if (best < 0) return false;
+    this.removeAt(best);
+    this.evicted++;
+    return true;
   }
 
   /** Install a static entry (config time). Replaces a learned one. Ignores limits. */

@@ -6,8 +6,8 @@
  *          i; known unicast goes to the one output the MAC was learned on; broadcast,
  *          multicast and unknown unicast are flooded to every other port that is up, never
  *          back out of port i. A bridge only knows its own ports: bridges are isolated.
- * Config:  agingSeconds, macTableSize, macLimitPerPort, static entries (MacTable, fdb.ts).
- * Counters: on the ingress port's record: eth_too_short, src_mac_multicast, same_port
+ * Config:  agingSeconds, macTableSize, macLimitPerPort, whenFull, static entries (MacTable, fdb.ts).
+ * Counters: on the ingress port's record: eth_too_short, src_mac_multicast, src_mac_zero, same_port
  *          (destination lives on the ingress port: filtered), flooded; element counters
  *          forwarded and flooded; on the table: learned, moved, aged, learn refusals.
  *
@@ -15,13 +15,13 @@
  * While a decision trace runs the switch does not learn.
  */
 import { C_FLOODED, DROP_BASE } from '../core/counters.js';
-import { DROP_SAME_PORT, DROP_SRC_MAC_MULTICAST } from '../core/drops.js';
+import { DROP_SAME_PORT, DROP_SRC_MAC_MULTICAST, DROP_SRC_MAC_ZERO } from '../core/drops.js';
 import { Element, type DataPlaneContext, type PortRecord } from '../core/element.js';
 import { VNET_HDR_LEN } from '../core/frame.js';
 import { ETH_HEADER_LEN } from '../wire/ethernet.js';
 import { DROP_ETH_TOO_SHORT } from '../wire/drop.js';
 import { macToString } from '../wire/mac.js';
-import { MacTable } from './fdb.js';
+import { MacTable, type WhenFull } from './fdb.js';
 
 const TWO_POW_32 = 4294967296;
 /** Most ports one bridge can have (sizes the per-port MAC counters). */
@@ -31,6 +31,7 @@ export interface SwitchParams {
   agingSeconds: number;
   macTableSize: number;
   macLimitPerPort: number;
+  whenFull?: WhenFull;
   ports: PortRecord[];
 }
 
@@ -43,7 +44,7 @@ export class Switch extends Element {
 
   constructor(name: string, ctx: DataPlaneContext, p: SwitchParams) {
     super(name, ctx, [], []);
-    this.fdb = new MacTable({ capacity: p.macTableSize, agingMs: p.agingSeconds * 1000, perPortLimit: p.macLimitPerPort, maxPorts: MAX_BRIDGE_PORTS });
+    this.fdb = new MacTable({ capacity: p.macTableSize, agingMs: p.agingSeconds * 1000, perPortLimit: p.macLimitPerPort, maxPorts: MAX_BRIDGE_PORTS, whenFull: p.whenFull });
     for (const port of p.ports) this.attach(port);
   }
 
@@ -79,6 +80,10 @@ export class Switch extends Element {
     const now = this.ctx.clock.now;
     const tracer = this.ctx.tracer;
     const src = ((b[e + 6] << 8) | b[e + 7]) * TWO_POW_32 + (((b[e + 8] << 24) | (b[e + 9] << 16) | (b[e + 10] << 8) | b[e + 11]) >>> 0);
+    if (src === 0) {
+      inPort.counters[DROP_BASE + DROP_SRC_MAC_ZERO]++;
+      return;
+    }
     if (!tracer.active) this.fdb.learn(src, input, now);
 
     if ((b[e] & 1) === 0) {

@@ -3,6 +3,7 @@
  * defaults filled in; every kind of error is reported with the path of the field, all
  * problems of a document at once, and files are read as YAML or JSON.
  */
+import { defaultMacLimitPerPort } from '../../src/control/spec.js';
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -79,7 +80,9 @@ describe('valid configurations', () => {
     const br0 = cfg.bridges[0];
     assert.equal(br0.agingSeconds, 300);
     assert.equal(br0.macTableSize, 8192);
-    assert.equal(br0.macLimitPerPort, 0);
+    assert.equal(br0.macLimitPerPort, undefined, 'not given: the data plane gets the default share');
+    assert.equal(defaultMacLimitPerPort(br0.macTableSize), br0.macTableSize / 4, 'a quarter of the table per port');
+    assert.equal(br0.macTableFull, 'evict');
     const red = br0.ports[0];
     assert.equal(red.type, 'namespace');
     if (red.type === 'namespace') {

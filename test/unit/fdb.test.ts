@@ -10,6 +10,7 @@ import {
   LEARN_OK,
   LEARN_REFUSED_FULL,
   LEARN_REFUSED_PORT_LIMIT,
+  type WhenFull,
   LEARN_STATIC_CONFLICT,
   MacTable,
 } from '../../src/switch/fdb.js';
@@ -27,8 +28,8 @@ const A = mac('02:00:00:00:00:0a');
 const B = mac('02:00:00:00:00:0b');
 const C = mac('02:00:00:00:00:0c');
 
-function table(opts: Partial<{ capacity: number; agingMs: number; perPortLimit: number; maxPorts: number }> = {}): MacTable {
-  return new MacTable({ capacity: opts.capacity ?? 64, agingMs: opts.agingMs ?? 300_000, perPortLimit: opts.perPortLimit, maxPorts: opts.maxPorts ?? 8 });
+function table(opts: Partial<{ capacity: number; agingMs: number; perPortLimit: number; maxPorts: number; whenFull: WhenFull }> = {}): MacTable {
+  return new MacTable({ capacity: opts.capacity ?? 64, agingMs: opts.agingMs ?? 300_000, perPortLimit: opts.perPortLimit, maxPorts: opts.maxPorts ?? 8, whenFull: opts.whenFull ?? 'refuse' });
 }
 
 /** Small deterministic PRNG (mulberry32) so a failing run can be replayed. */
@@ -184,6 +185,30 @@ describe('bounds', () => {
     assert.equal(t.portCount(1), 1);
   });
 
+  test("evict (the default): a full table learns the newcomer and drops the least recently seen entry", () => {
+    const t = new MacTable({ capacity: 4, agingMs: 300_000, maxPorts: 4 });
+    assert.equal(t.whenFull, 'evict');
+    for (let i = 0; i < 4; i++) t.learn(nthMac(i), 0, 10 + i); // MAC 0 is the oldest
+    t.learn(nthMac(0), 0, 50); // ... until it is seen again: now MAC 1 is
+    assert.equal(t.learn(nthMac(9), 1, 60), LEARN_OK, 'the newcomer is learned');
+    assert.equal(t.size, 4);
+    assert.equal(t.evicted, 1);
+    assert.equal(t.learnRefused, 0);
+    assert.equal(t.lookup(nthMac(1), 60), -1, 'the least recently seen one went');
+    for (const i of [0, 2, 3, 9]) assert.notEqual(t.lookup(nthMac(i), 60), -1, `MAC ${i} stays`);
+  });
+
+  test('evict: a port at its limit churns its own entries, other ports keep theirs', () => {
+    const t = new MacTable({ capacity: 64, agingMs: 300_000, perPortLimit: 8, maxPorts: 4 });
+    t.learn(nthMac(1000), 2, 0); // a quiet station on port 2
+    for (let i = 0; i < 500; i++) assert.equal(t.learn(nthMac(i), 0, i + 1), LEARN_OK, 'a CAM flood on port 0: each new MAC is learned');
+    assert.equal(t.portCount(0), 8, 'port 0 never holds more than its limit');
+    assert.equal(t.lookup(nthMac(1000), 600), 2, 'the station on port 2 was never evicted');
+    assert.equal(t.learn(nthMac(2000), 3, 600), LEARN_OK, 'a station appearing later is learned');
+    assert.equal(t.lookup(nthMac(2000), 600), 3);
+    assert.equal(t.evicted, 492);
+  });
+
   test('capacity below 1 is a programming error', () => {
     assert.throws(() => new MacTable({ capacity: 0, agingMs: 1000, maxPorts: 1 }), RangeError);
   });
@@ -268,7 +293,7 @@ describe('randomized against a Map model (backward-shift deletion)', () => {
     test(`seed ${seed}: capacity ${capacity}, ${universe} MACs, ${ops} operations`, () => {
       const rnd = prng(seed);
       const ports = 6;
-      const t = new MacTable({ capacity, agingMs: 1e12, maxPorts: ports });
+      const t = new MacTable({ capacity, agingMs: 1e12, maxPorts: ports, whenFull: 'refuse' });
       const model = new Map<number, number>();
       // MACs spread over the whole 48-bit space, including high bits
       const macs: number[] = [];
