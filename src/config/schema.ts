@@ -34,12 +34,27 @@ export const cidr = z.string().refine((s) => {
 
 const mtu = z.number().int().min(68, 'MTU below 68').max(65521, 'MTU above 65521');
 
+/** Port security: the port may send only from these MACs and IPv4 addresses (true: its own). */
+export const securitySchema = z.union([
+  z.boolean(),
+  z.strictObject({
+    /** Source MACs the port may use; default its device's MAC; `learn`: the first one seen, then locked. */
+    macs: z.union([z.literal('learn'), z.array(macString).min(1).max(16)]).optional(),
+    /** IPv4 source addresses the port may use; default its configured addresses. */
+    ipv4: z.array(ipv4).max(16).optional(),
+  }),
+]);
+
 const commonPort = {
   name: objName,
   mac: macString.optional(),
   mtu: mtu.default(1500),
   /** IFF_VNET_HDR / PACKET_VNET_HDR: checksum and segmentation offload (64 KiB frames). */
   offload: z.boolean().default(true),
+  /** Only the gateway (and other non-isolated ports) can be reached, not other isolated ports. Default: the bridge's isolatePorts. */
+  isolated: z.boolean().optional(),
+  /** Port security (off by default), like libvirt's clean-traffic. */
+  security: securitySchema.optional(),
 };
 
 export const namespacePortSchema = z.strictObject({
@@ -83,6 +98,10 @@ export const bridgeSchema = z.strictObject({
   macLimitPerPort: z.number().int().min(0).optional(),
   /** When the table or a port's share is full: evict the least recently seen entry (default), or refuse to learn. */
   macTableFull: z.enum(['evict', 'refuse']).default('evict'),
+  /** deny: a MAC learned on one port is never taken over by another (default allow, as a switch does). */
+  macMoves: z.enum(['allow', 'deny']).default('allow'),
+  /** Ports reach the gateway but not each other (Docker's icc=false); a port's `isolated` overrides it. */
+  isolatePorts: z.boolean().default(false),
   gateway: z
     .strictObject({
       address: cidr,
@@ -122,6 +141,10 @@ export const natSchema = z.strictObject({
     .tuple([z.number().int().min(1).max(65535), z.number().int().min(1).max(65535)])
     .default([32768, 60999]),
   maxFlows: z.number().int().min(16).max(4_000_000).default(65536),
+  /** Most flows created through one port (0: no limit). Default: a quarter of maxFlows (none below 1024 flows). */
+  maxFlowsPerPort: z.number().int().min(0).optional(),
+  /** Most flows from one source address (0: no limit). Default: a sixteenth of maxFlows (none below 1024 flows). */
+  maxFlowsPerSource: z.number().int().min(0).optional(),
   /** Conntrack timeouts in seconds; defaults are netfilter's. */
   timeouts: z
     .strictObject({
@@ -183,6 +206,13 @@ export const configSchema = z.strictObject({
   uplink: uplinkSchema.optional(),
   nat: natSchema.optional(),
   routes: z.array(routeSchema).default([]),
+  /** Router behaviour. */
+  routing: z
+    .strictObject({
+      /** Reverse-path filter: drop routed packets whose source is not reachable back through the interface they came in on. */
+      rpFilter: z.boolean().default(true),
+    })
+    .default({ rpFilter: true }),
   lab: labSchema.optional(),
   /** Faults and captures applied at start, so an experiment is one file. */
   experiment: experimentSchema.optional(),

@@ -6,7 +6,7 @@
  */
 import type { Config } from '../config/schema.js';
 import { toFaultSpec } from '../config/experiment.js';
-import type { CaptureStartSpec, DataPlaneSpec } from '../dataplane/spec.js';
+import type { CaptureStartSpec, DataPlaneSpec, PortSpec } from '../dataplane/spec.js';
 import type { SetupResult } from '../lab/setup.js';
 import { parseCidr } from '../wire/ip4.js';
 
@@ -22,6 +22,29 @@ export function defaultMacLimitPerPort(macTableSize: number): number {
   return Math.max(16, Math.floor(macTableSize / 4));
 }
 
+/** A device port's isolation and security from its config (defaults: the bridge's isolatePorts; its own MAC and addresses). */
+function portPolicy(cfg: Config, p: PortSpec): PortSpec {
+  const bridge = cfg.bridges.find((b) => b.name === p.bridge);
+  const pc = bridge?.ports.find((x) => x.name === p.name);
+  if (bridge === undefined || pc === undefined) return p;
+  const out: PortSpec = { ...p, isolated: pc.isolated ?? bridge.isolatePorts };
+  const sec = pc.security;
+  if (sec !== undefined && sec !== false) {
+    const o = sec === true ? {} : sec;
+    out.security = {
+      macs: o.macs === undefined ? [p.mac] : o.macs === 'learn' ? [] : o.macs,
+      learn: o.macs === 'learn',
+      ipv4: o.ipv4 ?? p.addresses.map((a) => a.split('/')[0]),
+    };
+  }
+  return out;
+}
+
+/** Default conntrack share of one port (1/4) or one source (1/16); none for tables under 1024 flows. */
+export function defaultFlowShare(maxFlows: number, parts: number): number {
+  return maxFlows >= 1024 ? Math.floor(maxFlows / parts) : 0;
+}
+
 export function dataPlaneSpec(cfg: Config, setup: Pick<SetupResult, 'ports' | 'uplink'>, captures: CaptureStartSpec[] = []): DataPlaneSpec {
   const spec: DataPlaneSpec = {
     bridges: cfg.bridges.map((b) => ({
@@ -30,11 +53,13 @@ export function dataPlaneSpec(cfg: Config, setup: Pick<SetupResult, 'ports' | 'u
       macTableSize: b.macTableSize,
       macLimitPerPort: b.macLimitPerPort ?? defaultMacLimitPerPort(b.macTableSize),
       whenFull: b.macTableFull,
+      macMoves: b.macMoves,
       static: b.static,
       gateway: b.gateway === undefined ? undefined : { address: b.gateway.address, mac: b.gateway.mac ?? ownMacFor(b.gateway.address), mtu: Math.min(...b.ports.map((p) => p.mtu)) },
     })),
-    ports: setup.ports,
+    ports: setup.ports.map((p) => portPolicy(cfg, p)),
     routes: cfg.routes,
+    rpFilter: cfg.routing.rpFilter,
   };
   if (cfg.uplink !== undefined && setup.uplink !== null) {
     const u = cfg.uplink;
@@ -49,6 +74,8 @@ export function dataPlaneSpec(cfg: Config, setup: Pick<SetupResult, 'ports' | 'u
       maxFlows: n.maxFlows,
       timeouts: n.timeouts as Record<string, number>,
       publish: n.publish,
+      maxFlowsPerPort: n.maxFlowsPerPort ?? defaultFlowShare(n.maxFlows, 4),
+      maxFlowsPerSource: n.maxFlowsPerSource ?? defaultFlowShare(n.maxFlows, 16),
     };
   }
   const ex = cfg.experiment;

@@ -94,6 +94,13 @@ export const DROP_UNCONNECTED = reason('unconnected', 'graph', 'pushed to an out
 export const DROP_SRC_MAC_MULTICAST = reason('src_mac_multicast', 'switch', 'multicast/broadcast source MAC');
 export const DROP_SRC_MAC_ZERO = reason('src_mac_zero', 'switch', 'all-zero source MAC');
 export const DROP_SAME_PORT = reason('same_port', 'switch', 'destination MAC lives on the ingress port (filtered)');
+export const DROP_MAC_MOVE_REFUSED = reason('mac_move_refused', 'switch', "source MAC belongs to another port that keeps its MACs");
+export const DROP_PORT_ISOLATED = reason('port_isolated', 'switch', 'from an isolated port to another isolated port');
+
+/* --- port security (src/switch/security.ts) --- */
+export const DROP_SPOOFED_MAC = reason('spoofed_mac', 'security', 'source MAC not the port\'s');
+export const DROP_SPOOFED_ARP = reason('spoofed_arp', 'security', 'ARP sender MAC or address not the port\'s');
+export const DROP_SPOOFED_IPV4 = reason('spoofed_ipv4', 'security', 'IPv4 source address not the port\'s');
 
 /* --- gateway interface (src/gateway/interface.ts) --- */
 export const DROP_NOT_FOR_GATEWAY = reason('l2_not_for_gateway', 'gateway', 'not addressed to the gateway\'s MAC');
@@ -102,7 +109,8 @@ export const DROP_UNKNOWN_ETHERTYPE = reason('unknown_ethertype', 'gateway', 'ne
 export const DROP_UPLINK_NOT_OURS = reason('uplink_not_for_us', 'gateway', 'uplink traffic for the host, not for tapbridge\'s address');
 export const DROP_ARP_NOT_OURS = reason('arp_not_for_us', 'gateway', 'ARP request for an address that is not the gateway\'s');
 export const DROP_IPV4_NOT_UNICAST = reason('ipv4_not_unicast', 'gateway', 'IPv4 to a multicast or broadcast address');
-export const DROP_BAD_SOURCE = reason('ipv4_bad_source', 'gateway', 'martian IPv4 source (0, multicast, broadcast, loopback)');
+export const DROP_BAD_SOURCE = reason('ipv4_bad_source', 'gateway', 'martian IPv4 source (0, multicast, broadcast, loopback, or an address of tapbridge)');
+export const DROP_RP_FILTER = reason('ipv4_rp_filter', 'router', 'source not reachable back through the interface it came in on (rp_filter)');
 export const DROP_NEIGH_QUEUE_FULL = reason('arp_queue_full', 'gateway', 'too many packets waiting for one ARP answer');
 export const DROP_NEIGH_FAILED = reason('arp_failed', 'gateway', 'the next hop did not answer ARP (ICMP host unreachable sent)');
 export const DROP_NEIGH_TABLE_FULL = reason('arp_table_full', 'gateway', 'the neighbour table is full');
@@ -126,6 +134,8 @@ export const DROP_NAT_TCP_INVALID = reason('nat_tcp_invalid', 'nat', 'TCP segmen
 export const DROP_NAT_NO_PORT = reason('nat_no_port', 'nat', 'no free SNAT port');
 export const DROP_NAT_CLASH = reason('nat_clash', 'nat', 'the new flow\'s reply tuple is taken');
 export const DROP_NAT_UNTRACKED = reason('nat_untracked_leak', 'nat', 'untracked packet from a masqueraded source leaving untranslated');
+export const DROP_NAT_PORT_LIMIT = reason('nat_port_limit', 'nat', 'new flow refused: its ingress port holds its share of the table');
+export const DROP_NAT_SOURCE_LIMIT = reason('nat_source_limit', 'nat', 'new flow refused: its source address holds its share of the table');
 
 /* --- services: DHCP server, DNS resolver (src/services/) --- */
 export const DROP_DHCP_NOT_REQUEST = reason('dhcp_not_request', 'dhcp', 'a BOOTREPLY sent to the server');

@@ -107,6 +107,8 @@ export class PortRecord {
   up = true;
   /** Position among the data plane's ports (frame annotations, per-port accounts); set when it joins. */
   index = -1;
+  /** An isolated port reaches the non-isolated ports of its bridge (the gateway), never another isolated one. */
+  isolated = false;
 
   constructor(
     readonly name: string,

@@ -62,7 +62,7 @@ export function buildShared(spec: DataPlaneSpec, ctx: DataPlaneContext): SharedS
     records.set(r.name, r);
     return r;
   };
-  for (const p of spec.ports) addRecord(new PortRecord(p.name, p.kind, p.ifname, must(parseMac(p.mac), `port ${p.name}: bad MAC ${p.mac}`), p.vnetHdr, p.bridge));
+  for (const p of spec.ports) addRecord(new PortRecord(p.name, p.kind, p.ifname, must(parseMac(p.mac), `port ${p.name}: bad MAC ${p.mac}`), p.vnetHdr, p.bridge)).isolated = p.isolated === true;
   const ifaces = new InterfaceTable();
   const routes = new RouteTable(ifaces);
   for (const b of spec.bridges) {
@@ -100,6 +100,8 @@ export function buildShared(spec: DataPlaneSpec, ctx: DataPlaneContext): SharedS
       }),
       portRange: n.portRange,
       maxFlows: n.maxFlows,
+      maxFlowsPerPort: n.maxFlowsPerPort,
+      maxFlowsPerSource: n.maxFlowsPerSource,
       timeouts: n.timeouts,
       forwards: n.publish.map(toForward),
     });
@@ -127,11 +129,13 @@ export function factories(spec: DataPlaneSpec, ctx: DataPlaneContext, s: SharedS
       const b = must(spec.bridges.find((x) => x.name === str(p, 'bridge')), 'no such bridge');
       const ports = spec.ports.filter((x) => x.bridge === b.name).map((x) => record(x.name));
       if (b.gateway !== undefined) ports.push(record(gatewayPortName(b.name)));
-      return new Switch(name, ctx, { agingSeconds: b.agingSeconds, macTableSize: b.macTableSize, macLimitPerPort: b.macLimitPerPort, whenFull: b.whenFull, ports });
+      const sw = new Switch(name, ctx, { agingSeconds: b.agingSeconds, macTableSize: b.macTableSize, macLimitPerPort: b.macLimitPerPort, whenFull: b.whenFull, ports });
+      sw.fdb.denyMoves = b.macMoves === 'deny';
+      return sw;
     },
     GatewayInterface: (name, p) => new GatewayInterface(name, ctx, iface(str(p, 'iface')), s.neighbourAccounts),
     Fragmenter: (name, p) => new Fragmenter(name, ctx, { iface: iface(str(p, 'iface')), ifaces: s.ifaces }),
-    Router: (name) => new Router(name, ctx, { ifaces: s.ifaces, routes: s.routes }),
+    Router: (name) => new Router(name, ctx, { ifaces: s.ifaces, routes: s.routes, rpFilter: spec.rpFilter }),
     LocalDelivery: (name) => new LocalDelivery(name, ctx, { ifaces: s.ifaces, budget: s.budget }),
     IcmpError: (name, p) => new IcmpError(name, ctx, { type: Number(p.type), code: Number(p.code), ifaces: s.ifaces, budget: s.budget }),
     NatPrerouting: (name) => new NatPrerouting(name, ctx, { nat: nat(), ifaces: s.ifaces }),

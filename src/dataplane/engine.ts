@@ -18,12 +18,16 @@ import { DevicePort, RX_BUDGET } from '../io/device.js';
 import { native } from '../io/native.js';
 import { Switch } from '../switch/switch.js';
 import { macToString, parseMac } from '../wire/mac.js';
+import { parseIp4 } from '../wire/ip4.js';
+import { PortSecurity } from '../switch/security.js';
 import { buildShared, factories, type SharedState } from './build.js';
 import type { BridgeInfo, FdbRow, PortInfo } from './messages.js';
 import { planGraph, switchName } from './plan.js';
 import { gatewayPortName, UPLINK_PORT, type DataPlaneSpec } from './spec.js';
 
 export const POOL_SLOTS = 512;
+/** Rank of the port-security element on a port's ingress link: after the port's faults, before a bridge capture (faults.ts has the others). */
+export const RANK_SECURITY = 25;
 export const TICK_MS = 100;
 /** RX rings kept free for ports added at runtime. */
 export const SPARE_RINGS = 4;
@@ -78,8 +82,26 @@ export class Engine {
         sw.fdb.addStatic(parseMac(s.mac)!, i);
       }
     }
+    this.secure(spec);
     this.refreshElementLists();
     if (spec.uplink !== undefined && spec.uplink.fd >= 0) this.followMtu(spec.uplink.ifname);
+  }
+
+  /** Port security: an element on each secured port's ingress link; its switch keeps the port's MACs there. */
+  private secure(spec: DataPlaneSpec): void {
+    for (const p of spec.ports) {
+      if (p.security === undefined) continue;
+      const dev = this.device(p.name)!;
+      const el = new PortSecurity(`security/${p.name}`, this.ctx, {
+        record: dev.record,
+        macs: p.security.macs.map((m) => parseMac(m)!),
+        learn: p.security.learn,
+        ipv4: p.security.ipv4.map((a) => parseIp4(a)!),
+      });
+      this.graph.wrap(dev, 0, el, RANK_SECURITY);
+      const sw = this.switchOf(p.bridge);
+      sw?.lockPort(sw.portIndex(p.name));
+    }
   }
 
   /** The uplink's MTU follows its NIC (PMTU experiments lower it at runtime), checked once a second. */
@@ -243,6 +265,9 @@ export class Engine {
       aged: sw.fdb.aged,
       learnRefused: sw.fdb.learnRefused,
       learnRefusedPortLimit: sw.fdb.learnRefusedPortLimit,
+      macLimitPerPort: sw.fdb.perPortLimit,
+      evicted: sw.fdb.evicted,
+      moveRefused: sw.fdb.moveRefused,
     }));
   }
 

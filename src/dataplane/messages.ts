@@ -99,6 +99,12 @@ export interface BridgeInfo {
   aged: number;
   learnRefused: number;
   learnRefusedPortLimit: number;
+  /** Most MACs one port may have (0: no limit). */
+  macLimitPerPort: number;
+  /** Entries evicted to learn a newcomer (table or port share full). */
+  evicted: number;
+  /** Frames dropped because their source MAC belongs to a port that keeps its MACs. */
+  moveRefused: number;
 }
 
 export interface FdbRow {

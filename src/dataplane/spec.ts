@@ -20,6 +20,10 @@ export interface PortSpec {
   mac: string;
   /** Addresses configured on the device (CIDR), e.g. the default source of a trace. */
   addresses: string[];
+  /** Reaches only non-isolated ports of its bridge. */
+  isolated?: boolean;
+  /** Port security: allowed source MACs (or learn the first), allowed IPv4 sources. */
+  security?: { macs: string[]; learn: boolean; ipv4: string[] };
 }
 
 export interface BridgeSpec {
@@ -29,6 +33,8 @@ export interface BridgeSpec {
   macLimitPerPort: number;
   /** MAC table policy when full (src/switch/fdb.ts); default 'evict'. */
   whenFull?: 'evict' | 'refuse';
+  /** deny: learned MACs never move between ports. */
+  macMoves?: 'allow' | 'deny';
   static: { mac: string; port: string }[];
   /** The bridge's router interface: address (CIDR), MAC, MTU. */
   gateway?: { address: string; mac: string; mtu: number };
@@ -62,6 +68,8 @@ export interface NatSpec {
   /** Seconds per conntrack state (NatConfig timeouts). */
   timeouts: Record<string, number>;
   publish: PublishSpec[];
+  maxFlowsPerPort: number;
+  maxFlowsPerSource: number;
 }
 
 export interface CaptureStartSpec {
@@ -85,6 +93,8 @@ export interface DataPlaneSpec {
   ports: PortSpec[];
   uplink?: UplinkSpec;
   routes: { to: string; via: string }[];
+  /** Reverse-path source validation on routed packets (default true). */
+  rpFilter?: boolean;
   nat?: NatSpec;
   /** Faults and captures applied before the data plane reports ready. */
   experiment?: { faults: { port: string; direction: 'ingress' | 'egress' | 'both'; spec: FaultSpec }[]; captures: CaptureStartSpec[] };

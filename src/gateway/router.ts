@@ -12,15 +12,17 @@
  *   output `ttl-expired` | `no-route` | `too-big`
  *                                     packets to answer with an ICMP error (too-big carries
  *                                     the egress MTU in anno.param)
- * Does: longest-prefix route lookup (routes.ts), bridge isolation at L3 (like Docker
+ * Does: source validation (no source that is tapbridge's own, rp_filter: the source must be
+ *   reachable back through the ingress interface), longest-prefix route lookup (routes.ts),
+ *   bridge isolation at L3 (like Docker
  *   networks, no forwarding between two bridges), TTL check and decrement, the DF/MTU check
  *   (GSO super-frames are checked per segment; non-DF packets larger than the MTU are
  *   fragmented after nat/post by frag/IFACE).
- * Counters: drops no_route, ttl_exceeded, mtu_exceeded, bridge_isolation on the ingress
+ * Counters: drops ipv4_bad_source, ipv4_rp_filter, no_route, ttl_exceeded, mtu_exceeded, bridge_isolation on the ingress
  *   interface's record; element counters forwarded, localDelivered, localSent,
  *   localUnroutable.
  */
-import { DROP_BRIDGE_ISOLATION, DROP_MTU_EXCEEDED, DROP_NO_ROUTE, DROP_TTL_EXCEEDED } from '../core/drops.js';
+import { DROP_BAD_SOURCE, DROP_BRIDGE_ISOLATION, DROP_MTU_EXCEEDED, DROP_NO_ROUTE, DROP_RP_FILTER, DROP_TTL_EXCEEDED } from '../core/drops.js';
 import { Element, type DataPlaneContext } from '../core/element.js';
 import { VNET_GSO_NONE, VNET_GSO_SIZE, VNET_GSO_TYPE, VNET_HDR_LEN } from '../core/frame.js';
 import { slotOf } from '../core/anno.js';
@@ -38,6 +40,8 @@ export interface RouterParams {
   routes: RouteTable;
   /** Forward between two bridges (default false: isolated, like Docker networks). */
   forwardBetweenBridges?: boolean;
+  /** Reverse-path source validation (default true). */
+  rpFilter?: boolean;
 }
 
 export class Router extends Element {
@@ -46,6 +50,7 @@ export class Router extends Element {
   private readonly ifaces: InterfaceTable;
   private readonly routes: RouteTable;
   private readonly isolateBridges: boolean;
+  private readonly rpFilter: boolean;
   private readonly ip = new Ipv4View();
   private readonly inLocal: number;
   private readonly outLocal: number;
@@ -59,6 +64,7 @@ export class Router extends Element {
     this.ifaces = p.ifaces;
     this.routes = p.routes;
     this.isolateBridges = p.forwardBetweenBridges !== true;
+    this.rpFilter = p.rpFilter !== false;
     this.inLocal = names.length;
     this.outLocal = names.length;
     this.outTtl = names.length + 1;
@@ -67,7 +73,7 @@ export class Router extends Element {
   }
 
   override config(): string {
-    return `${this.ifaces.list.length} interfaces${this.isolateBridges ? ', bridges isolated' : ''}`;
+    return `${this.ifaces.list.length} interfaces${this.isolateBridges ? ', bridges isolated' : ''}${this.rpFilter ? ', rp_filter' : ''}`;
   }
 
   push(input: number, off: number, len: number): void {
@@ -81,6 +87,14 @@ export class Router extends Element {
     const v = this.ip.reset(b, ipOff, len - ETH_HEADER_LEN);
     const ingress = this.ifaces.list[inIf];
     const tracer = this.ctx.tracer;
+    // Source validation (martians, rp_filter): never our own address, and reachable back
+    // through the interface it came in on (another bridge's subnet is not).
+    const src = v.src;
+    if (this.ifaces.local(src) >= 0) return ingress.record.countDrop(DROP_BAD_SOURCE);
+    if (this.rpFilter && this.routes.lookup(src) !== inIf) {
+      if (tracer.active) tracer.note(this.name, `source ${ip4ToString(src)} is not reachable back through ${ingress.name}: dropped (rp_filter)`);
+      return ingress.record.countDrop(DROP_RP_FILTER);
+    }
     const dst = v.dst;
     if (this.ifaces.local(dst) >= 0) {
       if (tracer.active) tracer.note(this.name, `${ip4ToString(dst)} is an address of tapbridge: local delivery`);

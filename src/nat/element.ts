@@ -22,6 +22,8 @@ import {
   DROP_NAT_FRAGMENT,
   DROP_NAT_MALFORMED,
   DROP_NAT_NO_PORT,
+  DROP_NAT_PORT_LIMIT,
+  DROP_NAT_SOURCE_LIMIT,
   DROP_NAT_TABLE_FULL,
   DROP_NAT_TCP_INVALID,
   DROP_NAT_UNTRACKED,
@@ -40,7 +42,18 @@ export interface NatElementParams {
 }
 
 /** NAT verdict (types.ts, in that order) -> registry drop code. */
-const VERDICT_DROP = Int32Array.of(0, DROP_NAT_MALFORMED, DROP_NAT_FRAGMENT, DROP_NAT_TABLE_FULL, DROP_NAT_TCP_INVALID, DROP_NAT_NO_PORT, DROP_NAT_CLASH, DROP_NAT_UNTRACKED);
+const VERDICT_DROP = Int32Array.of(
+  0,
+  DROP_NAT_MALFORMED,
+  DROP_NAT_FRAGMENT,
+  DROP_NAT_TABLE_FULL,
+  DROP_NAT_TCP_INVALID,
+  DROP_NAT_NO_PORT,
+  DROP_NAT_CLASH,
+  DROP_NAT_UNTRACKED,
+  DROP_NAT_PORT_LIMIT,
+  DROP_NAT_SOURCE_LIMIT,
+);
 for (let v = 1; v < NAT_DROP_REASON_NAMES.length; v++) if (dropName(VERDICT_DROP[v]) !== NAT_DROP_REASON_NAMES[v]) throw new Error(`NAT verdict ${v} and the drop registry disagree`);
 
 abstract class NatHook extends Element {
@@ -75,6 +88,7 @@ export class NatPrerouting extends NatHook {
     const ipOff = off + VNET_HDR_LEN + ETH_HEADER_LEN;
     const tracing = this.ctx.tracer.active;
     const before = tracing ? describePacket(b, ipOff) : '';
+    this.nat.ingressPort = this.ctx.arena.anno.port[slotOf(off)];
     const v = this.nat.prerouting(b, ipOff, len - ETH_HEADER_LEN, (b[off + VNET_FLAGS] & VNET_F_NEEDS_CSUM) !== 0, input, this.ctx.clock.now);
     if (tracing) this.traceNote(before, ipOff, v, true);
     if (v !== 0) return this.drop(off, input, v);

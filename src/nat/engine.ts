@@ -31,6 +31,10 @@
  *    uplink untranslated (NAT_DROP_UNTRACKED), so inside addresses never leak.
  *  - Fragments: first fragments are tracked by their ports; later ones follow the first
  *    through fragments.ts, or are dropped (NAT_DROP_FRAGMENT) when it was not seen.
+ *  - Tenants: a new flow is refused when its ingress port or its source address already has
+ *    maxFlowsPerPort / maxFlowsPerSource confirmed flows (connlimit), so one namespace (or one
+ *    flood from outside, which all enters through the uplink port) cannot take the whole
+ *    table; early drop of unreplied flows when the table is full stays.
  */
 import { ip4ToString } from '../wire/ip4.js';
 import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IPV4_FLAG_MF } from '../wire/ipv4.js';
@@ -61,7 +65,9 @@ import {
   NAT_DROP_FRAGMENT,
   NAT_DROP_MALFORMED,
   NAT_DROP_NO_PORT,
+  NAT_DROP_PORT_LIMIT,
   NAT_DROP_REASON_NAMES,
+  NAT_DROP_SOURCE_LIMIT,
   NAT_DROP_TABLE_FULL,
   NAT_DROP_TCP_INVALID,
   NAT_DROP_UNTRACKED,
@@ -96,6 +102,13 @@ const TRACK_REOPEN = 2;
 const UDP_UNREPLIED = 0;
 const UDP_REPLIED = 1;
 
+/** A per-port or per-source share; 0, or one as large as the table, means no limit. */
+function limitOf(v: number | undefined, field: string, max: number): number {
+  if (v === undefined) return 0;
+  if (!Number.isInteger(v) || v < 0) throw new Error(`nat.${field}: must be an integer >= 0, got ${v}`);
+  return v >= max ? 0 : v;
+}
+
 export class NatEngine {
   readonly maxFlows: number;
   readonly uplinkIf: number;
@@ -115,12 +128,18 @@ export class NatEngine {
    * table's scratch record until the packet leaves postrouting.
    */
   readOnly = false;
+  /** Ingress port index of the packet prerouting is about to see (-1: unknown); set by nat/pre. */
+  ingressPort = -1;
+  readonly maxFlowsPerPort: number;
+  readonly maxFlowsPerSource: number;
 
   readonly counters = {
     created: 0, // flows confirmed
     expired: 0,
     earlyDropped: 0,
     refusedFull: 0,
+    refusedPortLimit: 0,
+    refusedSourceLimit: 0,
     invalid: 0,
     malformed: 0,
     reopened: 0,
@@ -173,6 +192,8 @@ export class NatEngine {
       throw new Error(`nat.portRange: need 1 <= lo <= hi <= 65535, got [${pr[0]}, ${pr[1]}]`);
     }
     this.maxFlows = max;
+    this.maxFlowsPerPort = limitOf(cfg.maxFlowsPerPort, 'maxFlowsPerPort', max);
+    this.maxFlowsPerSource = limitOf(cfg.maxFlowsPerSource, 'maxFlowsPerSource', max);
     this.uplinkIf = cfg.uplinkIf;
     this.ifAddr = cfg.ifAddr;
     this.extAddr = cfg.uplinkIf >= 0 ? cfg.ifAddr[cfg.uplinkIf] : 0;
@@ -336,6 +357,15 @@ export class NatEngine {
       timeout = this.udpUnrepliedMs;
     } else timeout = proto === IPPROTO_ICMP ? this.icmpMs : this.genericMs;
     const table = this.table;
+    const port = this.ingressPort;
+    if (this.maxFlowsPerPort > 0 && port >= 0 && table.perPort[port] >= this.maxFlowsPerPort) {
+      this.counters.refusedPortLimit++;
+      return this.dropped(NAT_DROP_PORT_LIMIT);
+    }
+    if (this.maxFlowsPerSource > 0 && table.perSource.get(k.src) >= this.maxFlowsPerSource) {
+      this.counters.refusedSourceLimit++;
+      return this.dropped(NAT_DROP_SOURCE_LIMIT);
+    }
     const f = this.readOnly ? table.scratch : table.alloc();
     if (f < 0) {
       this.counters.refusedFull++;
@@ -346,7 +376,7 @@ export class NatEngine {
     idx.setTuple(eo, k.kp, k.src, k.dst, k.sport, k.dport);
     if (dnatPort >= 0) idx.setTuple(eo | 1, k.kp, dnatIp, k.src, dnatPort, k.sport);
     else idx.setTuple(eo | 1, k.kp === KP_ICMP_REQ ? KP_ICMP_REP : k.kp, k.dst, k.src, k.dport, k.sport);
-    table.init(f, proto, st, dnatPort >= 0 ? F_DNAT : 0, ingressIf, now + timeout, k.total);
+    table.init(f, proto, st, dnatPort >= 0 ? F_DNAT : 0, ingressIf, port, now + timeout, k.total);
     this.pending = f;
     this.curFlow = f;
     this.curDir = 0;

@@ -12,7 +12,12 @@
  *   f64[4] bytes REPLY     f64[5] timer-wheel second (owned by TimerWheel)
  *   u32[12] generation (bumped on every allocation; validates fragment-cache entries)
  *   u8[56] proto   u8[57] state   u8[58] flags   u16[30] (bytes 60..61) ingress interface
+ *   u16[31] (bytes 62..63) ingress port + 1 (0: unknown)
+ *
+ * Tenants (connlimit): confirmed flows are counted per ingress port and per original source
+ * address, so the owner can refuse a new flow to a port or a source over its share.
  */
+import { SourceCounts } from './source-counts.js';
 import { FlowIndex } from './flow-index.js';
 import { TimerWheel, WHEEL_SLOTS } from './timer-wheel.js';
 
@@ -32,6 +37,9 @@ const B_PROTO = 56;
 const B_STATE = 57;
 const B_FLAGS = 58;
 const H_INIF = 30;
+const H_PORT = 31;
+/** Ports the per-port flow counts cover. */
+export const MAX_PORTS = 4096;
 
 /** f64 index of entry e's packet counter (bytes at + 1). */
 function pktsAt(e: number): number {
@@ -60,6 +68,10 @@ export class FlowTable {
   private uTail = -1;
   /** Confirmed flows. */
   size = 0;
+  /** Confirmed flows by ingress port index. */
+  readonly perPort = new Int32Array(MAX_PORTS);
+  /** Confirmed flows by original source address. */
+  readonly perSource: SourceCounts;
   /** The record a dry run (decision trace) uses instead of a free one. */
   readonly scratch: number;
 
@@ -79,6 +91,7 @@ export class FlowTable {
     this.uPrev = new Int32Array(maxFlows).fill(-1);
     this.idx = new FlowIndex(maxFlows + 1, seed ^ 0x5bd1e995);
     this.wheel = new TimerWheel(maxFlows + 1, this.m64, RECORD / 8, Q_WHEEL);
+    this.perSource = new SourceCounts(maxFlows);
     this.freeStack = new Int32Array(maxFlows);
     for (let i = 0; i < maxFlows; i++) this.freeStack[i] = maxFlows - 1 - i; // pop gives 0, 1, 2, ...
     this.freeTop = maxFlows;
@@ -90,7 +103,8 @@ export class FlowTable {
     return (
       this.m8.byteLength + this.idx.tup.byteLength + this.idx.slots.byteLength +
       w.heads.byteLength + w.next.byteLength + w.prev.byteLength +
-      this.uNext.byteLength + this.uPrev.byteLength + this.freeStack.byteLength
+      this.uNext.byteLength + this.uPrev.byteLength + this.freeStack.byteLength +
+      this.perPort.byteLength + this.perSource.memoryBytes
     );
   }
 
@@ -116,6 +130,10 @@ export class FlowTable {
   }
   ingressIf(f: number): number {
     return this.m16[(f << 5) + H_INIF];
+  }
+  /** Ingress port index of the flow's first packet (-1: unknown). */
+  ingressPort(f: number): number {
+    return this.m16[(f << 5) + H_PORT] - 1;
   }
   generation(f: number): number {
     return this.m32[(f << 4) + W_GEN];
@@ -155,11 +173,12 @@ export class FlowTable {
   }
 
   /** Fill a new (not yet confirmed) flow's record; its tuples are set by the caller. */
-  init(f: number, proto: number, state: number, flags: number, ingressIf: number, deadline: number, firstBytes: number): void {
+  init(f: number, proto: number, state: number, flags: number, ingressIf: number, ingressPort: number, deadline: number, firstBytes: number): void {
     this.m8[(f << 6) + B_PROTO] = proto;
     this.m8[(f << 6) + B_STATE] = state;
     this.m8[(f << 6) + B_FLAGS] = flags | F_USED;
     this.m16[(f << 5) + H_INIF] = ingressIf;
+    this.m16[(f << 5) + H_PORT] = ingressPort + 1;
     this.m64[f << 3] = deadline;
     const eo = f << 1;
     this.m64[pktsAt(eo)] = 1;
@@ -176,6 +195,9 @@ export class FlowTable {
     this.wheel.insert(f, this.m64[f << 3]);
     this.unrepliedPush(f);
     this.size++;
+    const port = this.m16[(f << 5) + H_PORT] - 1;
+    if (port >= 0) this.perPort[port]++;
+    this.perSource.add(this.idx.src(f << 1));
   }
 
   /** Lazy: the wheel is only touched when the deadline moves earlier (a shorter timeout). */
@@ -204,6 +226,9 @@ export class FlowTable {
       this.wheel.unlink(f);
       this.unrepliedUnlink(f);
       this.size--;
+      const port = this.m16[(f << 5) + H_PORT] - 1;
+      if (port >= 0) this.perPort[port]--;
+      this.perSource.remove(this.idx.src(f << 1));
     }
     this.m8[(f << 6) + B_FLAGS] = 0;
     this.freeStack[this.freeTop++] = f;
@@ -250,6 +275,8 @@ export class FlowTable {
     for (let i = 0; i < this.maxFlows; i++) this.freeStack[i] = this.maxFlows - 1 - i;
     this.freeTop = this.maxFlows;
     this.size = 0;
+    this.perPort.fill(0);
+    this.perSource.clear();
   }
 
   private unrepliedPush(f: number): void {

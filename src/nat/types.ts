@@ -18,6 +18,10 @@ export const NAT_DROP_NO_PORT = 5;
 export const NAT_DROP_CLASH = 6;
 /** Untracked packet from a masqueraded source leaving through the uplink. */
 export const NAT_DROP_UNTRACKED = 7;
+/** New flow refused: its ingress port holds its share of the table. */
+export const NAT_DROP_PORT_LIMIT = 8;
+/** New flow refused: its source address holds its share of the table. */
+export const NAT_DROP_SOURCE_LIMIT = 9;
 
 /** Verdict names: the drop reasons of the registry (src/core/drops.ts) with the same names. */
 export const NAT_DROP_REASON_NAMES: readonly string[] = [
@@ -29,6 +33,8 @@ export const NAT_DROP_REASON_NAMES: readonly string[] = [
   'nat_no_port',
   'nat_clash',
   'nat_untracked_leak',
+  'nat_port_limit',
+  'nat_source_limit',
 ];
 
 export interface PortForward {
@@ -87,6 +93,10 @@ export interface NatConfig {
   maxFlows: number;
   timeouts?: Partial<Timeouts>;
   forwards?: PortForward[];
+  /** Most confirmed flows created through one ingress port (0: no limit). */
+  maxFlowsPerPort?: number;
+  /** Most confirmed flows from one source address (0: no limit). */
+  maxFlowsPerSource?: number;
   /** Seed for the hash and the port picker (default: random). */
   seed?: number;
 }

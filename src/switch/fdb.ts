@@ -17,7 +17,11 @@
  * Entries age out `agingMs` after they were last seen (lazily on lookup and by `sweep`,
  * which the engine runs on its tick). Static entries never age, move or get evicted.
  *
- * Counters: learned, moved, aged, evicted, learnRefused (table full), learnRefusedPortLimit.
+ * Moves: a MAC seen on another port moves there, unless its port is locked (port security)
+ * or moves are denied for the whole table: then learn() answers LEARN_MOVE_REFUSED and the
+ * switch drops the frame.
+ *
+ * Counters: learned, moved, moveRefused, aged, evicted, learnRefused (table full), learnRefusedPortLimit.
  */
 
 const FLAG_USED = 1;
@@ -29,6 +33,8 @@ export const LEARN_MOVED = 1;
 export const LEARN_REFUSED_FULL = 2;
 export const LEARN_REFUSED_PORT_LIMIT = 3;
 export const LEARN_STATIC_CONFLICT = 4;
+/** The MAC lives on a port that keeps its MACs (port security, or moves denied): not moved. */
+export const LEARN_MOVE_REFUSED = 5;
 
 export type WhenFull = 'evict' | 'refuse';
 /** Most table slots one eviction looks at. */
@@ -63,11 +69,16 @@ export class MacTable {
   private readonly lastSeen: Float64Array;
   private readonly flags: Uint8Array;
   private readonly perPortCount: Int32Array;
+  /** Ports whose MACs never move to another port (port security). */
+  private readonly lockedPorts: Uint8Array;
+  /** No learned MAC ever moves between ports (the bridge's macMoves: deny). */
+  denyMoves = false;
   private used = 0;
   private cursor = 0;
 
   learned = 0;
   moved = 0;
+  moveRefused = 0;
   aged = 0;
   evicted = 0;
   learnRefused = 0;
@@ -87,6 +98,12 @@ export class MacTable {
     this.lastSeen = new Float64Array(size);
     this.flags = new Uint8Array(size);
     this.perPortCount = new Int32Array(Math.max(1, opts.maxPorts));
+    this.lockedPorts = new Uint8Array(Math.max(1, opts.maxPorts));
+  }
+
+  /** MACs learned on `port` stay there: another port claiming one is refused (LEARN_MOVE_REFUSED). */
+  lockPort(port: number): void {
+    this.lockedPorts[port] = 1;
   }
 
   get size(): number {
@@ -142,6 +159,10 @@ export class MacTable {
     const evict = this.whenFull === 'evict';
     if (i >= 0) {
       if ((this.flags[i] & FLAG_STATIC) !== 0) return LEARN_STATIC_CONFLICT;
+      if (this.denyMoves || this.lockedPorts[this.ports[i]] !== 0) {
+        this.moveRefused++;
+        return LEARN_MOVE_REFUSED;
+      }
       if (this.perPortLimit > 0 && this.perPortCount[port] >= this.perPortLimit) {
         if (!evict || !this.evictOldest(port, mac)) {
           this.learnRefusedPortLimit++;

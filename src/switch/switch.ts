@@ -6,8 +6,11 @@
  *          i; known unicast goes to the one output the MAC was learned on; broadcast,
  *          multicast and unknown unicast are flooded to every other port that is up, never
  *          back out of port i. A bridge only knows its own ports: bridges are isolated.
+ *          Isolated ports (PortRecord.isolated, Docker's icc=false, the Linux bridge's
+ *          `isolated on`) reach non-isolated ports (the gateway) but never each other.
  * Config:  agingSeconds, macTableSize, macLimitPerPort, whenFull, static entries (MacTable, fdb.ts).
- * Counters: on the ingress port's record: eth_too_short, src_mac_multicast, src_mac_zero, same_port
+ * Counters: on the ingress port's record: eth_too_short, src_mac_multicast, src_mac_zero,
+ *          mac_move_refused (the MAC belongs to a locked port), port_isolated, same_port
  *          (destination lives on the ingress port: filtered), flooded; element counters
  *          forwarded and flooded; on the table: learned, moved, aged, learn refusals.
  *
@@ -15,13 +18,13 @@
  * While a decision trace runs the switch does not learn.
  */
 import { C_FLOODED, DROP_BASE } from '../core/counters.js';
-import { DROP_SAME_PORT, DROP_SRC_MAC_MULTICAST, DROP_SRC_MAC_ZERO } from '../core/drops.js';
+import { DROP_MAC_MOVE_REFUSED, DROP_PORT_ISOLATED, DROP_SAME_PORT, DROP_SRC_MAC_MULTICAST, DROP_SRC_MAC_ZERO } from '../core/drops.js';
 import { Element, type DataPlaneContext, type PortRecord } from '../core/element.js';
 import { VNET_HDR_LEN } from '../core/frame.js';
 import { ETH_HEADER_LEN } from '../wire/ethernet.js';
 import { DROP_ETH_TOO_SHORT } from '../wire/drop.js';
 import { macToString } from '../wire/mac.js';
-import { MacTable, type WhenFull } from './fdb.js';
+import { LEARN_MOVE_REFUSED, MacTable, type WhenFull } from './fdb.js';
 
 const TWO_POW_32 = 4294967296;
 /** Most ports one bridge can have (sizes the per-port MAC counters). */
@@ -84,7 +87,10 @@ export class Switch extends Element {
       inPort.counters[DROP_BASE + DROP_SRC_MAC_ZERO]++;
       return;
     }
-    if (!tracer.active) this.fdb.learn(src, input, now);
+    if (!tracer.active && this.fdb.learn(src, input, now) === LEARN_MOVE_REFUSED) {
+      inPort.counters[DROP_BASE + DROP_MAC_MOVE_REFUSED]++;
+      return;
+    }
 
     if ((b[e] & 1) === 0) {
       const dst = ((b[e] << 8) | b[e + 1]) * TWO_POW_32 + (((b[e + 2] << 24) | (b[e + 3] << 16) | (b[e + 4] << 8) | b[e + 5]) >>> 0);
@@ -93,6 +99,10 @@ export class Switch extends Element {
       if (out >= 0) {
         if (out === input) {
           inPort.counters[DROP_BASE + DROP_SAME_PORT]++;
+          return;
+        }
+        if (inPort.isolated && this.ports[out].isolated) {
+          inPort.counters[DROP_BASE + DROP_PORT_ISOLATED]++;
           return;
         }
         this.counters.forwarded++;
@@ -116,7 +126,8 @@ export class Switch extends Element {
     this.counters.flooded++;
     this.ports[input].counters[C_FLOODED]++;
     const ports = this.ports;
-    for (let i = 0; i < ports.length; i++) if (i !== input && ports[i].up) this.out[i].push(off, len);
+    const isolated = ports[input].isolated;
+    for (let i = 0; i < ports.length; i++) if (i !== input && ports[i].up && !(isolated && ports[i].isolated)) this.out[i].push(off, len);
   }
 
   /** Age the table (the engine's tick, once a second). */
@@ -124,6 +135,11 @@ export class Switch extends Element {
     if (now - this.lastSweep < 1000) return;
     this.lastSweep = now;
     this.fdb.sweep(now);
+  }
+
+  /** Keep the MACs learned on port `index` there (port security). */
+  lockPort(index: number): void {
+    this.fdb.lockPort(index);
   }
 
   /** A port went down: forget what was learned on it. */

@@ -7,7 +7,9 @@
 import assert from 'node:assert/strict';
 import { DROP_BASE } from '../../src/core/counters.js';
 import { DROP_REASONS, dropName } from '../../src/core/drops.js';
-import { VNET_HDR_LEN } from '../../src/core/frame.js';
+import { slotOf } from '../../src/core/anno.js';
+import { SLOT_SIZE, VNET_HDR_LEN } from '../../src/core/frame.js';
+import { RX_BUDGET } from '../../src/io/device.js';
 import { Engine } from '../../src/dataplane/engine.js';
 import type { BridgeSpec, DataPlaneSpec, PortSpec } from '../../src/dataplane/spec.js';
 
@@ -53,6 +55,7 @@ export class TestPlane {
     arena.u8.fill(0, slot, slot + VNET_HDR_LEN);
     arena.u8.set(bytes, slot + VNET_HDR_LEN);
     mutate?.(arena.u8, slot + VNET_HDR_LEN);
+    arena.anno.port[slotOf(slot)] = dev.record.index; // as a slot of the device's RX ring would be
     this.clock.t = now;
     this.engine.ctx.clock.refresh();
     dev.out[0].push(slot, bytes.length);
@@ -63,6 +66,30 @@ export class TestPlane {
   tickElements(): void {
     const now = this.engine.ctx.clock.refresh();
     for (const e of this.engine.graph.elements) e.tick?.(now);
+  }
+
+  private readonly rings = new Map<string, { off: number; next: number }>();
+
+  /**
+   * Like inject, but the frame sits in a slot of an RX ring (reserved for the device on first
+   * use, slots taken round robin), as the native reader hands it over: whoever keeps it must
+   * copy it into a pool slot of an account. Take or flush before 64 frames are in flight.
+   */
+  injectRx(port: string, bytes: Uint8Array, now = this.clock.t): void {
+    const dev = this.engine.device(port)!;
+    const arena = this.engine.arena;
+    let ring = this.rings.get(port);
+    if (ring === undefined) {
+      ring = { off: arena.reserveRing(RX_BUDGET), next: 0 };
+      this.rings.set(port, ring);
+    }
+    const slot = ring.off + (ring.next++ % RX_BUDGET) * SLOT_SIZE;
+    arena.u8.fill(0, slot, slot + VNET_HDR_LEN);
+    arena.u8.set(bytes, slot + VNET_HDR_LEN);
+    arena.anno.port[slotOf(slot)] = dev.record.index;
+    this.clock.t = now;
+    this.engine.ctx.clock.refresh();
+    dev.out[0].push(slot, bytes.length);
   }
 
   /** Frames queued on every device since the last take, in port order; then the queues are flushed (tx counters). */
