@@ -143,6 +143,14 @@ export function dataPlaneApi(engine: Engine, post: PostToMain): DataPlaneApi {
       return captures.start({ ...s, direction: direction(s.direction, 'both'), fd: typeof s.fd === 'number' ? s.fd : -1, snaplen: typeof s.snaplen === 'number' ? s.snaplen : 262144 });
     },
     capture_stop: (p) => captures.stop(captureId(p.id), typeof p.reason === 'string' && p.reason !== '' ? p.reason : 'stopped by user'),
+    debug_crash: () => {
+      // Test hook (TAPBRIDGE_TEST_HOOKS=1): an exception escapes the data plane, as a bug in an element would.
+      if (process.env.TAPBRIDGE_TEST_HOOKS !== '1') throw new ApiError(404, "unknown method 'debug_crash'");
+      setImmediate(() => {
+        throw new Error('debug crash (TAPBRIDGE_TEST_HOOKS)');
+      });
+      return { crashing: true };
+    },
     stats_sample: () => ({
       t: performance.timeOrigin + performance.now(),
       ports: [...engine.shared.records.values()].map((r) => {
