@@ -111,6 +111,8 @@ const captureShape = {
   /** Default: pcapng for a .pcapng file, else pcap. */
   format: z.enum(['pcap', 'pcapng']).optional(),
   durationSeconds: z.number().positive().max(1e7).optional(),
+  /** Truncate a file that exists (default: refuse it). */
+  overwrite: z.boolean().default(false),
 };
 
 function oneTarget(c: { port?: string; bridge?: string }, ctx: z.RefinementCtx): void {
@@ -164,6 +166,11 @@ export const metricsSchema = z.strictObject({
 });
 
 export const experimentSchema = z.strictObject({
+  /** Capture files (from the file and the API) must be inside this directory. */
+  captureDirectory: z
+    .string()
+    .refine((d) => isAbsolute(d), 'must be an absolute path')
+    .optional(),
   faults: z.array(faultEntrySchema).default([]),
   captures: z.array(captureEntrySchema).default([]),
   metrics: metricsSchema.optional(),
@@ -241,6 +248,9 @@ export function checkExperiment(cfg: ConfigView, issue: (path: (string | number)
     if (!existsSync(dir) || !statSync(dir).isDirectory()) issue(['experiment', 'captures', i, 'file'], `directory ${dir} does not exist`);
     const other = files.get(c.file);
     if (other !== undefined) issue(['experiment', 'captures', i, 'file'], `${c.file} is also written by experiment.captures[${other}]`);
+    const root = ex.captureDirectory;
+    if (root !== undefined && !(c.file === root || c.file.startsWith(root.endsWith('/') ? root : `${root}/`)))
+      issue(['experiment', 'captures', i, 'file'], `${c.file} is outside experiment.captureDirectory ${root}`);
     files.set(c.file, i);
   });
 }

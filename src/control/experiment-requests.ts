@@ -45,12 +45,17 @@ export function parseSpec(v: unknown, merge: boolean): Record<string, unknown> {
   return spec;
 }
 
-type CaptureFields = Pick<CaptureStartSpec, 'direction' | 'filter' | 'snaplen' | 'maxPackets' | 'maxBytes' | 'format' | 'durationSeconds'> & { file?: string };
+type CaptureFields = Pick<CaptureStartSpec, 'direction' | 'filter' | 'snaplen' | 'maxPackets' | 'maxBytes' | 'format' | 'durationSeconds'> & { file?: string; overwrite?: boolean };
 
 /** A validated capture (request or config entry) with its file opened. */
 function captureStart(target: string, c: CaptureFields, fd: number, streamToken?: string): CaptureStartSpec {
   const { direction, filter, snaplen, maxPackets, maxBytes, format, durationSeconds, file } = c;
   return { target, direction, fd, file, streamToken, filter, snaplen, maxPackets, maxBytes, format, durationSeconds };
+}
+
+/** Open a capture's file as asked (overwrite) inside the configured capture directory. */
+function openFile(c: CaptureFields & { file: string }, directory: string | undefined): number {
+  return openCaptureFile(c.file, { directory, overwrite: c.overwrite === true });
 }
 
 /** Body of POST /v1/captures (the route adds `streamToken` for a stream) -> a CaptureStartSpec with the file opened. */
@@ -61,7 +66,7 @@ export function captureStartParams(body: Record<string, unknown>, opts: { direct
   let fd = -1;
   if (c.file !== undefined) {
     try {
-      fd = openCaptureFile(c.file, { directory: opts.directory });
+      fd = openFile({ ...c, file: c.file }, opts.directory);
     } catch (err) {
       if (err instanceof CaptureFileError) throw new HttpError(400, `file: ${err.message}`);
       throw err;
@@ -74,7 +79,7 @@ export function captureStartParams(body: Record<string, unknown>, opts: { direct
 export function openExperimentCaptures(cfg: Config): CaptureStartSpec[] {
   return (cfg.experiment?.captures ?? []).map((c, i) => {
     try {
-      return captureStart(c.bridge !== undefined ? `bridge:${c.bridge}` : c.port!, c, openCaptureFile(c.file));
+      return captureStart(c.bridge !== undefined ? `bridge:${c.bridge}` : c.port!, c, openFile(c, cfg.experiment?.captureDirectory));
     } catch (err) {
       throw new Error(`experiment.captures[${i}].file: ${(err as Error).message}`);
     }

@@ -181,11 +181,11 @@ export function experimentRoutes(dp: DataPlaneWorker, cfg: Pick<Config, 'experim
       handler: async (c) => {
         if (c.body.stream !== true) {
           if (c.body.streamToken !== undefined) throw new HttpError(400, "unknown field 'streamToken'");
-          return call('capture_start', { ...captureStartParams(c.body) });
+          return call('capture_start', { ...captureStartParams(c.body, { directory: cfg.experiment?.captureDirectory }) });
         }
         const token = randomUUID();
         const { stream: _s, ...rest } = c.body;
-        const params = captureStartParams({ ...rest, streamToken: token });
+        const params = captureStartParams({ ...rest, streamToken: token }, { directory: cfg.experiment?.captureDirectory });
         hub.register(token, c.res);
         let info: CaptureInfo;
         try {

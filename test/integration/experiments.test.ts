@@ -8,6 +8,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BIN, IP, Instance, ping, run, skipReason, sleep } from '../helpers/experiments-instance.js';
 import { cleanupAll } from '../helpers/tapbridge.js';
@@ -192,6 +193,48 @@ describe('experiments on a running instance', { skip: SKIP ?? false, timeout: 24
     } finally {
       await inst.ctlJson('fault', 'clear', 'red');
     }
+  });
+
+  test('capture files are opened safely: no symlinks, regular files only, no silent truncation, mode 0600, never blocking', async () => {
+    const post = (file: string, extra: Record<string, unknown> = {}) => inst.http('POST', '/v1/captures', JSON.stringify({ target: 'red', file, maxPackets: 1, ...extra }));
+    const victim = join(inst.dir, 'victim');
+    writeFileSync(victim, 'precious\n');
+    const link = join(inst.dir, 'cap-link.pcap');
+    symlinkSync(victim, link);
+    let r = await post(link, { overwrite: true });
+    assert.equal(r.status, 400, r.text);
+    assert.match((r.json as { error: string }).error, /symbolic link/);
+    assert.equal(readFileSync(victim, 'utf8'), 'precious\n', 'the symlink target is untouched');
+    r = await post('/proc/self/mem', { overwrite: true });
+    assert.equal(r.status, 400, r.text);
+    assert.match((r.json as { error: string }).error, /not a regular file|cannot open/);
+    // a FIFO: refused at once; forwarding never stops meanwhile
+    const fifo = join(inst.dir, 'cap.fifo');
+    const mk = await run('mkfifo', [fifo]);
+    assert.equal(mk.code, 0, mk.stderr);
+    const pinging = ping(inst, 'red', '10.100.0.3', 20, 0.05);
+    const t0 = Date.now();
+    r = await post(fifo, { overwrite: true });
+    assert.equal(r.status, 400, r.text);
+    assert.ok(Date.now() - t0 < 2000, `the FIFO was refused in ${Date.now() - t0} ms`);
+    const p = await pinging;
+    assert.equal(p.received, 20, `red -> blue kept flowing: ${p.received}/20`);
+    // an existing file with data is not truncated unless asked
+    const existing = join(inst.dir, 'old.pcap');
+    writeFileSync(existing, 'old data\n');
+    r = await post(existing);
+    assert.equal(r.status, 400, r.text);
+    assert.match((r.json as { error: string }).error, /exists/);
+    assert.equal(readFileSync(existing, 'utf8'), 'old data\n');
+    r = await post(existing, { overwrite: true });
+    assert.equal(r.status, 200, r.text);
+    await inst.ctl('capture', 'stop', String((r.json as CaptureInfo).id));
+    // a new file is created 0600
+    const fresh = join(inst.dir, 'fresh.pcap');
+    r = await post(fresh);
+    assert.equal(r.status, 200, r.text);
+    await inst.ctl('capture', 'stop', String((r.json as CaptureInfo).id));
+    assert.equal(statSync(fresh).mode & 0o777, 0o600);
   });
 
   test('the API answers malformed JSON, unknown ports and bad values with 4xx', async () => {
