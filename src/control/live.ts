@@ -25,7 +25,7 @@ export interface LiveStats {
   rateWindowSeconds: number;
   ports: (PortInfo & { rates: PortRates; rates1s: PortRates })[];
   bridges: (BridgeInfoView & { rates: BridgeRates })[];
-  pool: { free: number; total: number };
+  pool: { free: number; total: number; reserve?: number; accounts?: { name: string; used: number; limit: number; peak: number; refused: number }[] };
   faults: FaultRow[];
   captures: CaptureInfo[];
   router: Record<string, unknown> | null;
@@ -101,7 +101,7 @@ export class LiveStatsSource {
       t: number;
       ports: PortInfo[];
       bridges: BridgeInfoView[];
-      pool: { free: number; total: number };
+      pool: LiveStats['pool'];
       faults: FaultRow[];
       captures: CaptureInfo[];
     };

@@ -60,7 +60,7 @@ export class MetricsExporter {
     }
     const bm = this.gauge('tapbridge_bridge_macs', 'Entries in the MAC table', ['bridge']);
     const bs = this.gauge('tapbridge_bridge_mac_table_size', 'Capacity of the MAC table', ['bridge']);
-    const bc = this.counter('tapbridge_bridge_events_total', 'Bridge events: forwarded, flooded, learned, moved, aged, learn_refused', ['bridge', 'event']);
+    const bc = this.counter('tapbridge_bridge_events_total', 'Bridge events: forwarded, flooded, learned, moved, aged, learn_refused, evicted, move_refused', ['bridge', 'event']);
     for (const b of s.bridges) {
       bm.set({ bridge: b.name }, b.macs);
       bs.set({ bridge: b.name }, b.macTableSize);
@@ -71,6 +71,8 @@ export class MetricsExporter {
         ['moved', b.moved],
         ['aged', b.aged],
         ['learn_refused', b.learnRefused],
+        ['evicted', b.evicted],
+        ['move_refused', b.moveRefused],
       ] as const)
         if (typeof v === 'number') bc.inc({ bridge: b.name, event }, v);
     }
@@ -98,6 +100,12 @@ export class MetricsExporter {
     const pt = this.gauge('tapbridge_frame_pool_slots', 'Slots in the frame pool', []);
     pf.set(s.pool.free);
     pt.set(s.pool.total);
+    const pu = this.gauge('tapbridge_frame_pool_account_used', 'Pool slots held, by account (control, general, neighbour queues per port, delay lines)', ['account']);
+    const pr = this.counter('tapbridge_frame_pool_account_refused_total', 'Pool allocations refused by account (at its limit, or only the control reserve left)', ['account']);
+    for (const a of s.pool.accounts ?? []) {
+      pu.set({ account: a.name }, a.used);
+      if (a.refused > 0) pr.inc({ account: a.name }, a.refused);
+    }
     if (s.router !== null) {
       const rc = this.counter('tapbridge_router_events_total', 'Router events (forwarded, ARP, ICMP, ...)', ['event']);
       for (const [event, v] of Object.entries(s.router)) if (typeof v === 'number') rc.inc({ event }, v);

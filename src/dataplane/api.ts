@@ -12,6 +12,7 @@
  *   captures, capture {id}, capture_start {CaptureStartSpec}, capture_stop {id, reason?}
  *   stats_sample (compact counters for the main thread's rate sampler), experiment_stats
  */
+import { ACCOUNT_GENERAL, type PoolAccountInfo } from '../core/arena.js';
 import { C_RX_BYTES, C_RX_PACKETS, C_TX_BYTES, C_TX_PACKETS, totalDrops } from '../core/counters.js';
 import { dropReasons } from '../core/drops.js';
 import { unconnectedDrops } from '../core/element.js';
@@ -124,7 +125,7 @@ export function dataPlaneApi(engine: Engine, post: PostToMain): DataPlaneApi {
     arp: () => engine.gateways.flatMap((g) => g.neighbors()),
     routes: () => engine.shared.routes.table(),
     router: () => (router() === undefined ? null : routerCounters(engine)),
-    stats: () => ({ bridges: engine.bridgeInfo(), ports: engine.portInfo(), pool: { free: engine.arena.poolFree, total: engine.arena.poolSlots } }),
+    stats: () => ({ bridges: engine.bridgeInfo(), ports: engine.portInfo(), pool: poolInfo(engine) }),
 
     faults: (p) => {
       if (p.port !== undefined) faults.hookablePort(str(p, 'port')!);
@@ -163,12 +164,19 @@ export function dataPlaneApi(engine: Engine, post: PostToMain): DataPlaneApi {
       t: performance.timeOrigin + performance.now(),
       ports: engine.portInfo(),
       bridges: engine.bridgeInfo(),
-      pool: { free: engine.arena.poolFree, total: engine.arena.poolSlots },
+      pool: poolInfo(engine),
       faults: faults.list(),
       captures: captures.list(),
     }),
   };
   return { methods, faults, captures };
+}
+
+/** The frame pool: free slots, the control reserve, and use by account (busy accounts only, at most 64). */
+function poolInfo(engine: Engine): { free: number; total: number; reserve: number; accounts: PoolAccountInfo[] } {
+  const a = engine.arena;
+  const accounts = a.accounts().filter((x, i) => i <= ACCOUNT_GENERAL || x.used > 0 || x.refused > 0).slice(0, 64);
+  return { free: a.poolFree, total: a.poolSlots, reserve: a.reserve, accounts };
 }
 
 /** The router's counters with those of the elements around it (ICMP errors, local delivery, ARP, fragmentation). */
