@@ -9,6 +9,9 @@
  *   inIf     router interface the packet entered through (-1: generated locally)
  *   outIf    router interface chosen by the route lookup
  *   nextHop  IPv4 next hop chosen by the route lookup
+ *   nextHop6 IPv6 next hop (four words per slot)
+ *   l4       IPv6: offset of the upper-layer header from the IPv6 header (after the
+ *            extension chain, walked once by gw6/IF), and l4proto its protocol
  *   flow     conntrack state of the packet between nat/pre and nat/post (-1: none)
  *   related  for an ICMP error tapbridge generated: the flow state of the packet it quotes
  *   param    a number for the next element (e.g. the MTU for a "fragmentation needed" error)
@@ -27,6 +30,9 @@ export class Annotations {
   readonly inIf: Int16Array;
   readonly outIf: Int16Array;
   readonly nextHop: Uint32Array;
+  readonly nextHop6: Uint32Array;
+  readonly l4: Uint16Array;
+  readonly l4proto: Uint8Array;
   readonly flow: Int32Array;
   readonly related: Int32Array;
   readonly param: Int32Array;
@@ -36,6 +42,9 @@ export class Annotations {
     this.inIf = new Int16Array(slots);
     this.outIf = new Int16Array(slots);
     this.nextHop = new Uint32Array(slots);
+    this.nextHop6 = new Uint32Array(slots * 4);
+    this.l4 = new Uint16Array(slots);
+    this.l4proto = new Uint8Array(slots);
     this.flow = new Int32Array(slots);
     this.related = new Int32Array(slots);
     this.param = new Int32Array(slots);
@@ -60,6 +69,9 @@ export class Annotations {
     this.inIf[b] = this.inIf[a];
     this.outIf[b] = this.outIf[a];
     this.nextHop[b] = this.nextHop[a];
+    this.nextHop6.copyWithin(b * 4, a * 4, a * 4 + 4);
+    this.l4[b] = this.l4[a];
+    this.l4proto[b] = this.l4proto[a];
     this.flow[b] = this.flow[a];
     this.related[b] = this.related[a];
     this.param[b] = this.param[a];

@@ -101,11 +101,15 @@ export const DROP_PORT_ISOLATED = reason('port_isolated', 'switch', 'from an iso
 export const DROP_SPOOFED_MAC = reason('spoofed_mac', 'security', 'source MAC not the port\'s');
 export const DROP_SPOOFED_ARP = reason('spoofed_arp', 'security', 'ARP sender MAC or address not the port\'s');
 export const DROP_SPOOFED_IPV4 = reason('spoofed_ipv4', 'security', 'IPv4 source address not the port\'s');
+export const DROP_SPOOFED_IPV6 = reason('spoofed_ipv6', 'security', 'IPv6 source address not the port\'s (configured, or link-local/SLAAC from its MAC)');
+export const DROP_SPOOFED_ND = reason('spoofed_nd', 'security', 'NDP link-layer address option not the port\'s MAC');
+export const DROP_RA_GUARD = reason('ra_guard', 'security', 'router advertisement or redirect from a tenant port (RA guard)');
 
 /* --- gateway interface (src/gateway/interface.ts) --- */
 export const DROP_NOT_FOR_GATEWAY = reason('l2_not_for_gateway', 'gateway', 'not addressed to the gateway\'s MAC');
 export const DROP_VLAN_NOT_ROUTED = reason('vlan_not_routed', 'gateway', 'VLAN-tagged frame at the gateway');
-export const DROP_UNKNOWN_ETHERTYPE = reason('unknown_ethertype', 'gateway', 'neither IPv4 nor ARP');
+export const DROP_UNKNOWN_ETHERTYPE = reason('unknown_ethertype', 'gateway', 'not IPv4, ARP, or IPv6 on an interface with an IPv6 address');
+export const DROP_NO_IPV4 = reason('ipv4_not_enabled', 'gateway', 'IPv4 or ARP on an IPv6-only interface');
 export const DROP_UPLINK_NOT_OURS = reason('uplink_not_for_us', 'gateway', 'uplink traffic for the host, not for tapbridge\'s address');
 export const DROP_ARP_NOT_OURS = reason('arp_not_for_us', 'gateway', 'ARP request for an address that is not the gateway\'s');
 export const DROP_IPV4_NOT_UNICAST = reason('ipv4_not_unicast', 'gateway', 'IPv4 to a multicast or broadcast address');
@@ -118,6 +122,19 @@ export const DROP_NEIGH_PORT_LIMIT = reason('arp_pending_limit', 'gateway', 'the
 export const DROP_ARP_TAKEOVER = reason('arp_takeover_refused', 'gateway', 'ARP claiming a neighbour learned from another port');
 export const DROP_ARP_SHA_MISMATCH = reason('arp_sha_mismatch', 'gateway', 'ARP sender MAC differs from the frame source MAC');
 
+/* --- IPv6 gateway interface (src/gateway/interface6.ts, ipv6-input.ts) --- */
+export const DROP_IPV6_BAD_SOURCE = reason('ipv6_bad_source', 'gateway', 'martian IPv6 source (multicast, loopback, unspecified outside NDP, or an address of tapbridge)');
+export const DROP_IPV6_BAD_DEST = reason('ipv6_bad_dest', 'gateway', 'IPv6 to the loopback address, or to a multicast address with a unicast MAC');
+export const DROP_IPV6_MULTICAST = reason('ipv6_multicast_ignored', 'gateway', 'IPv6 multicast that is not NDP for the gateway (MLD reports, other groups)');
+export const DROP_NDP_NOT_OURS = reason('ndp_not_for_us', 'gateway', 'neighbour solicitation for an address that is not the gateway\'s, or an unasked advertisement');
+export const DROP_NDP_IGNORED = reason('ndp_ignored', 'gateway', 'router advertisement, redirect, or router solicitation on the uplink: tapbridge takes no configuration from the link');
+export const DROP_ND_LLA_MISMATCH = reason('nd_lla_mismatch', 'gateway', 'NDP link-layer address option differs from the frame source MAC');
+export const DROP_ND_TAKEOVER = reason('nd_takeover_refused', 'gateway', 'NDP claiming a neighbour learned from another port');
+export const DROP_ND_QUEUE_FULL = reason('nd_queue_full', 'gateway', 'too many packets waiting for one neighbour solicitation');
+export const DROP_ND_FAILED = reason('nd_failed', 'gateway', 'the next hop did not answer neighbour solicitations (ICMPv6 address unreachable sent)');
+export const DROP_ND_TABLE_FULL = reason('nd_table_full', 'gateway', 'the IPv6 neighbour table is full');
+export const DROP_ND_PORT_LIMIT = reason('nd_pending_limit', 'gateway', 'the ingress port has too many unresolved IPv6 neighbours');
+
 /* --- router (src/gateway/router.ts, local.ts, fragment.ts, icmp-error.ts) --- */
 export const DROP_TTL_EXCEEDED = reason('ttl_exceeded', 'router', 'TTL expired (ICMP time exceeded sent)');
 export const DROP_NO_ROUTE = reason('no_route', 'router', 'no route to the destination (ICMP net unreachable sent)');
@@ -125,6 +142,14 @@ export const DROP_MTU_EXCEEDED = reason('mtu_exceeded', 'router', 'larger than t
 export const DROP_BRIDGE_ISOLATION = reason('bridge_isolation', 'router', 'routing between two bridges is not allowed');
 export const DROP_LOCAL_UNSUPPORTED = reason('local_proto_unreachable', 'local', 'to a tapbridge address, nothing serves it (RST or ICMP unreachable sent)');
 export const DROP_LOCAL_ICMP = reason('local_icmp_ignored', 'local', 'ICMP to a tapbridge address that is not an echo request');
+
+/* --- IPv6 router (src/gateway/router6.ts, local6.ts) --- */
+export const DROP_HOP_LIMIT = reason('hop_limit_exceeded', 'router6', 'IPv6 hop limit expired (ICMPv6 time exceeded sent)');
+export const DROP_IPV6_NO_ROUTE = reason('ipv6_no_route', 'router6', 'no IPv6 route to the destination (ICMPv6 no route sent)');
+export const DROP_IPV6_TOO_BIG = reason('ipv6_too_big', 'router6', 'larger than the egress MTU: IPv6 routers never fragment (ICMPv6 packet too big sent)');
+export const DROP_IPV6_BEYOND_SCOPE = reason('ipv6_beyond_scope', 'router6', 'link-local destination that is not tapbridge\'s: never forwarded');
+export const DROP_IPV6_RP_FILTER = reason('ipv6_rp_filter', 'router6', 'IPv6 source not reachable back through the interface it came in on');
+export const DROP_IPV6_LOCAL_HEADER = reason('ipv6_local_bad_header', 'local6', 'to a tapbridge address with a routing header still to process (ICMPv6 parameter problem sent)');
 
 /* --- NAT (src/nat/element.ts) --- */
 export const DROP_NAT_MALFORMED = reason('nat_malformed', 'nat', 'IPv4/L4 header the NAT cannot track');

@@ -6,7 +6,7 @@
  * lists take a limit (and a starting point) so one call never stalls forwarding.
  *
  *   ports, bridges, fdb {bridge?}, link {port, up}, graph, drops
- *   arp, routes, router, conntrack {limit?, from?}, forwards, forwards.add {PublishSpec},
+ *   arp, neigh (IPv6 neighbours), routes (both families), router, conntrack {limit?, from?}, forwards, forwards.add {PublishSpec},
  *   forwards.remove {proto, port}, trace {TraceRequest}, stats
  *   faults {port?}, faults_set {port, direction, spec, merge?}, faults_clear {port, direction}
  *   captures, capture {id}, capture_start {CaptureStartSpec}, capture_stop {id, reason?}
@@ -123,7 +123,8 @@ export function dataPlaneApi(engine: Engine, post: PostToMain): DataPlaneApi {
       return { removed: `${p.proto ?? 'tcp'}/${port}` };
     },
     arp: () => engine.gateways.flatMap((g) => g.neighbors()),
-    routes: () => engine.shared.routes.table(),
+    neigh: () => engine.gateways6.flatMap((g) => g.neighbors()),
+    routes: () => [...engine.shared.routes.table(), ...engine.shared.routes6.table()],
     router: () => (router() === undefined ? null : routerCounters(engine)),
     stats: () => ({ bridges: engine.bridgeInfo(), ports: engine.portInfo(), pool: poolInfo(engine) }),
 
@@ -196,6 +197,28 @@ function routerCounters(engine: Engine): Record<string, number> {
     arpRequestsSent: sum('GatewayInterface', 'arpRequestsSent'),
     arpRepliesSent: sum('GatewayInterface', 'arpRepliesSent'),
     fragmentsCreated: sum('Fragmenter', 'fragmentsCreated'),
+    ...router6Counters(engine, sum),
+  };
+}
+
+/** The IPv6 half (absent without an IPv6 interface). */
+function router6Counters(engine: Engine, sum: (kind: string, key: string) => number): Record<string, number> {
+  const r = engine.graph.element('router6')?.counters;
+  if (r === undefined) return {};
+  return {
+    forwarded6: r.forwarded,
+    localDelivered6: r.localDelivered,
+    localSent6: r.localSent,
+    localUnroutable6: r.localUnroutable,
+    echoReplies6: sum('LocalDelivery6', 'echoReplies'),
+    resetsSent6: sum('LocalDelivery6', 'resetsSent'),
+    icmp6ErrorsSent: sum('Icmp6Error', 'sent'),
+    icmp6ErrorsSuppressed: sum('Icmp6Error', 'suppressed'),
+    icmp6RateLimited: engine.shared.budget6.limited,
+    neighborSolicitsSent: sum('GatewayInterface6', 'nsSent'),
+    neighborAdvertsSent: sum('GatewayInterface6', 'naSent'),
+    routerAdvertsSent: sum('GatewayInterface6', 'raSent'),
+    routerSolicitsReceived: sum('GatewayInterface6', 'rsReceived'),
   };
 }
 

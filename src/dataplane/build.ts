@@ -10,26 +10,37 @@ import type { ElementFactory } from '../core/graph.js';
 import { ErrorBudget } from '../gateway/error-budget.js';
 import { Fragmenter } from '../gateway/fragment.js';
 import { IcmpError } from '../gateway/icmp-error.js';
-import { InterfaceTable } from '../gateway/ifaces.js';
+import { Icmp6Error } from '../gateway/icmp6-error.js';
+import { InterfaceTable, type RaSpec } from '../gateway/ifaces.js';
 import { GatewayInterface } from '../gateway/interface.js';
+import { GatewayInterface6, type RoutedPrefix } from '../gateway/interface6.js';
 import { LocalDelivery } from '../gateway/local.js';
+import { LocalDelivery6 } from '../gateway/local6.js';
 import { Router } from '../gateway/router.js';
+import { Router6 } from '../gateway/router6.js';
 import { RouteTable } from '../gateway/routes.js';
+import { RouteTable6 } from '../gateway/routes6.js';
 import { DevicePort } from '../io/device.js';
 import { NatEngine, NatLocalOut, NatPostrouting, NatPrerouting, type PortForward } from '../nat/index.js';
 import { Switch } from '../switch/switch.js';
 import { parseCidr, parseIp4 } from '../wire/ip4.js';
+import { maskIp6, parseCidrIp6, parseIp6 } from '../wire/ip6.js';
 import { parseMac } from '../wire/mac.js';
 import { routerInterfaces } from './plan.js';
-import { gatewayPortName, UPLINK_PORT, type DataPlaneSpec, type PublishSpec } from './spec.js';
+import { gatewayPortName, UPLINK_PORT, type DataPlaneSpec, type PublishSpec, type RouterAdvertSpec } from './spec.js';
 
 export interface SharedState {
   /** Every port by name, in `ctl ports` order: device ports, gateway ports, the uplink. */
   records: Map<string, PortRecord>;
   ifaces: InterfaceTable;
   routes: RouteTable;
+  routes6: RouteTable6;
   nat: NatEngine | null;
+  /** Rate limits of the errors tapbridge sends, IPv4 and IPv6. */
   budget: ErrorBudget;
+  budget6: ErrorBudget;
+  /** IPv6 prefixes routed through the uplink without NAT. */
+  routed6: RoutedPrefix[];
   /** Pool account for frames waiting for a neighbour, by ingress port index. */
   neighbourAccounts: Int32Array;
 }
@@ -65,23 +76,37 @@ export function buildShared(spec: DataPlaneSpec, ctx: DataPlaneContext): SharedS
   for (const p of spec.ports) addRecord(new PortRecord(p.name, p.kind, p.ifname, must(parseMac(p.mac), `port ${p.name}: bad MAC ${p.mac}`), p.vnetHdr, p.bridge)).isolated = p.isolated === true;
   const ifaces = new InterfaceTable();
   const routes = new RouteTable(ifaces);
+  const routes6 = new RouteTable6(ifaces);
   for (const b of spec.bridges) {
-    if (b.gateway === undefined) continue;
-    const cidr = must(parseCidr(b.gateway.address), `bridge ${b.name}: bad gateway address`);
-    const mac = must(parseMac(b.gateway.mac), `bridge ${b.name}: bad gateway MAC`);
-    const record = addRecord(new PortRecord(gatewayPortName(b.name), 'internal', `gateway ${b.gateway.address}`, mac, true, b.name));
-    ifaces.add({ name: b.name, kind: 'bridge', address: cidr.addr, prefixLen: cidr.prefixLen, mac, mtu: b.gateway.mtu }, record);
+    const g = b.gateway;
+    if (g === undefined) continue;
+    const mac = must(parseMac(g.mac), `bridge ${b.name}: bad gateway MAC`);
+    const shown = [g.address, g.address6].filter((a) => a !== undefined).join(' ');
+    const record = addRecord(new PortRecord(gatewayPortName(b.name), 'internal', `gateway ${shown}`, mac, true, b.name));
+    ifaces.add({ name: b.name, kind: 'bridge', mac, mtu: g.mtu, ...v4(g.address, `bridge ${b.name}: bad gateway address`), ...v6(g.address6, `bridge ${b.name}: bad gateway IPv6 address`), ra: g.ra === undefined ? undefined : raSpec(g.ra) }, record);
   }
   if (spec.uplink !== undefined) {
     const u = spec.uplink;
-    const cidr = must(parseCidr(u.address), 'uplink: bad address');
     const mac = must(parseMac(u.mac), 'uplink: bad MAC');
     const record = addRecord(new PortRecord(UPLINK_PORT, 'uplink', u.ifname, mac, u.vnetHdr, null));
-    ifaces.add({ name: UPLINK_PORT, kind: 'uplink', address: cidr.addr, prefixLen: cidr.prefixLen, mac, mtu: u.mtu }, record);
+    ifaces.add({ name: UPLINK_PORT, kind: 'uplink', mac, mtu: u.mtu, ...v4(u.address, 'uplink: bad address'), ...v6(u.address6, 'uplink: bad IPv6 address') }, record);
   }
-  for (const f of ifaces.list) routes.add({ net: f.net, prefixLen: f.prefixLen, iface: f.id, via: 0, origin: 'connected' });
-  if (spec.uplink !== undefined) routes.add({ net: 0, prefixLen: 0, iface: ifaces.byName(UPLINK_PORT)!.id, via: must(parseIp4(spec.uplink.gateway), 'uplink: bad gateway'), origin: 'default' });
+  for (const f of ifaces.list) {
+    if (f.hasV4) routes.add({ net: f.net, prefixLen: f.prefixLen, iface: f.id, via: 0, origin: 'connected' });
+    if (f.address6 !== null) routes6.add({ net: f.net6, prefixLen: f.prefixLen6, iface: f.id, via: null, origin: 'connected' });
+  }
+  const uplinkIf = ifaces.byName(UPLINK_PORT);
+  if (spec.uplink?.gateway !== undefined) routes.add({ net: 0, prefixLen: 0, iface: uplinkIf!.id, via: must(parseIp4(spec.uplink.gateway), 'uplink: bad gateway'), origin: 'default' });
+  if (spec.uplink?.gateway6 !== undefined) routes6.add({ net: new Uint32Array(4), prefixLen: 0, iface: uplinkIf!.id, via: must(parseIp6(spec.uplink.gateway6), 'uplink: bad IPv6 gateway'), origin: 'default' });
   for (const r of spec.routes) {
+    if (r.to.includes(':')) {
+      const to = must(parseCidrIp6(r.to), `route ${r.to}: bad destination`);
+      const via = must(parseIp6(r.via), `route ${r.to}: bad next hop`);
+      const out = routes6.egress(via);
+      if (out < 0) throw new Error(`route to ${r.to}: next hop ${r.via} is not directly connected`);
+      routes6.add({ net: to.addr, prefixLen: to.prefixLen, iface: out, via, origin: 'static' });
+      continue;
+    }
     const to = must(parseCidr(r.to), `route ${r.to}: bad destination`);
     const via = must(parseIp4(r.via), `route ${r.to}: bad next hop`);
     const out = routes.lookup(via);
@@ -94,7 +119,7 @@ export function buildShared(spec: DataPlaneSpec, ctx: DataPlaneContext): SharedS
     nat = new NatEngine({
       uplinkIf: ifaces.byName(UPLINK_PORT)!.id,
       ifAddr: Uint32Array.from(ifaces.list, (f) => f.address),
-      masqueradeSources: n.masquerade.map((c) => {
+      masqueradeSources: n.masquerade.filter((c) => !c.includes(':')).map((c) => {
         const x = must(parseCidr(c), `nat: bad masquerade subnet ${c}`);
         return { net: x.addr, prefixLen: x.prefixLen };
       }),
@@ -110,7 +135,33 @@ export function buildShared(spec: DataPlaneSpec, ctx: DataPlaneContext): SharedS
   // on: one tenant resolving many addresses cannot take the slots of the others.
   const neighbourAccounts = new Int32Array(MAX_PORTS).fill(ACCOUNT_CONTROL);
   for (const r of records.values()) neighbourAccounts[r.index] = ctx.arena.newAccount(`neighbour-queue/${r.name}`, NEIGHBOUR_QUEUE_SLOTS_PER_PORT);
-  return { records, ifaces, routes, nat, budget: new ErrorBudget(ctx), neighbourAccounts };
+  return { records, ifaces, routes, routes6, nat, budget: new ErrorBudget(ctx), budget6: new ErrorBudget(ctx), neighbourAccounts, routed6: routedPrefixes(spec) };
+}
+
+/** The IPv4 part of an interface spec (none: address 0). */
+function v4(cidr: string | undefined, what: string): { address: number; prefixLen: number } {
+  if (cidr === undefined) return { address: 0, prefixLen: 0 };
+  const c = must(parseCidr(cidr), what);
+  return { address: c.addr, prefixLen: c.prefixLen };
+}
+
+function v6(cidr: string | undefined, what: string): { address6: Uint32Array | null; prefixLen6: number } {
+  if (cidr === undefined) return { address6: null, prefixLen6: 0 };
+  const c = must(parseCidrIp6(cidr), what);
+  return { address6: c.addr, prefixLen6: c.prefixLen };
+}
+
+function raSpec(r: RouterAdvertSpec): RaSpec {
+  return { ...r, dns: r.dns.map((d) => must(parseIp6(d), `router advertisement: bad DNS server ${d}`)) };
+}
+
+/** IPv6 prefixes the uplink routes without NAT: the configured ones under NAT, every bridge's without it. */
+function routedPrefixes(spec: DataPlaneSpec): RoutedPrefix[] {
+  const text = spec.nat !== undefined ? (spec.nat.routed ?? []) : spec.bridges.flatMap((b) => (b.gateway?.address6 !== undefined ? [b.gateway.address6] : []));
+  return text.map((t) => {
+    const c = must(parseCidrIp6(t), `routed prefix ${t}`);
+    return { net: maskIp6(c.addr, c.prefixLen), prefixLen: c.prefixLen };
+  });
 }
 
 export function factories(spec: DataPlaneSpec, ctx: DataPlaneContext, s: SharedState): Record<string, ElementFactory> {
@@ -138,6 +189,10 @@ export function factories(spec: DataPlaneSpec, ctx: DataPlaneContext, s: SharedS
     Router: (name) => new Router(name, ctx, { ifaces: s.ifaces, routes: s.routes, rpFilter: spec.rpFilter }),
     LocalDelivery: (name) => new LocalDelivery(name, ctx, { ifaces: s.ifaces, budget: s.budget }),
     IcmpError: (name, p) => new IcmpError(name, ctx, { type: Number(p.type), code: Number(p.code), ifaces: s.ifaces, budget: s.budget }),
+    GatewayInterface6: (name, p) => new GatewayInterface6(name, ctx, { iface: iface(str(p, 'iface')), queueAccounts: s.neighbourAccounts, routed: s.routed6 }),
+    Router6: (name) => new Router6(name, ctx, { ifaces: s.ifaces, routes: s.routes6, rpFilter: spec.rpFilter }),
+    LocalDelivery6: (name) => new LocalDelivery6(name, ctx, { ifaces: s.ifaces, budget: s.budget6 }),
+    Icmp6Error: (name, p) => new Icmp6Error(name, ctx, { type: Number(p.type), code: Number(p.code), ifaces: s.ifaces, routes: s.routes6, budget: s.budget6 }),
     NatPrerouting: (name) => new NatPrerouting(name, ctx, { nat: nat(), ifaces: s.ifaces }),
     NatPostrouting: (name) => new NatPostrouting(name, ctx, { nat: nat(), ifaces: s.ifaces }),
     NatLocalOut: (name) => new NatLocalOut(name, ctx, nat()),

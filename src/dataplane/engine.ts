@@ -14,11 +14,13 @@ import { snapshot } from '../core/counters.js';
 import { makeClock, Tracer, type DataPlaneContext, type Element, type PortRecord } from '../core/element.js';
 import { Graph } from '../core/graph.js';
 import { GatewayInterface } from '../gateway/interface.js';
+import { GatewayInterface6 } from '../gateway/interface6.js';
 import { DevicePort, RX_BUDGET } from '../io/device.js';
 import { native } from '../io/native.js';
 import { Switch } from '../switch/switch.js';
 import { macToString, parseMac } from '../wire/mac.js';
 import { parseIp4 } from '../wire/ip4.js';
+import { parseCidrIp6, parseIp6 } from '../wire/ip6.js';
 import { PortSecurity } from '../switch/security.js';
 import { buildShared, factories, type SharedState } from './build.js';
 import type { BridgeInfo, FdbRow, PortInfo } from './messages.js';
@@ -46,6 +48,7 @@ export class Engine {
   readonly devices: DevicePort[] = [];
   readonly switches: Switch[] = [];
   readonly gateways: GatewayInterface[] = [];
+  readonly gateways6: GatewayInterface6[] = [];
   /** Called on every tick after the elements (captures, drained faults, MTU following). */
   readonly tickHooks: ((now: number) => void)[] = [];
   /** Called first when the engine stops (e.g. captures complete their files). */
@@ -72,6 +75,7 @@ export class Engine {
       if (e instanceof DevicePort) this.devices.push(e);
       else if (e instanceof Switch) this.switches.push(e);
       else if (e instanceof GatewayInterface) this.gateways.push(e);
+      else if (e instanceof GatewayInterface6) this.gateways6.push(e);
     }
     for (const b of spec.bridges) {
       const sw = this.switchOf(b.name)!;
@@ -97,6 +101,8 @@ export class Engine {
         macs: p.security.macs.map((m) => parseMac(m)!),
         learn: p.security.learn,
         ipv4: p.security.ipv4.map((a) => parseIp4(a)!),
+        ipv6: (p.security.ipv6 ?? []).map((a) => parseIp6(a)!),
+        prefixes6: slaacPrefixes(spec, p.bridge),
       });
       this.graph.wrap(dev, 0, el, RANK_SECURITY);
       const sw = this.switchOf(p.bridge);
@@ -153,6 +159,7 @@ export class Engine {
     }
     this.tickTimer = setInterval(() => this.tick(), TICK_MS);
     for (const g of this.gateways) g.announce();
+    for (const g of this.gateways6) g.announce();
     this.endBatch();
   }
 
@@ -283,4 +290,11 @@ export class Engine {
     const d = this.device(name);
     if (d !== undefined && d.fd >= 0 && r.kind !== 'packet' && r.kind !== 'uplink') native.setTapCarrier(d.fd, up);
   }
+}
+
+/** The /64 a bridge advertises, whose SLAAC addresses its secured ports may use. */
+function slaacPrefixes(spec: DataPlaneSpec, bridge: string): Uint32Array[] {
+  const a = spec.bridges.find((b) => b.name === bridge)?.gateway?.address6;
+  const c = a === undefined ? null : parseCidrIp6(a);
+  return c !== null && c.prefixLen === 64 ? [c.addr] : [];
 }

@@ -10,6 +10,14 @@
  *   router[ttl-expired|no-route|too-big], local[port-|proto-unreachable], gw/IF[unreachable]
  *       -> icmp/KIND -> nat/local -> [local]router
  *
+ * IPv6 runs beside it on the same interfaces (an interface with an IPv6 address):
+ *
+ *   gw/IF[ip6] -> [wire]gw6/IF[wire] -> (where gw/IF[wire] goes)
+ *   gw6/IF[ip] -> [IF]router6[IF] -> [ip]gw6/IF                  (no fragmentation in IPv6)
+ *   router6[local] -> local6[reply] -> [local]router6
+ *   router6[hop-limit|no-route|too-big], local6[port-unreachable|unknown-header|bad-header],
+ *       gw6/IF[unreachable] -> icmp6/KIND -> [local]router6
+ *
  * Without NAT the nat/* elements are left out; a bridge without a gateway is only its switch
  * and devices. Captures and faults are not in the plan: they are wrappers spliced into these
  * links at runtime.
@@ -27,16 +35,40 @@ export const ICMP_ERRORS = {
   'icmp/frag-needed': { type: 3, code: 4 },
 } as const;
 
+/** The ICMPv6 errors the gateway sends, by element name. */
+export const ICMP6_ERRORS = {
+  'icmp6/hop-limit': { type: 3, code: 0 },
+  'icmp6/no-route': { type: 1, code: 0 },
+  'icmp6/addr-unreachable': { type: 1, code: 3 },
+  'icmp6/port-unreachable': { type: 1, code: 4 },
+  'icmp6/too-big': { type: 2, code: 0 },
+  'icmp6/unknown-header': { type: 4, code: 1 },
+  'icmp6/bad-header': { type: 4, code: 0 },
+} as const;
+
 export const devName = (port: string) => `dev/${port}`;
 export const switchName = (bridge: string) => `switch/${bridge}`;
 export const gatewayName = (iface: string) => `gw/${iface}`;
 export const fragName = (iface: string) => `frag/${iface}`;
+export const gateway6Name = (iface: string) => `gw6/${iface}`;
 
 /** The router interfaces in id order: one per bridge with a gateway, then the uplink. */
 export function routerInterfaces(spec: DataPlaneSpec): string[] {
   const names = spec.bridges.filter((b) => b.gateway !== undefined).map((b) => b.name);
   if (spec.uplink !== undefined) names.push(UPLINK_PORT);
   return names;
+}
+
+/** The router interfaces with an IPv6 address. */
+export function routerInterfaces6(spec: DataPlaneSpec): string[] {
+  const names = spec.bridges.filter((b) => b.gateway?.address6 !== undefined).map((b) => b.name);
+  if (spec.uplink?.address6 !== undefined) names.push(UPLINK_PORT);
+  return names;
+}
+
+/** Where an interface's frames go out: its bridge's gateway port, or the uplink device. */
+function wireOut(iface: string): string {
+  return iface === UPLINK_PORT ? `[tx]${devName(UPLINK_PORT)}` : `[${gatewayPortName(iface)}]${switchName(iface)}`;
 }
 
 export function planGraph(spec: DataPlaneSpec): GraphSpec {
@@ -76,6 +108,7 @@ export function planGraph(spec: DataPlaneSpec): GraphSpec {
     else links.push(`${gatewayName(f)}[ip] -> [${f}]router`, `router[${f}] -> ${fragName(f)}`);
     links.push(`${fragName(f)} -> [ip]${gatewayName(f)}`, `${gatewayName(f)}[unreachable] -> icmp/host-unreachable`);
   }
+  planIpv6(spec, elements, links);
   links.push(
     'router[local] -> local',
     'local[reply] -> [local]router',
@@ -86,4 +119,36 @@ export function planGraph(spec: DataPlaneSpec): GraphSpec {
     'router[too-big] -> icmp/frag-needed',
   );
   return { elements, links };
+}
+
+/** The IPv6 half of the router (none when no interface has an IPv6 address). */
+function planIpv6(spec: DataPlaneSpec, elements: ElementSpec[], links: string[]): void {
+  const ifaces6 = routerInterfaces6(spec);
+  if (ifaces6.length === 0) return;
+  elements.push({ name: 'router6', kind: 'Router6' }, { name: 'local6', kind: 'LocalDelivery6' });
+  for (const [name, e] of Object.entries(ICMP6_ERRORS)) {
+    elements.push({ name, kind: 'Icmp6Error', params: { ...e } });
+    links.push(`${name} -> [local]router6`);
+  }
+  for (const f of ifaces6) {
+    const gw6 = gateway6Name(f);
+    elements.push({ name: gw6, kind: 'GatewayInterface6', params: { iface: f } });
+    links.push(
+      `${gatewayName(f)}[ip6] -> [wire]${gw6}`,
+      `${gw6}[wire] -> ${wireOut(f)}`,
+      `${gw6}[ip] -> [${f}]router6`,
+      `router6[${f}] -> [ip]${gw6}`,
+      `${gw6}[unreachable] -> icmp6/addr-unreachable`,
+    );
+  }
+  links.push(
+    'router6[local] -> local6',
+    'local6[reply] -> [local]router6',
+    'local6[port-unreachable] -> icmp6/port-unreachable',
+    'local6[unknown-header] -> icmp6/unknown-header',
+    'local6[bad-header] -> icmp6/bad-header',
+    'router6[hop-limit] -> icmp6/hop-limit',
+    'router6[no-route] -> icmp6/no-route',
+    'router6[too-big] -> icmp6/too-big',
+  );
 }

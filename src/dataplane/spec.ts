@@ -22,8 +22,8 @@ export interface PortSpec {
   addresses: string[];
   /** Reaches only non-isolated ports of its bridge. */
   isolated?: boolean;
-  /** Port security: allowed source MACs (or learn the first), allowed IPv4 sources. */
-  security?: { macs: string[]; learn: boolean; ipv4: string[] };
+  /** Port security: allowed source MACs (or learn the first), allowed IPv4 and IPv6 sources. */
+  security?: { macs: string[]; learn: boolean; ipv4: string[]; ipv6?: string[] };
 }
 
 export interface BridgeSpec {
@@ -36,19 +36,30 @@ export interface BridgeSpec {
   /** deny: learned MACs never move between ports. */
   macMoves?: 'allow' | 'deny';
   static: { mac: string; port: string }[];
-  /** The bridge's router interface: address (CIDR), MAC, MTU. */
-  gateway?: { address: string; mac: string; mtu: number };
+  /** The bridge's router interface: IPv4 and/or IPv6 address (CIDR), MAC, MTU, router advertisements. */
+  gateway?: { address?: string; address6?: string; mac: string; mtu: number; ra?: RouterAdvertSpec };
+}
+
+/** What a bridge's IPv6 gateway advertises (seconds; DNS servers as text). */
+export interface RouterAdvertSpec {
+  routerLifetime: number;
+  validLifetime: number;
+  preferredLifetime: number;
+  intervalSeconds: number;
+  dns: string[];
 }
 
 export interface UplinkSpec {
   fd: number;
   vnetHdr: boolean;
   ifname: string;
-  /** tapbridge's own address on the uplink (CIDR) and the MAC it answers ARP with. */
-  address: string;
+  /** tapbridge's own addresses on the uplink (CIDR; either may be absent) and the MAC it answers ARP and NDP with. */
+  address?: string;
+  address6?: string;
   mac: string;
-  /** Next hop of the default route. */
-  gateway: string;
+  /** Next hops of the default routes. */
+  gateway?: string;
+  gateway6?: string;
   mtu: number;
 }
 
@@ -61,8 +72,10 @@ export interface PublishSpec {
 }
 
 export interface NatSpec {
-  /** Masqueraded source subnets (CIDR). */
+  /** Masqueraded source subnets (CIDR, IPv4 and IPv6). */
   masquerade: string[];
+  /** IPv6 prefixes routed without NAT (the uplink answers NDP for them). */
+  routed?: string[];
   portRange: [number, number];
   maxFlows: number;
   /** Seconds per conntrack state (NatConfig timeouts). */
@@ -92,6 +105,7 @@ export interface DataPlaneSpec {
   bridges: BridgeSpec[];
   ports: PortSpec[];
   uplink?: UplinkSpec;
+  /** Static routes, IPv4 or IPv6 (both ends of one family). */
   routes: { to: string; via: string }[];
   /** Reverse-path source validation on routed packets (default true). */
   rpFilter?: boolean;

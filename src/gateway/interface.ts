@@ -11,6 +11,8 @@
  *                         resolved (ARP), the Ethernet header written, the frame sent; while
  *                         resolving, up to QUEUE_PER_NEIGHBOR packets wait (pool slots)
  *   output `unreachable`  packets whose next hop never answered (to ICMP host unreachable)
+ *   output `ip6`          IPv6 frames, on an interface with an IPv6 address (to gw6/IF, which
+ *                         does neighbour discovery and the IPv6 input checks)
  * Does: ARP replies for its own address only; gratuitous ARP at start; a neighbour cache
  *   (neighbors.ts) refreshed by any ARP from the subnet, created by requests for us, resolved
  *   by replies to our requests; a known address claimed from another port is refused, and
@@ -35,6 +37,7 @@ import {
   DROP_NEIGH_QUEUE_FULL,
   DROP_NEIGH_TABLE_FULL,
   DROP_NO_FRAME_SLOT,
+  DROP_NO_IPV4,
   DROP_NOT_FOR_GATEWAY,
   DROP_UNKNOWN_ETHERTYPE,
   DROP_UPLINK_NOT_OURS,
@@ -46,7 +49,7 @@ import { ACCOUNT_CONTROL } from '../core/arena.js';
 import { slotOf } from '../core/anno.js';
 import { ARP_OP_REPLY, ARP_OP_REQUEST, ARP_SHA, ArpView, writeArp } from '../wire/arp.js';
 import { DROP_ETH_TOO_SHORT } from '../wire/drop.js';
-import { ETH_HEADER_LEN, ETH_MIN_FRAME_LEN, ETH_SRC, ETHERTYPE_ARP, ETHERTYPE_IPV4, isVlanTpid, writeEthernetHeader } from '../wire/ethernet.js';
+import { ETH_HEADER_LEN, ETH_MIN_FRAME_LEN, ETH_SRC, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, isVlanTpid, writeEthernetHeader } from '../wire/ethernet.js';
 import { ip4ToString } from '../wire/ip4.js';
 import { IPV4_DST } from '../wire/ipv4.js';
 import { readU16, readU32 } from '../wire/bytes.js';
@@ -70,6 +73,7 @@ const IN_WIRE = 0; // input 1: ip
 const OUT_WIRE = 0;
 const OUT_IP = 1;
 const OUT_UNREACHABLE = 2;
+const OUT_IP6 = 3;
 
 export const NEIGHBOR_CAPACITY = 1024;
 
@@ -89,7 +93,7 @@ export class GatewayInterface extends Element {
     /** Pool account of frames waiting for a neighbour, by ingress port (src/dataplane/build.ts). */
     private readonly queueAccounts: Int32Array,
   ) {
-    super(name, ctx, ['wire', 'ip'], ['wire', 'ip', 'unreachable']);
+    super(name, ctx, ['wire', 'ip'], ['wire', 'ip', 'unreachable', 'ip6']);
     this.neigh = new NeighborTable(NEIGHBOR_CAPACITY);
     this.countsTraffic = iface.record.kind === 'internal';
   }
@@ -122,8 +126,11 @@ export class GatewayInterface extends Element {
     const multicast = (b[e] & 1) !== 0;
     const etype = readU16(b, e + 12);
     if (!multicast && !this.isOurMac(e)) return this.drop(uplink ? DROP_UPLINK_NOT_OURS : DROP_NOT_FOR_GATEWAY);
-    if (etype === ETHERTYPE_ARP) return this.arpInput(off, len);
-    if (etype === ETHERTYPE_IPV4) {
+    if (etype === ETHERTYPE_IPV6 && this.iface.address6 !== null) return this.out[OUT_IP6].push(off, len);
+    if (!this.iface.hasV4) {
+      if (etype === ETHERTYPE_IPV4 || etype === ETHERTYPE_ARP) return this.drop(DROP_NO_IPV4);
+    } else if (etype === ETHERTYPE_ARP) return this.arpInput(off, len);
+    else if (etype === ETHERTYPE_IPV4) {
       if (multicast) return this.drop(uplink ? DROP_UNKNOWN_ETHERTYPE : DROP_IPV4_NOT_UNICAST);
       // Only our own address is ours on the uplink; the kernel's traffic shares this wire.
       if (uplink && len >= ETH_HEADER_LEN + 20 && readU32(b, e + ETH_HEADER_LEN + IPV4_DST) !== this.iface.address) return this.drop(DROP_UPLINK_NOT_OURS);
@@ -262,7 +269,7 @@ export class GatewayInterface extends Element {
 
   /** Gratuitous ARP for the interface address (at start). */
   announce(): void {
-    this.sendArp(ARP_OP_REQUEST, BROADCAST_MAC, this.iface.address, 0, this.iface.address);
+    if (this.iface.hasV4) this.sendArp(ARP_OP_REQUEST, BROADCAST_MAC, this.iface.address, 0, this.iface.address);
   }
 
   /* ------------------------------------------------------------------ timers */

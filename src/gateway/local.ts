@@ -25,7 +25,8 @@ import { csumReplace16, fillL4Checksum, verifyL4Checksum } from '../wire/checksu
 import { ETH_HEADER_LEN } from '../wire/ethernet.js';
 import { ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, IcmpView } from '../wire/icmp.js';
 import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Ipv4View, writeIpv4Header } from '../wire/ipv4.js';
-import { TCP_FLAG_ACK, TCP_FLAG_FIN, TCP_FLAG_RST, TCP_FLAG_SYN, TCP_MIN_HEADER_LEN, TcpView } from '../wire/tcp.js';
+import { TCP_FLAG_RST, TCP_MIN_HEADER_LEN, TcpView } from '../wire/tcp.js';
+import { fillTcpReset } from './tcp-reset.js';
 import type { ErrorBudget } from './error-budget.js';
 import type { InterfaceTable } from './ifaces.js';
 
@@ -96,8 +97,7 @@ export class LocalDelivery extends Element {
   private sendReset(off: number, v: Ipv4View): void {
     const b = this.ctx.u8;
     const t = this.tcp.reset(b, v.payloadOffset, v.payloadLength);
-    const flags = t.flags;
-    if ((flags & TCP_FLAG_RST) !== 0 || !this.p.budget.take()) return; // never answer a reset
+    if ((t.flags & TCP_FLAG_RST) !== 0 || !this.p.budget.take()) return; // never answer a reset
     const arena = this.ctx.arena;
     const slot = arena.alloc(ACCOUNT_CONTROL);
     if (slot < 0) return this.drop(off, DROP_NO_FRAME_SLOT);
@@ -106,18 +106,7 @@ export class LocalDelivery extends Element {
     arena.anno.begin(slot, -1);
     const nip = slot + VNET_HDR_LEN + ETH_HEADER_LEN;
     writeIpv4Header(b, nip, rstLen, this.ipId++ & 0xffff, 0, 64, IPPROTO_TCP, v.dst, v.src);
-    const r = this.rstTcp.reset(b, nip + 20, TCP_MIN_HEADER_LEN);
-    r.srcPort = t.dstPort;
-    r.dstPort = t.srcPort;
-    if ((flags & TCP_FLAG_ACK) !== 0) {
-      r.seq = t.ack;
-      r.flags = TCP_FLAG_RST;
-    } else {
-      const segLen = t.payloadLength + ((flags & TCP_FLAG_SYN) !== 0 ? 1 : 0) + ((flags & TCP_FLAG_FIN) !== 0 ? 1 : 0);
-      r.ack = (t.seq + segLen) >>> 0;
-      r.flags = TCP_FLAG_RST | TCP_FLAG_ACK;
-    }
-    b[nip + 20 + 12] = (TCP_MIN_HEADER_LEN >>> 2) << 4;
+    fillTcpReset(t, this.rstTcp.reset(b, nip + 20, TCP_MIN_HEADER_LEN));
     fillL4Checksum(b, nip);
     this.counters.resetsSent++;
     this.out[OUT_REPLY].push(slot, ETH_HEADER_LEN + rstLen);

@@ -154,3 +154,26 @@ export function parseCidrIp6(s: string): { addr: Uint32Array; prefixLen: number 
   if (addr === null || !/^(\d|[1-9]\d|1[01]\d|12[0-8])$/.test(lenStr)) return null;
   return { addr, prefixLen: Number(lenStr) };
 }
+
+/** The EUI-64 link-local address fe80::/64 of a MAC (RFC 4291 appendix A: U/L bit flipped, ff:fe in the middle). */
+export function linkLocalFromMac(mac: number, out: Uint32Array = new Uint32Array(IP6_WORDS)): Uint32Array {
+  const hi = Math.floor(mac / TWO32); // first 2 bytes
+  const lo = mac >>> 0; // last 4 bytes
+  const b0 = ((hi >>> 8) & 0xff) ^ 0x02;
+  const b1 = hi & 0xff;
+  const b2 = lo >>> 24;
+  out[0] = LINK_LOCAL_PREFIX;
+  out[1] = 0;
+  out[2] = ((b0 << 24) | (b1 << 16) | (b2 << 8) | 0xff) >>> 0;
+  out[3] = ((0xfe << 24) | (lo & LOW24)) >>> 0;
+  return out;
+}
+
+/** net := addr masked to prefixLen. */
+export function maskIp6(addr: ArrayLike<number>, prefixLen: number, out: Uint32Array = new Uint32Array(IP6_WORDS)): Uint32Array {
+  for (let i = 0; i < IP6_WORDS; i++) {
+    const bits = Math.max(0, Math.min(32, prefixLen - 32 * i));
+    out[i] = (addr[i] & maskOf(bits)) >>> 0;
+  }
+  return out;
+}
