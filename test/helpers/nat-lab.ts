@@ -20,8 +20,7 @@ import { IP, PREFIX, ROOT, TIMEOUT, describeRun, run, waitFor, type RunResult } 
 import { Tapbridge } from './tapbridge.js';
 
 export const FIXTURES = join(ROOT, 'test', 'integration', 'fixtures');
-/** Debian's python with scapy (the first python3 on PATH may be another one). */
-export const SYS_PYTHON = '/usr/bin/python3';
+export { SYS_PYTHON } from './tools.js';
 
 export type Role = 'host' | 'red' | 'blue' | 'wan';
 

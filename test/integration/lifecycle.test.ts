@@ -14,7 +14,7 @@
  * All names start with tbt-<pid>-; addresses are 10.100.0.0/24 inside the test's
  * namespaces only; after() kills and removes whatever a failed test left behind.
  */
-import { after, describe, test, type TestContext } from 'node:test';
+import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -34,6 +34,7 @@ import {
   type ConfigDoc,
   type Exit,
 } from '../helpers/tapbridge.js';
+import { requireTools } from '../helpers/tools.js';
 
 const SKIP = integrationSkipReason();
 if (SKIP !== null) announceSkip('lifecycle integration tests', SKIP);
@@ -87,6 +88,7 @@ function stepLogs(tb: Tapbridge): string {
 }
 
 describe('tapbridge start/stop lifecycle', { skip: SKIP ?? false, timeout: 240_000 }, () => {
+  before(() => requireTools(['ping', 'curl']));
   after(async () => {
     await cleanupAll();
   });
