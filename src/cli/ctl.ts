@@ -53,19 +53,9 @@ export function renderGraph(g: GraphInfo & { unconnectedDrops?: number }): strin
 /** Rows asked for per conntrack call: no single call makes the data plane build more. */
 export const CONNTRACK_PAGE = 1000;
 
-/** The fields of a conntrack row that ctl shows (the data plane's FlowInfo has more). */
-export interface FlowRow {
-  protoName: string;
-  state: string;
-  secondsLeft: number;
-  original: string;
-  reply: string;
-  packetsOrig: number;
-  bytesOrig: number;
-  packetsReply: number;
-  bytesReply: number;
-  flags: string[];
-}
+/** The fields of a conntrack row that ctl shows (the data plane's FlowInfo, src/nat/types.ts, has more; cli may not import nat). */
+export type FlowRow = Record<'protoName' | 'state' | 'original' | 'reply', string> &
+  Record<'secondsLeft' | 'packetsOrig' | 'bytesOrig' | 'packetsReply' | 'bytesReply', number> & { flags: string[] };
 
 /** One answer of GET /v1/conntrack: `next` is the flow id the next page starts at, null after the last. */
 export interface ConntrackPage {
