@@ -17,7 +17,7 @@
 import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { ping } from '../helpers/net.js';
 import { PREFIX, ROOT, TAPBRIDGE, addNamespace, announceSkip, describeRun, integrationSkipReason, netnsList, run, sleep, waitFor } from '../helpers/sys.js';
@@ -25,6 +25,7 @@ import {
   Tapbridge,
   cleanupAll,
   pidAlive,
+  namespacesOf,
   processesMentioning,
   runFiles,
   statePid,
@@ -140,12 +141,16 @@ describe('tapbridge start/stop lifecycle', { skip: SKIP ?? false, timeout: 240_0
   });
 
   test('SIGTERM during setup (outer and inner process): setup stops, everything is removed', async (t) => {
-    for (const delay of [0, 40, 120, 250, 400]) await sigtermDuringSetup(t, 'sb', smallConfig('sb'), `${PREFIX}sb-host`, delay);
+    // the outer's own namespace (the outer is setting up or starting the inner), then the
+    // inner's first port namespace (the inner is setting up)
+    const cases: [string, number][] = [['host', 0], ['host', 40], ['a', 0], ['a', 30], ['a', 100], ['a', 250]];
+    for (const [ns, delay] of cases) await sigtermDuringSetup(t, 'sb', smallConfig('sb'), `${PREFIX}sb-${ns}`, delay);
   });
 
   test('a restart right after SIGKILL of the process group is not refused while the killed process is a zombie', async () => {
     const cfg = smallConfig('zz');
     const file = writeConfig(cfg);
+    for (const n of namespacesOf(cfg)) trackNamespace(n); // after() removes them if this test fails half-way
     // the first run in its own process group, a child of this process (so it stays a zombie until reaped)
     const first = spawn(process.execPath, [TAPBRIDGE, 'run', '--config', file, '--json-logs'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     let output = '';
@@ -168,13 +173,12 @@ describe('tapbridge start/stop lifecycle', { skip: SKIP ?? false, timeout: 240_0
       assert.deepEqual(await ours('zz'), [], out2);
       assert.deepEqual(runFiles(cfg.instance!), [], out2);
     } finally {
-      if (first.exitCode === null && first.signalCode === null) {
-        try {
-          process.kill(-first.pid!, 'SIGKILL');
-        } catch {
-          /* gone */
-        }
+      try {
+        process.kill(-first.pid!, 'SIGKILL');
+      } catch {
+        /* gone */
       }
+      for (const f of runFiles(cfg.instance!)) rmSync(f, { force: true });
     }
   });
 
