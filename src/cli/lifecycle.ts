@@ -22,7 +22,7 @@ export const EXIT_CONFIG = 2;
 /** EX_SOFTWARE (sysexits.h): the data plane died of an internal error. */
 export const EXIT_DATAPLANE_CRASH = 70;
 
-export type StopReason = { kind: 'signal'; signal: NodeJS.Signals } | { kind: 'crash'; message: string };
+export type StopReason = { kind: 'signal'; signal: NodeJS.Signals } | { kind: 'crash'; message: string } | { kind: 'error'; message: string };
 
 /** Thrown by StopRequest.checkpoint() when a stop was asked for during setup. */
 export class SetupAborted extends Error {
@@ -33,7 +33,7 @@ export class SetupAborted extends Error {
 }
 
 export function describeStop(r: StopReason): string {
-  return r.kind === 'signal' ? r.signal : `data-plane crash (${r.message})`;
+  return r.kind === 'signal' ? r.signal : r.kind === 'crash' ? `data-plane crash (${r.message})` : `setup failed (${r.message})`;
 }
 
 export class StopRequest {

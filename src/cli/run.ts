@@ -158,7 +158,7 @@ export async function runInner(cfg: Config, log: Logger): Promise<number> {
       { step: 'resources', timeoutMs: INNER_TEARDOWN_MS, run: () => res.teardown(deadline) },
     ]);
     const ms = Math.round(performance.now() - t0);
-    const exitCode = reason.kind === 'crash' || worker.crashed ? EXIT_DATAPLANE_CRASH : EXIT_OK;
+    const exitCode = reason.kind === 'crash' || worker.crashed ? EXIT_DATAPLANE_CRASH : reason.kind === 'error' ? EXIT_ERROR : EXIT_OK;
     if (problems.length > 0) log.warn({ problems, ms, exitCode }, 'stopped, with teardown problems');
     else log.info({ ms, exitCode }, 'stopped; everything created was removed');
     return exitCode;
@@ -193,7 +193,8 @@ export async function runInner(cfg: Config, log: Logger): Promise<number> {
       log.info({ reason: describeStop(err.reason) }, 'stop requested during setup; removing what was made');
       return teardown(err.reason);
     }
-    await teardown({ kind: 'signal', signal: 'SIGTERM' });
+    const code = await teardown(worker.crashed ? { kind: 'crash', message: worker.fatalMessage ?? (err as Error).message } : { kind: 'error', message: (err as Error).message });
+    if (code === EXIT_DATAPLANE_CRASH) return code; // the data plane died while starting: logged with its stack
     throw err;
   }
   log.info(
