@@ -12,10 +12,18 @@
  * Integration tests need root, /dev/net/tun and iproute2. Without them the run says so
  * loudly, runs the unit tests only and FAILS, unless TAPBRIDGE_ALLOW_SKIP=1.
  *
+ * They also need the system tools of test/helpers/tools.ts (ping, arping, iperf3, curl,
+ * tcpdump, tshark, traceroute, tracepath, scapy, ...). Before the integration tests every
+ * one is checked; as root with apt-get, the missing ones are installed (apt-get update
+ * once, then apt-get install -y --no-install-recommends PACKAGES, named in the output);
+ * whatever is still missing FAILS the run, naming the tool and its apt package. No test
+ * is ever skipped because a tool is missing.
+ *
  * Before running, leftovers of earlier test runs that crashed are removed and listed:
  * tapbridge processes started by a test process that is gone, namespaces named tbt-<pid>-*
- * whose <pid> is gone, and /run/tapbridge/tbt-* state/socket files of dead instances.
- * Nothing of a test run that is still alive is touched.
+ * or tbn-<pid>-* whose <pid> is gone, and /run/tapbridge/tbt-* (tbn-*) state/socket files
+ * of dead instances. Nothing of a test run that is still alive is touched; a process that
+ * is a zombie counts as gone.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -27,7 +35,9 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const DIST = join(ROOT, 'dist', 'test');
 const RUN_DIR = process.env.TAPBRIDGE_RUN_DIR ?? '/run/tapbridge';
 const IP = ['/usr/sbin/ip', '/sbin/ip', '/usr/bin/ip', '/bin/ip'].find((p) => existsSync(p));
-const PREFIX = 'tbt-';
+/** Name prefixes of what tests create: tbt-<pid>- (test/helpers) and tbn-<pid>- (native tests, benches). */
+const PREFIXES = ['tbt-', 'tbn-'];
+const hasPrefix = (name) => PREFIXES.some((p) => name.startsWith(p));
 
 function findTests(dir) {
   if (!existsSync(dir)) return [];
@@ -48,19 +58,33 @@ function banner(lines) {
   process.stderr.write(`${bar}\n${bar}\n\n`);
 }
 
+/** The state letter of a /proc/PID/stat line (after the last ')': the name may hold anything). */
+function procState(stat) {
+  const i = stat.lastIndexOf(')');
+  return i < 0 ? '' : stat.slice(i + 2).split(' ')[0];
+}
+
+/** A live process: kill(pid, 0) works AND it is not a zombie (Z) or dying (X). */
 function pidAlive(pid) {
   if (!Number.isInteger(pid) || pid <= 0) return false;
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
-    return err.code === 'EPERM';
+    if (err.code !== 'EPERM') return false;
   }
+  let stat;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return false; // gone meanwhile
+  }
+  const state = procState(stat);
+  return state !== 'Z' && state !== 'X' && state !== 'x';
 }
 
-/** The test process a name like tbt-<pid>-... belongs to, or null. */
+/** The test process a name like tbt-<pid>-... (or tbn-<pid>-...) belongs to, or null. */
 function ownerPid(name) {
-  const m = /^tbt-(\d+)-/.exec(name);
+  const m = /^tb[tn]-(\d+)-/.exec(name);
   return m ? Number(m[1]) : null;
 }
 
@@ -110,7 +134,7 @@ function cleanStale() {
     }
     if (!argv.some((a) => a.endsWith('bin/tapbridge.js'))) continue;
     const cfg = argv.find((a, i) => i > 0 && (argv[i - 1] === '--config' || argv[i - 1] === '-c'));
-    const m = cfg === undefined ? null : /\/(tbt-\d+-[^/]*)\//.exec(cfg);
+    const m = cfg === undefined ? null : /\/(tb[tn]-\d+-[^/]*)\//.exec(cfg);
     if (m === null || !leftoverOf(m[1])) continue;
     cands.set(Number(d), { ppid: ppidOf(Number(d)), argv });
   }
@@ -136,7 +160,7 @@ function cleanStale() {
   // 2. state and socket files of dead tbt-* instances (kill the lab services they list)
   const protectedNs = new Set();
   if (existsSync(RUN_DIR)) {
-    const files = readdirSync(RUN_DIR).filter((f) => f.startsWith(PREFIX));
+    const files = readdirSync(RUN_DIR).filter(hasPrefix);
     const liveInstances = new Set();
     for (const f of files.filter((x) => x.endsWith('.json'))) {
       const state = readState(join(RUN_DIR, f));
@@ -164,10 +188,10 @@ function cleanStale() {
       removed.push(`${f.endsWith('.sock') ? 'socket' : 'state file'} ${path}`);
     }
   }
-  // 3. namespaces tbt-<pid>-* of dead test processes, unless a live instance uses them
+  // 3. namespaces tbt-<pid>-* / tbn-<pid>-* of dead test processes, unless a live instance uses them
   if (IP !== undefined) {
     const r = ipRun(['netns', 'list']);
-    const names = (r.stdout ?? '').split('\n').map((l) => l.split(' ')[0]).filter((n) => n.startsWith(PREFIX));
+    const names = (r.stdout ?? '').split('\n').map((l) => l.split(' ')[0]).filter(hasPrefix);
     for (const ns of names) {
       if (!leftoverOf(ns) || protectedNs.has(ns)) continue;
       const d = ipRun(['netns', 'del', ns]);
@@ -176,13 +200,44 @@ function cleanStale() {
   }
   // 4. temp dirs of dead test processes (configs written by test/helpers)
   for (const d of readdirSync(tmpdir())) {
-    if (!d.startsWith(PREFIX) || !leftoverOf(d)) continue;
+    if (!hasPrefix(d) || !leftoverOf(d)) continue;
     const path = join(tmpdir(), d);
     if ([...cands.keys()].some((pid) => !stale.has(pid) && cands.get(pid).argv.some((a) => a.startsWith(path + '/')))) continue;
     rmSync(path, { recursive: true, force: true });
     removed.push(`temp dir ${path}`);
   }
   return removed;
+}
+
+/**
+ * Make sure every system tool of the integration tests is there (test/helpers/tools.ts).
+ * As root with apt-get: install the missing packages (apt-get update once first). Returns
+ * the tools still missing ([] = all there).
+ */
+async function ensureTools() {
+  const { missingTools, describeTools } = await import(join(DIST, 'helpers', 'tools.js'));
+  let missing = missingTools();
+  if (missing.length === 0) {
+    process.stderr.write('run-tests: every system tool the integration tests use is installed\n');
+    return [];
+  }
+  const aptGet = ['/usr/bin/apt-get', '/bin/apt-get'].find((p) => existsSync(p));
+  if (process.getuid?.() !== 0 || aptGet === undefined) return missing;
+  const packages = [...new Set(missing.map((t) => t.apt))];
+  process.stderr.write(`run-tests: missing ${describeTools(missing)}\nrun-tests: installing apt packages: ${packages.join(' ')}\n`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  const apt = (args, timeoutMs) => {
+    process.stderr.write(`run-tests: $ apt-get ${args.join(' ')}\n`);
+    const r = spawnSync(aptGet, ['-o', 'Acquire::Retries=3', ...args], { stdio: ['ignore', 'inherit', 'inherit'], env, timeout: timeoutMs, killSignal: 'SIGKILL' });
+    if (r.status !== 0) process.stderr.write(`run-tests: apt-get ${args[0]} failed (${r.error?.message ?? `exit ${r.status}${r.signal ? `, ${r.signal}` : ''}`})\n`);
+  };
+  // tshark asks whether non-root users may capture: answer it up front (no), as .ci/run does
+  if (packages.includes('tshark')) spawnSync('debconf-set-selections', { input: 'wireshark-common wireshark-common/install-setuid boolean false\n', timeout: 20_000 });
+  apt(['update'], 20 * 60_000);
+  apt(['install', '-y', '--no-install-recommends', ...packages], 30 * 60_000);
+  missing = missingTools();
+  if (missing.length === 0) process.stderr.write(`run-tests: installed ${packages.join(' ')}\n`);
+  return missing;
 }
 
 function integrationSkipReason() {
@@ -194,7 +249,7 @@ function integrationSkipReason() {
   return missing.length > 0 ? missing.join('; ') : null;
 }
 
-function main() {
+async function main() {
   const args = process.argv.slice(2);
   const sep = args.indexOf('--');
   const mine = sep >= 0 ? args.slice(0, sep) : args;
@@ -222,6 +277,17 @@ function main() {
     integration = [];
     skipped = true;
   } else if (skip === null) {
+    const missing = integration.length > 0 ? await ensureTools() : [];
+    if (missing.length > 0) {
+      const { describeTools } = await import(join(DIST, 'helpers', 'tools.js'));
+      banner([
+        'INTEGRATION TESTS CANNOT RUN: system tools are missing',
+        ...missing.map((t) => `  ${describeTools([t])}`),
+        existsSync('/usr/bin/apt-get') ? 'apt-get could not install them (see above).' : 'There is no apt-get here: install them by hand.',
+        'This run FAILS (no test is skipped for a missing tool).',
+      ]);
+      process.exit(4);
+    }
     const removed = cleanStale();
     if (removed.length > 0) process.stderr.write(`run-tests: removed leftovers of earlier test runs:\n  ${removed.join('\n  ')}\n`);
     else process.stderr.write('run-tests: no leftovers of earlier test runs\n');
@@ -247,4 +313,4 @@ function main() {
   });
 }
 
-main();
+await main();

@@ -50,6 +50,40 @@ export function renderGraph(g: GraphInfo & { unconnectedDrops?: number }): strin
   return [`elements (${g.elements.length}):`, ...elements, '', `links (${g.links.length}):`, ...table(['FROM', '', 'TO', 'PACKETS'], links).split('\n').map((l) => `  ${l}`), ...(g.unconnectedDrops ? ['', `frames pushed to unconnected outputs: ${g.unconnectedDrops}`] : [])].join('\n');
 }
 
+/** Rows asked for per conntrack call: no single call makes the data plane build more. */
+export const CONNTRACK_PAGE = 1000;
+
+/** The fields of a conntrack row that ctl shows (the data plane's FlowInfo, src/nat/types.ts, has more; cli may not import nat). */
+export type FlowRow = Record<'protoName' | 'state' | 'original' | 'reply', string> &
+  Record<'secondsLeft' | 'packetsOrig' | 'bytesOrig' | 'packetsReply' | 'bytesReply', number> & { flags: string[] };
+
+/** One answer of GET /v1/conntrack: `next` is the flow id the next page starts at, null after the last. */
+export interface ConntrackPage {
+  size: number;
+  max: number;
+  counters?: Record<string, number>;
+  flows: FlowRow[];
+  next: number | null;
+}
+
+/**
+ * Every flow (or the first `limit`), asked for in pages of at most CONNTRACK_PAGE rows until
+ * the data plane says there is no next page. Returns the last answer with all the flows;
+ * `next` is non-null only when `limit` cut the listing short.
+ */
+export async function fetchConntrack(getPage: (limit: number, from: number) => Promise<ConntrackPage>, limit = Infinity): Promise<ConntrackPage> {
+  const flows: FlowRow[] = [];
+  let from = 0;
+  for (;;) {
+    const want = Math.min(CONNTRACK_PAGE, limit - flows.length);
+    const page = await getPage(want, from);
+    flows.push(...page.flows.slice(0, want));
+    if (page.next === null || flows.length >= limit) return { ...page, flows };
+    if (page.next <= from) throw new Error(`conntrack paging did not advance (from ${from}, next ${page.next})`);
+    from = page.next;
+  }
+}
+
 export function registerCtl(program: Command, fail: (err: unknown) => never): void {
   const ctl = program
     .command('ctl')
@@ -137,14 +171,12 @@ export function registerCtl(program: Command, fail: (err: unknown) => never): vo
   ctl
     .command('conntrack')
     .description('tracked connections, like conntrack -L: proto, state, timeout, original and reply tuples, packets/bytes')
-    .option('--limit <n>', 'at most this many flows', '1000')
-    .action((opts: { limit: string }) =>
+    .option('--limit <n>', 'at most this many flows (default: all)')
+    .action((opts: { limit?: string }) =>
       run(async (sock, o) => {
-        const r = (await apiRequest(sock, 'GET', `/v1/conntrack?limit=${encodeURIComponent(opts.limit)}`)) as {
-          size: number;
-          max: number;
-          flows: { protoName: string; state: string; secondsLeft: number; original: string; reply: string; packetsOrig: number; bytesOrig: number; packetsReply: number; bytesReply: number; flags: string[] }[];
-        };
+        const limit = opts.limit === undefined ? Infinity : Number(opts.limit);
+        if (!(limit === Infinity || (Number.isInteger(limit) && limit > 0))) throw new Error(`--limit must be a positive integer, not '${opts.limit}'`);
+        const r = await fetchConntrack((n, from) => apiRequest(sock, 'GET', `/v1/conntrack?limit=${n}&from=${from}`) as Promise<ConntrackPage>, limit);
         out(o, r, () =>
           [
             ...r.flows.map(

@@ -3,6 +3,7 @@
  *   tapbridge run [--config FILE]     run an instance in the foreground (default: the lab)
  *   tapbridge ctl <command>           talk to a running instance over its control socket
  *   tapbridge config check|default    validate a file / print the embedded lab config
+ * Exit codes (src/cli/lifecycle.ts): 0 ok, 70 the data plane crashed, 2 bad config, 1 other errors.
  */
 import { Command, Option } from 'commander';
 import { stringify } from 'yaml';
@@ -12,18 +13,15 @@ import { DEFAULT_LAB } from '../lab/default-lab.js';
 import { makeLogger } from './log.js';
 import { runInner, runOuter } from './run.js';
 import { registerCtl } from './ctl.js';
+import { EXIT_CONFIG, EXIT_ERROR } from './lifecycle.js';
 
 function loadConfig(file: string | undefined): Config {
   return file === undefined ? validateConfig(structuredClone(DEFAULT_LAB), 'embedded default lab') : loadConfigFile(file);
 }
 
 function fail(err: unknown): never {
-  if (err instanceof ConfigError) {
-    process.stderr.write(`tapbridge: ${err.message}\n`);
-    process.exit(2);
-  }
   process.stderr.write(`tapbridge: ${(err as Error).message}\n`);
-  process.exit(1);
+  process.exit(err instanceof ConfigError ? EXIT_CONFIG : EXIT_ERROR);
 }
 
 const program = new Command('tapbridge')

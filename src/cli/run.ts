@@ -6,6 +6,13 @@
  * waits: the inner process creates the devices, runs the data plane and the control
  * socket. Both record what they create (Resources), so SIGINT/SIGTERM, an error half-way
  * through setup, or a crash followed by a new start all end with nothing left behind.
+ *
+ * Both install their signal handlers before creating anything (lifecycle.ts): a signal
+ * during setup aborts it at the next step and tears down what was made. Teardown is a list
+ * of bounded steps, each logged with its duration; the inner process is done within
+ * INNER_TEARDOWN_MS, the outer one SIGKILLs it after INNER_STOP_MS, so a stop takes < 3 s.
+ * A data-plane crash (the worker's fatal message, logged with its stack) tears down and
+ * exits with EXIT_DATAPLANE_CRASH (70); the outer process passes the inner's code on.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -15,12 +22,13 @@ import { IP, NSENTER, inNetns } from '../lab/ip.js';
 import { cleanLeftovers, processStart, Resources, RUN_DIR } from '../lab/resources.js';
 import { ensureNamespace, setupLabVeths, setupPorts } from '../lab/setup.js';
 import { native } from '../io/native.js';
-import { DataPlaneWorker } from '../control/dataplane-client.js';
-import { ControlServer } from '../control/server.js';
+import { DataPlaneWorker, STOP_GRACE_MS, httpCaller } from '../control/dataplane-client.js';
+import { ControlServer, type Route } from '../control/server.js';
 import { apiRoutes } from '../control/routes.js';
 import { LocalhostProxy, type ProxyTarget } from '../control/localhost-proxy.js';
 import { dataPlaneSpec } from '../control/spec.js';
 import { openExperimentCaptures } from '../control/experiment-requests.js';
+import { EXIT_DATAPLANE_CRASH, EXIT_ERROR, EXIT_OK, SetupAborted, StopRequest, describeStop, runSteps, type StopReason } from './lifecycle.js';
 
 export function socketPathOf(cfg: Config): string {
   return cfg.socket ?? `${RUN_DIR}/${cfg.instance}.sock`;
@@ -30,59 +38,96 @@ function requireRoot(): void {
   if (process.getuid?.() !== 0) throw new Error('tapbridge run needs root (CAP_NET_ADMIN to create TAPs and namespaces); try sudo');
 }
 
-/**
- * Resolves at the first SIGINT/SIGTERM. Later signals are absorbed (a terminal's Ctrl-C
- * reaches both the outer and the inner process) so teardown is never cut short.
- */
-function untilSignal(): Promise<NodeJS.Signals> {
-  return new Promise((resolve) => {
-    let first = true;
-    const on = (sig: NodeJS.Signals) => {
-      if (first) resolve(sig);
-      first = false;
-    };
-    process.on('SIGINT', on);
-    process.on('SIGTERM', on);
-  });
+/** How long the inner process may take to stop before the outer one SIGKILLs it. */
+const INNER_STOP_MS = 2300;
+/** Time budget of the inner process's teardown (the outer adds its own namespace on top). */
+const INNER_TEARDOWN_MS = 2000;
+/** Time limit of each asynchronous teardown step of the inner process. */
+const SOCKET_STEP_MS = 200;
+
+function closeFds(fds: number[]): void {
+  for (const fd of fds) {
+    try {
+      native.close(fd);
+    } catch {
+      /* already closed */
+    }
+  }
+  fds.length = 0;
 }
 
 export async function runOuter(cfg: Config, argv: string[], log: Logger): Promise<number> {
   requireRoot();
+  const stop = new StopRequest(log); // before anything is created: a signal from here on tears down
   const ns = cfg.namespace!;
   for (const role of ['inner', 'outer']) {
     const cleaned = cleanLeftovers(cfg.instance, role);
     if (cleaned.length > 0) log.warn({ cleaned }, 'removed leftovers of an earlier run that did not exit cleanly');
   }
   const res = new Resources(cfg.instance, 'outer');
-  let code = 1;
+  let child: ChildProcess | null = null;
+  let childExit: Promise<{ code: number | null; signal: NodeJS.Signals | null }> = Promise.resolve({ code: 0, signal: null });
+  let code = EXIT_ERROR;
   try {
     ensureNamespace(ns.name, ns.create, res, 'namespace');
+    await stop.checkpoint();
     const script = process.argv[1] ?? fileURLToPath(new URL('../../../bin/tapbridge.js', import.meta.url));
     // nsenter (not `ip netns exec`): keep the root mount namespace, so namespaces the inner
     // process creates (their /run/netns bind mounts) are visible to the user's shell.
-    const child: ChildProcess = spawn(NSENTER, [`--net=/run/netns/${ns.name}`, '--', process.execPath, script, ...argv, '--inside'], { stdio: 'inherit' });
-    const exited = new Promise<number>((resolve) => child.on('exit', (c, sig) => resolve(c ?? (sig ? 128 + 1 : 1))));
+    const c = spawn(NSENTER, [`--net=/run/netns/${ns.name}`, '--', process.execPath, script, ...argv, '--inside'], { stdio: 'inherit' });
+    child = c;
+    childExit = new Promise((resolve) => {
+      c.on('exit', (exitCode, signal) => resolve({ code: exitCode, signal }));
+      c.on('error', (err) => {
+        log.error({ err: err.message }, `cannot start the inner process (${NSENTER})`);
+        resolve({ code: EXIT_ERROR, signal: null });
+      });
+    });
+    let forwarded: NodeJS.Signals | null = null;
     let killTimer: NodeJS.Timeout | undefined;
-    const forward = (sig: NodeJS.Signals) => {
-      child.kill(sig);
-      killTimer ??= setTimeout(() => child.kill('SIGKILL'), 15000).unref();
-    };
-    process.on('SIGINT', forward);
-    process.on('SIGTERM', forward);
-    code = await exited;
+    void stop.stopped.then((reason) => {
+      forwarded = reason.kind === 'signal' ? reason.signal : 'SIGTERM';
+      c.kill(forwarded);
+      killTimer = setTimeout(() => {
+        log.error({ pid: c.pid, ms: INNER_STOP_MS }, 'inner process did not stop in time; killing it');
+        c.kill('SIGKILL');
+      }, INNER_STOP_MS);
+    });
+    const e = await childExit;
     clearTimeout(killTimer);
-    process.off('SIGINT', forward);
-    process.off('SIGTERM', forward);
+    if (e.code !== null) code = e.code;
+    else if (forwarded !== null && e.signal === forwarded) code = EXIT_OK; // it died of our stop before its handlers were up
+    else {
+      log.error({ signal: e.signal, pid: c.pid }, `inner process was killed by ${e.signal}; removing what it left`);
+      code = EXIT_ERROR;
+    }
+  } catch (err) {
+    if (!(err instanceof SetupAborted)) throw err;
+    log.info({ reason: describeStop(err.reason) }, 'stop requested during setup');
+    code = EXIT_OK;
   } finally {
-    cleanLeftovers(cfg.instance, 'inner'); // the inner run crashed: its namespaces go too
-    const problems = res.teardown();
+    const t0 = performance.now();
+    const problems = await runSteps(log, [
+      { step: 'inner process', timeoutMs: INNER_STOP_MS + 300, run: () => (child !== null && child.exitCode === null && child.signalCode === null ? childExit : undefined) },
+      {
+        step: 'inner leftovers', // the inner run crashed: what it recorded goes too
+        timeoutMs: 1000,
+        run: () => {
+          const done = cleanLeftovers(cfg.instance, 'inner');
+          if (done.length > 0) log.warn({ cleaned: done }, 'removed what the inner process left');
+        },
+      },
+      { step: 'resources', timeoutMs: 1000, run: () => res.teardown(Date.now() + 600) },
+    ]);
     if (problems.length > 0) log.warn({ problems }, 'teardown problems');
+    log.info({ ms: Math.round(performance.now() - t0), exitCode: code }, 'outer process done');
   }
   return code;
 }
 
 export async function runInner(cfg: Config, log: Logger): Promise<number> {
   requireRoot();
+  const stop = new StopRequest(log); // before anything is created: a signal from here on tears down
   if (cfg.namespace !== undefined && !inNetns(cfg.namespace.name))
     throw new Error(`expected to run inside namespace '${cfg.namespace.name}'`);
   const cleaned = cleanLeftovers(cfg.instance, 'inner');
@@ -94,35 +139,44 @@ export async function runInner(cfg: Config, log: Logger): Promise<number> {
   const control = new ControlServer(socketPathOf(cfg));
   const proxy = new LocalhostProxy(log);
   let stopping = false;
-  const teardown = async (): Promise<void> => {
+  worker.onExit = (c) => {
+    if (stopping) return;
+    log.error({ code: c, crash: worker.fatalMessage }, 'data-plane worker died; tearing down');
+    stop.request({ kind: 'crash', message: worker.fatalMessage ?? `worker exited with code ${c}` });
+  };
+  /** Bounded teardown (INNER_TEARDOWN_MS), each step logged with its duration. */
+  const teardown = async (reason: StopReason): Promise<number> => {
     stopping = true;
-    await proxy.stop().catch(() => {});
-    await control.close().catch(() => {});
-    await worker.stop().catch(() => {});
-    for (const fd of fds) {
-      try {
-        native.close(fd);
-      } catch {
-        /* already closed */
-      }
-    }
-    const problems = res.teardown();
-    if (problems.length > 0) log.warn({ problems }, 'teardown problems');
+    const t0 = performance.now();
+    const deadline = Date.now() + INNER_TEARDOWN_MS;
+    log.info({ reason: describeStop(reason) }, 'stopping');
+    const problems = await runSteps(log, [
+      { step: 'localhost proxy', timeoutMs: SOCKET_STEP_MS, run: () => proxy.stop() },
+      { step: 'control socket', timeoutMs: SOCKET_STEP_MS, run: () => control.close() },
+      { step: 'data plane', timeoutMs: 2 * STOP_GRACE_MS + 100, run: async () => ((await worker.stop()) === 'abandoned' ? ['data-plane worker abandoned (did not exit)'] : []) },
+      { step: 'devices', timeoutMs: SOCKET_STEP_MS, run: () => closeFds(fds) },
+      { step: 'resources', timeoutMs: INNER_TEARDOWN_MS, run: () => res.teardown(deadline) },
+    ]);
+    const ms = Math.round(performance.now() - t0);
+    const exitCode = reason.kind === 'crash' || worker.crashed ? EXIT_DATAPLANE_CRASH : reason.kind === 'error' ? EXIT_ERROR : EXIT_OK;
+    if (problems.length > 0) log.warn({ problems, ms, exitCode }, 'stopped, with teardown problems');
+    else log.info({ ms, exitCode }, 'stopped; everything created was removed');
+    return exitCode;
   };
 
   try {
-    setupLabVeths(cfg, res);
-    const setup = setupPorts(cfg, res, fds);
+    await stop.checkpoint();
+    await setupLabVeths(cfg, res, stop.checkpoint);
+    const setup = await setupPorts(cfg, res, fds, stop.checkpoint);
+    await stop.checkpoint();
     await worker.start(dataPlaneSpec(cfg, setup, openExperimentCaptures(cfg)));
-    worker.onExit = (c) => {
-      if (!stopping) {
-        log.error({ code: c }, 'data-plane worker exited unexpectedly; shutting down');
-        process.kill(process.pid, 'SIGTERM');
-      }
-    };
+    await stop.checkpoint();
     control.add(apiRoutes(worker, control, cfg));
+    if (process.env.TAPBRIDGE_TEST_HOOKS === '1') control.add(testHookRoutes(worker));
     await control.listen();
+    await stop.checkpoint();
     startServices(cfg, res, log, () => stopping);
+    await stop.checkpoint();
     if (cfg.nat !== undefined && cfg.nat.localhostProxy) {
       await proxy.start(
         cfg.nat.publish.flatMap((p) => {
@@ -132,9 +186,15 @@ export async function runInner(cfg: Config, log: Logger): Promise<number> {
           return out;
         }),
       );
+      await stop.checkpoint();
     }
   } catch (err) {
-    await teardown();
+    if (err instanceof SetupAborted) {
+      log.info({ reason: describeStop(err.reason) }, 'stop requested during setup; removing what was made');
+      return teardown(err.reason);
+    }
+    const code = await teardown(worker.crashed ? { kind: 'crash', message: worker.fatalMessage ?? (err as Error).message } : { kind: 'error', message: (err as Error).message });
+    if (code === EXIT_DATAPLANE_CRASH) return code; // the data plane died while starting: logged with its stack
     throw err;
   }
   log.info(
@@ -146,11 +206,16 @@ export async function runInner(cfg: Config, log: Logger): Promise<number> {
     },
     `tapbridge ready: ${cfg.bridges.length} bridge(s), ${cfg.bridges.reduce((n, b) => n + b.ports.length, 0)} port(s); control: tapbridge ctl --socket ${control.socketPath} ports`,
   );
-  const sig = await untilSignal();
-  log.info({ signal: sig }, 'stopping');
-  await teardown();
-  log.info('stopped; everything created was removed');
-  return 0;
+  return teardown(await stop.stopped);
+}
+
+/**
+ * Routes that exist only with TAPBRIDGE_TEST_HOOKS=1 (tests of failure paths):
+ *   POST /v1/debug/crash  make the data plane throw (its API method debug_crash).
+ */
+function testHookRoutes(worker: DataPlaneWorker): Route[] {
+  const call = httpCaller(worker);
+  return [{ method: 'POST', path: '/v1/debug/crash', summary: 'test hook: make the data plane crash (TAPBRIDGE_TEST_HOOKS=1 only)', handler: () => call('debug_crash') }];
 }
 
 function startServices(cfg: Config, res: Resources, log: Logger, stopping: () => boolean): void {

@@ -1,12 +1,16 @@
 /*
  * Main-thread handle on the data-plane worker: start it with the opened devices, call
- * its API by message (promise per call, with a timeout), stop it.
+ * its API by message (promise per call, with a timeout), stop it (bounded: a stop message,
+ * terminate() after a grace period, and never an unbounded wait for the exit).
  */
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { HttpError } from './server.js';
 import type { DataPlaneSpec } from '../dataplane/spec.js';
 import type { FromWorker, WorkerData } from '../dataplane/messages.js';
+
+/** How long the worker gets to stop by itself before it is terminated (and again after that). */
+export const STOP_GRACE_MS = 400;
 
 export class CallError extends Error {
   constructor(
@@ -36,15 +40,21 @@ export class DataPlaneWorker {
   onExit: (code: number) => void = () => {};
   /** The data plane died of an exception (its message and stack were logged). */
   crashed = false;
+  /** The message of the exception it died of, when it said. */
+  fatalMessage: string | null = null;
   /** Worker messages other than ready/reply/log (e.g. capture stream chunks, src/experiments). */
   onMessage: (m: { type: string }) => void = () => {};
 
-  constructor(readonly log: Logger) {}
+  /** `workerUrl`: the worker's entry point (tests pass stand-ins that misbehave). */
+  constructor(
+    readonly log: Logger,
+    private readonly workerUrl: URL = new URL('../dataplane/worker.js', import.meta.url),
+  ) {}
 
   start(spec: DataPlaneSpec): Promise<void> {
     return new Promise((resolve, reject) => {
       const data: WorkerData = { spec };
-      const w = new Worker(new URL('../dataplane/worker.js', import.meta.url), { workerData: data });
+      const w = new Worker(this.workerUrl, { workerData: data });
       this.worker = w;
       let ready = false;
       w.on('message', (m: FromWorker) => {
@@ -62,11 +72,13 @@ export class DataPlaneWorker {
           this.log[m.level](m.fields, m.msg);
         } else if (m.type === 'fatal') {
           this.crashed = true;
+          this.fatalMessage = m.message;
           this.log.error({ stack: m.stack }, `data-plane crash: ${m.message}`);
         } else this.onMessage(m);
       });
       w.on('error', (err) => {
         this.crashed = true;
+        this.fatalMessage ??= err.message;
         this.log.error({ err }, 'data-plane worker failed');
         if (!ready) reject(err);
       });
@@ -102,13 +114,27 @@ export class DataPlaneWorker {
     this.worker?.postMessage(message);
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Ask the worker to stop; terminate it after `graceMs`; give up waiting `graceMs` after
+   * that. Never waits forever: resolves with how the worker ended.
+   */
+  async stop(graceMs = STOP_GRACE_MS): Promise<'stopped' | 'terminated' | 'gone' | 'abandoned'> {
     const w = this.worker;
-    if (w === null) return;
+    if (w === null) return 'gone';
     const exited = new Promise<void>((r) => w.once('exit', () => r()));
-    w.postMessage({ type: 'stop' });
-    const timer = setTimeout(() => void w.terminate(), 2000);
-    await exited;
-    clearTimeout(timer);
+    const within = (ms: number) => Promise.race([exited.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms).unref())]);
+    try {
+      w.postMessage({ type: 'stop' });
+    } catch {
+      /* its port is already closed */
+    }
+    if (await within(graceMs)) return 'stopped';
+    this.log.warn({ graceMs }, 'data-plane worker did not stop in time; terminating it');
+    void w.terminate().catch(() => {});
+    if (await within(graceMs)) return 'terminated';
+    this.log.error({ graceMs }, 'data-plane worker did not exit after terminate(); giving up on it');
+    this.worker = null;
+    w.unref(); // it must not keep the process alive either
+    return 'abandoned';
   }
 }

@@ -1,7 +1,8 @@
 /*
  * Control API: HTTP + JSON over a unix socket (like Docker's), mode 0600.
  * Every route maps to one data-plane API call (or a control-plane handler). Bad requests
- * get a 4xx with {"error": "..."}; nothing a client sends can crash the process.
+ * get a 4xx with {"error": "..."}; nothing a client sends can crash the process. A body
+ * over MAX_BODY (1 MiB) gets 413 and the connection is closed: the rest is not read.
  * The route table is the documentation: GET /v1 lists it.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -52,20 +53,35 @@ function compile(r: Route): CompiledRoute {
   return { ...r, re, names };
 }
 
+/** An over-limit body: answered with 413 and the connection closed once the answer is out. */
+class BodyTooLarge extends HttpError {
+  constructor() {
+    super(413, `request body too large (the limit is ${MAX_BODY} bytes)`);
+  }
+}
+
+/** After a 413 the rest of the body is not read: the socket goes this long after the answer at the latest. */
+const CLOSE_AFTER_413_MS = 1000;
+
 function readBody(req: IncomingMessage): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > MAX_BODY) return reject(new BodyTooLarge());
     let size = 0;
     const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => {
+    const onData = (c: Buffer) => {
       size += c.length;
       if (size > MAX_BODY) {
-        reject(new HttpError(413, 'request body too large'));
-        req.destroy();
+        req.off('data', onData);
+        chunks.length = 0;
+        reject(new BodyTooLarge());
         return;
       }
       chunks.push(c);
-    });
+    };
+    req.on('data', onData);
     req.on('end', () => {
+      if (size > MAX_BODY) return;
       if (size === 0) return resolve({});
       try {
         const v: unknown = JSON.parse(Buffer.concat(chunks).toString('utf8'));
@@ -77,6 +93,23 @@ function readBody(req: IncomingMessage): Promise<Record<string, unknown>> {
     });
     req.on('error', reject);
   });
+}
+
+/**
+ * Answer an error. After a 413 the connection is closed (`connection: close`), and the
+ * socket is destroyed shortly after the answer went out, whatever the client still sends.
+ */
+function sendError(req: IncomingMessage, res: ServerResponse, err: unknown): void {
+  const status = typeof (err as { status?: unknown }).status === 'number' ? (err as { status: number }).status : 500;
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  if (err instanceof BodyTooLarge) {
+    res.setHeader('connection', 'close');
+    res.once('finish', () => setTimeout(() => req.socket.destroy(), CLOSE_AFTER_413_MS).unref());
+  }
+  send(res, status, { error: (err as Error).message });
 }
 
 export class ControlServer {
@@ -118,14 +151,16 @@ export class ControlServer {
       if (await socketAnswers(this.socketPath)) throw new Error(`control socket ${this.socketPath} is in use by a running instance`);
       rmSync(this.socketPath, { force: true });
     }
-    this.server = createServer((req, res) => {
-      this.handle(req, res).catch((err: unknown) => {
-        const status = typeof (err as { status?: unknown }).status === 'number' ? (err as { status: number }).status : 500;
-        if (!res.headersSent) send(res, status, { error: (err as Error).message });
-        else res.destroy();
-      });
+    const server = createServer((req, res) => {
+      this.handle(req, res).catch((err: unknown) => sendError(req, res, err));
     });
-    const server = this.server;
+    // `Expect: 100-continue` with a declared body over the limit: 413 at once, no 100 first
+    server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+      if (Number(req.headers['content-length'] ?? 0) > MAX_BODY) return sendError(req, res, new BodyTooLarge());
+      res.writeContinue();
+      server.emit('request', req, res);
+    });
+    this.server = server;
     const oldMask = process.umask(0o177); // the socket is born 0600: no window where others could connect
     try {
       await new Promise<void>((resolve, reject) => {
@@ -138,14 +173,14 @@ export class ControlServer {
     chmodSync(this.socketPath, 0o600);
   }
 
+  /** Remove the socket file (first: no new client finds it), drop every connection, close. */
   async close(): Promise<void> {
     const s = this.server;
+    if (s === null) return; // never listened: the socket path may be another instance's
     this.server = null;
-    if (s !== null) {
-      s.closeAllConnections();
-      await new Promise<void>((r) => s.close(() => r()));
-    }
     rmSync(this.socketPath, { force: true });
+    s.closeAllConnections();
+    await new Promise<void>((r) => s.close(() => r()));
   }
 }
 

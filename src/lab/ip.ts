@@ -1,15 +1,24 @@
 /*
  * iproute2 wrapper for the control plane. Each call runs `ip` synchronously (setup and
- * teardown are short and ordered) and turns a failure into an IpError that carries the
- * whole command line and ip's stderr, e.g.
+ * teardown are short and ordered) with a time limit, and turns a failure into an IpError
+ * that carries the whole command line and ip's stderr, e.g.
  *   ip -n red link set tb-red name eth0: RTNETLINK answers: File exists
+ *   ip netns del red: timed out after 2000 ms (killed)
+ * A hung `ip` (a stuck netlink request, a busy mount namespace) therefore never hangs
+ * setup or teardown: setup fails with that error, teardown reports it and goes on.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
+import { basename } from 'node:path';
 
 export const IP = ['/usr/sbin/ip', '/sbin/ip', '/usr/bin/ip', '/bin/ip'].find((p) => existsSync(p)) ?? 'ip';
 
 export const NSENTER = ['/usr/bin/nsenter', '/bin/nsenter', '/usr/sbin/nsenter'].find((p) => existsSync(p)) ?? 'nsenter';
+
+/** Time limit of one `ip` call during setup. */
+export const IP_TIMEOUT_MS = 5000;
+/** Time limit of one `ip` call during teardown (the whole stop must stay under 3 s). */
+export const IP_TEARDOWN_TIMEOUT_MS = 1000;
 
 export class IpError extends Error {
   constructor(
@@ -21,22 +30,42 @@ export class IpError extends Error {
   }
 }
 
-/** Run `ip [-n ns] args...`; returns stdout. */
-export function ip(args: string[], ns?: string): string {
-  const argv = ns === undefined ? args : ['-n', ns, ...args];
+function argvOf(args: string[], ns?: string): string[] {
+  return ns === undefined ? args : ['-n', ns, ...args];
+}
+
+/** What went wrong with a finished or killed `ip` run, for the error text. */
+function failure(code: string | undefined, signal: NodeJS.Signals | null | undefined, stderr: string, timeoutMs: number): string {
+  if (code === 'ETIMEDOUT') return `timed out after ${timeoutMs} ms (killed)`;
+  if (signal) return `killed by ${signal}${stderr.trim() ? `: ${stderr.trim()}` : ''}`;
+  return stderr.trim() || 'failed';
+}
+
+/** Run a tool synchronously with a time limit; returns stdout. Throws an IpError naming the command. */
+export function runTool(bin: string, argv: string[], timeoutMs: number): string {
   try {
-    return execFileSync(IP, argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    return execFileSync(bin, argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs, killSignal: 'SIGKILL' });
   } catch (err) {
-    const e = err as { stderr?: string; message: string };
-    throw new IpError(`ip ${argv.join(' ')}`, e.stderr ?? e.message);
+    const e = err as NodeJS.ErrnoException & { stderr?: string; signal?: NodeJS.Signals | null };
+    throw new IpError(`${basename(bin)} ${argv.join(' ')}`, failure(e.code, e.signal, e.stderr || e.message, timeoutMs));
   }
 }
 
+/** Like runTool() but never throws; returns the error text or null. */
+export function runToolQuiet(bin: string, argv: string[], timeoutMs: number): string | null {
+  const r = spawnSync(bin, argv, { encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'], timeout: timeoutMs, killSignal: 'SIGKILL' });
+  if (r.status === 0) return null;
+  return `${basename(bin)} ${argv.join(' ')}: ${failure((r.error as NodeJS.ErrnoException | undefined)?.code, r.signal, r.stderr || r.error?.message || '', timeoutMs)}`;
+}
+
+/** Run `ip [-n ns] args...`; returns stdout. Throws an IpError naming the command. */
+export function ip(args: string[], ns?: string, timeoutMs = IP_TIMEOUT_MS): string {
+  return runTool(IP, argvOf(args, ns), timeoutMs);
+}
+
 /** Like ip() but never throws; for teardown. Returns the error text or null. */
-export function ipQuiet(args: string[], ns?: string): string | null {
-  const argv = ns === undefined ? args : ['-n', ns, ...args];
-  const r = spawnSync(IP, argv, { encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'] });
-  return r.status === 0 ? null : `ip ${argv.join(' ')}: ${(r.stderr ?? '').trim()}`;
+export function ipQuiet(args: string[], ns?: string, timeoutMs = IP_TEARDOWN_TIMEOUT_MS): string | null {
+  return runToolQuiet(IP, argvOf(args, ns), timeoutMs);
 }
 
 export function netnsExists(name: string): boolean {
@@ -59,5 +88,5 @@ export function inNetns(name: string): boolean {
 }
 
 export function linkExists(ifname: string, ns?: string): boolean {
-  return ipQuiet(['link', 'show', 'dev', ifname], ns) === null;
+  return ipQuiet(['link', 'show', 'dev', ifname], ns, IP_TIMEOUT_MS) === null;
 }

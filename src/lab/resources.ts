@@ -4,8 +4,8 @@
  * error half-way through setup, or on the next start after a crash — removes exactly
  * what was created, in reverse order, and nothing else.
  */
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { ipQuiet, netnsExists, netnsInode } from './ip.js';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { IP_TEARDOWN_TIMEOUT_MS, ipQuiet, netnsExists, netnsInode } from './ip.js';
 
 export const RUN_DIR = process.env.TAPBRIDGE_RUN_DIR ?? '/run/tapbridge';
 
@@ -29,15 +29,29 @@ interface StateFile {
   resources: Resource[];
 }
 
+/** The fields of /proc/PID/stat after the command name (which may hold spaces and parentheses): [0] is the state, [19] the start time. */
+function statFields(stat: string): string[] {
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
+/** The state letter of a /proc/PID/stat line (R, S, D, Z, X, ...), or '' when it cannot be read. */
+export function parseProcState(stat: string): string {
+  const i = stat.lastIndexOf(')');
+  return i < 0 ? '' : (statFields(stat)[0] ?? '');
+}
+
+function readStat(pid: number): string | null {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return null;
+  }
+}
+
 /** Start time of a process in clock ticks since boot (/proc/PID/stat field 22), or -1. */
 export function processStart(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(fields[19]);
-  } catch {
-    return -1;
-  }
+  const stat = readStat(pid);
+  return stat === null ? -1 : Number(statFields(stat)[19]);
 }
 
 /** The process recorded as (pid, start) is still the same, running process. */
@@ -46,14 +60,31 @@ export function sameProcess(pid: number, start: number | undefined): boolean {
   return start === undefined || processStart(pid) === start;
 }
 
+/**
+ * The pid is a live process. A zombie (Z: exited, not yet reaped by its parent) or a dying
+ * one (X) is not: kill(pid, 0) still succeeds on them, so /proc/PID/stat decides.
+ */
 export function pidAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
+  const stat = readStat(pid);
+  if (stat === null) return existsSync('/proc/self/stat') ? false : true; // no procfs: trust kill()
+  const state = parseProcState(stat);
+  return state !== 'Z' && state !== 'X' && state !== 'x';
 }
+
+const sleepCell = new Int32Array(new SharedArrayBuffer(4));
+/** Block this thread for `ms` (teardown is synchronous: it also runs from exit paths). */
+export function sleepSync(ms: number): void {
+  Atomics.wait(sleepCell, 0, 0, ms);
+}
+
+/** How long a helper process gets after SIGTERM before it is SIGKILLed. */
+export const PID_GRACE_MS = 500;
 
 export class Resources {
   readonly list: Resource[] = [];
@@ -95,41 +126,83 @@ export class Resources {
     renameSync(`${this.file}.tmp`, this.file);
   }
 
-  /** Remove everything, newest first. Returns problems (never throws). */
-  teardown(): string[] {
-    const problems = removeResources(this.list.slice().reverse());
+  /**
+   * Remove everything, newest first, by `deadline` (see removeResources). Returns problems
+   * (never throws). What could not be removed stays in the state file, so the next start
+   * (or the outer process) removes it; with nothing left the file goes.
+   */
+  teardown(deadline = Infinity): string[] {
+    const { problems, left } = removeResources(this.list.slice().reverse(), deadline);
     this.list.length = 0;
-    rmSync(this.file, { force: true });
+    if (left.length === 0) rmSync(this.file, { force: true });
+    else {
+      this.list.push(...left.reverse());
+      this.save();
+    }
     return problems;
   }
 }
 
-export function removeResources(resources: Resource[]): string[] {
-  const problems: string[] = [];
-  for (const r of resources) {
-    if (r.type === 'pid') {
-      if (sameProcess(r.pid, r.start)) {
-        try {
-          process.kill(r.pid, 'SIGTERM');
-        } catch {
-          /* gone meanwhile */
-        }
+/**
+ * SIGTERM the recorded helper processes, wait up to PID_GRACE_MS for them to go, then
+ * SIGKILL the rest. Returns problem texts.
+ */
+function stopProcesses(procs: Extract<Resource, { type: 'pid' }>[]): string[] {
+  const running = () => procs.filter((r) => sameProcess(r.pid, r.start));
+  const signal = (list: typeof procs, sig: NodeJS.Signals) => {
+    for (const r of list) {
+      try {
+        process.kill(r.pid, sig);
+      } catch {
+        /* gone meanwhile */
       }
-    } else if (r.type === 'link') {
+    }
+  };
+  signal(running(), 'SIGTERM');
+  for (const deadline = Date.now() + PID_GRACE_MS; running().length > 0 && Date.now() < deadline; ) sleepSync(10);
+  const stubborn = running();
+  if (stubborn.length === 0) return [];
+  signal(stubborn, 'SIGKILL');
+  for (const deadline = Date.now() + 200; running().length > 0 && Date.now() < deadline; ) sleepSync(10);
+  return stubborn.map((r) => `process ${r.pid} (${r.what}): ${sameProcess(r.pid, r.start) ? 'still running after SIGKILL' : `did not exit within ${PID_GRACE_MS} ms of SIGTERM; killed`}`);
+}
+
+/**
+ * Remove resources in the given order (processes first, together). `deadline` (ms since the
+ * epoch) bounds the whole removal: each `ip` call gets at most what is left (and at least
+ * 100 ms). Returns the problems and the resources that are still there (never throws).
+ */
+export function removeResources(resources: Resource[], deadline = Infinity): { problems: string[]; left: Resource[] } {
+  const procs = resources.filter((r) => r.type === 'pid');
+  const problems = stopProcesses(procs);
+  const left: Resource[] = procs.filter((r) => sameProcess(r.pid, r.start));
+  const ipTimeout = () => Math.max(100, Math.min(IP_TEARDOWN_TIMEOUT_MS, deadline - Date.now()));
+  for (const r of resources) {
+    if (r.type === 'link') {
       if (r.ns !== undefined && !netnsExists(r.ns)) continue; // gone with its namespace
       if (r.ns === undefined && (r.createdIn === undefined || r.createdIn !== netnsInode('/proc/self/ns/net'))) {
         problems.push(`link ${r.name}: not removed from here (it was created in another namespace)`);
         continue;
       }
-      const err = ipQuiet(['link', 'del', 'dev', r.name], r.ns);
-      if (err !== null && !/Cannot find device|does not exist/.test(err)) problems.push(err);
+      const err = ipQuiet(['link', 'del', 'dev', r.name], r.ns, ipTimeout());
+      if (err !== null && !/Cannot find device|does not exist/.test(err)) {
+        problems.push(err);
+        left.push(r);
+      }
     } else if (r.type === 'netns') {
       if (!netnsExists(r.name)) continue;
-      const err = ipQuiet(['netns', 'del', r.name]);
-      if (err !== null) problems.push(err);
+      const err = ipQuiet(['netns', 'del', r.name], undefined, ipTimeout());
+      if (err !== null) {
+        problems.push(err);
+        left.push(r);
+      }
     }
   }
-  return problems;
+  return { problems, left };
+}
+
+function describeResource(r: Resource): string {
+  return r.type === 'pid' ? `process ${r.pid} (${r.what})` : r.type === 'netns' ? `namespace ${r.name}` : `link ${r.name}${r.ns ? ` in ${r.ns}` : ''}`;
 }
 
 /**
@@ -142,8 +215,9 @@ export function cleanLeftovers(instance: string, role: string): string[] {
   if (state === null) return [];
   if (state.pid !== process.pid && sameProcess(state.pid, state.pidStart))
     throw new Error(`instance '${instance}' is already running (pid ${state.pid}); stop it first or pick another instance name`);
-  const done = state.resources.map((r) => (r.type === 'pid' ? `process ${r.pid} (${r.what})` : r.type === 'netns' ? `namespace ${r.name}` : `link ${r.name}${r.ns ? ` in ${r.ns}` : ''}`));
-  removeResources(state.resources.slice().reverse());
+  const done = state.resources.map(describeResource);
+  const { left } = removeResources(state.resources.slice().reverse());
+  if (left.length > 0) throw new Error(`leftovers of an earlier run of '${instance}' could not all be removed: ${left.map(describeResource).join(', ')} (see ${file})`);
   rmSync(file, { force: true });
   return done;
 }

@@ -7,12 +7,18 @@
  *   lab veths: a namespace joined to this one by a veth pair (the lab's `wan`).
  * Every creation is recorded in Resources before the next step, so a failure half-way
  * tears down exactly what was made. The fds are returned for the data-plane worker.
+ * Between steps the caller's checkpoint runs (it yields to the event loop, so a SIGTERM
+ * during setup is seen, and throws to abort): setup stops at once and the caller tears down.
  */
 import { native } from '../io/native.js';
 import type { Config, PortConfig } from '../config/schema.js';
 import type { PortSpec } from '../dataplane/spec.js';
 import { ip, linkExists, netnsExists, netnsInode } from './ip.js';
 import type { Resources } from './resources.js';
+
+/** Awaited between setup steps; throws to abort setup. */
+export type Checkpoint = () => Promise<void>;
+const noCheckpoint: Checkpoint = async () => {};
 
 export interface SetupResult {
   ports: PortSpec[];
@@ -80,8 +86,9 @@ function openPacketPort(p: Extract<PortConfig, { type: 'packet' }>, fds: number[
 }
 
 /** Create the lab's veth-linked namespaces (before the uplink opens its socket on them). */
-export function setupLabVeths(cfg: Config, res: Resources): void {
+export async function setupLabVeths(cfg: Config, res: Resources, checkpoint: Checkpoint = noCheckpoint): Promise<void> {
   for (const v of cfg.lab?.veths ?? []) {
+    await checkpoint();
     ensureNamespace(v.namespace, true, res, `lab veth to '${v.namespace}'`);
     if (linkExists(v.peer)) throw new Error(`lab veth: a device '${v.peer}' already exists here`);
     ip(['link', 'add', 'dev', v.peer, 'mtu', String(v.mtu), 'type', 'veth', 'peer', 'name', v.ifname, 'netns', v.namespace]);
@@ -93,11 +100,12 @@ export function setupLabVeths(cfg: Config, res: Resources): void {
 }
 
 /** Build every port of the config. On failure, already-opened fds are in `fds` for cleanup. */
-export function setupPorts(cfg: Config, res: Resources, fds: number[]): SetupResult {
+export async function setupPorts(cfg: Config, res: Resources, fds: number[], checkpoint: Checkpoint = noCheckpoint): Promise<SetupResult> {
   const ports: PortSpec[] = [];
   let index = 0;
   for (const b of cfg.bridges) {
     for (const p of b.ports) {
+      await checkpoint();
       const spec =
         p.type === 'namespace' ? openNamespacePort(p, index, res, fds) : p.type === 'tap' ? openTapPort(p, fds) : openPacketPort(p, fds);
       spec.bridge = b.name;
@@ -107,6 +115,7 @@ export function setupPorts(cfg: Config, res: Resources, fds: number[]): SetupRes
   }
   let uplink: SetupResult['uplink'] = null;
   if (cfg.uplink !== undefined) {
+    await checkpoint();
     const u = cfg.uplink;
     if (!linkExists(u.interface)) throw new Error(`uplink: no interface '${u.interface}' in tapbridge's namespace`);
     ip(['link', 'set', 'dev', u.interface, 'up']);

@@ -6,20 +6,11 @@
  * tbt-<pid>-x<tag>. stop() sends SIGTERM; call cleanupAll() (tapbridge.ts) in a top-level
  * after() to remove whatever a failed test left.
  */
-import { existsSync } from 'node:fs';
 import { request } from 'node:http';
-import { IP, PREFIX, TAPBRIDGE, integrationSkipReason, run as sysRun } from './sys.js';
+import { IP, PREFIX, TAPBRIDGE, run as sysRun } from './sys.js';
 import { Tapbridge, tempDir, writeConfig } from './tapbridge.js';
 
 export { IP, TAPBRIDGE as BIN };
-
-/** Why these tests cannot run here (also: a missing tool), or null. */
-export function skipReason(tools: string[] = []): string | null {
-  const base = integrationSkipReason();
-  if (base !== null) return base;
-  for (const t of tools) if (!['/usr/bin', '/usr/sbin', '/bin', '/sbin', '/usr/local/bin'].some((d) => existsSync(`${d}/${t}`))) return `${t} not installed`;
-  return null;
-}
 
 export interface RunResult {
   stdout: string;

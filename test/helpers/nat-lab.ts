@@ -18,10 +18,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { IP, PREFIX, ROOT, TIMEOUT, describeRun, run, waitFor, type RunResult } from './sys.js';
 import { Tapbridge } from './tapbridge.js';
+import type { ConntrackPage, FlowRow } from '../../src/cli/ctl.js';
 
 export const FIXTURES = join(ROOT, 'test', 'integration', 'fixtures');
-/** Debian's python with scapy (the first python3 on PATH may be another one). */
-export const SYS_PYTHON = '/usr/bin/python3';
+export { SYS_PYTHON } from './tools.js';
 
 export type Role = 'host' | 'red' | 'blue' | 'wan';
 
@@ -197,23 +197,9 @@ s.bind(Number(sport), () => s.send(msg, Number(port), host));`;
 
 /* ---- ctl answers --------------------------------------------------------------------- */
 
-export interface FlowJson {
-  protoName: string;
-  state: string;
-  secondsLeft: number;
-  original: string;
-  reply: string;
-  packetsOrig: number;
-  packetsReply: number;
-  flags: string[];
-}
-
-export interface ConntrackJson {
-  size: number;
-  max: number;
-  counters: Record<string, number>;
-  flows: FlowJson[];
-}
+/** What `ctl --json conntrack` prints (src/cli/ctl.ts). */
+export type FlowJson = FlowRow;
+export type ConntrackJson = ConntrackPage & { counters: Record<string, number> };
 
 export interface PortJson {
   name: string;

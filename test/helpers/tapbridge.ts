@@ -12,9 +12,10 @@
  * SIGKILLs the outer and the inner process (the inner pid comes from the state file).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pidAlive } from '../../src/lab/resources.js';
 import { NSENTER, PREFIX, ROOT, TAPBRIDGE, deleteNamespacesSync, describeRun, run, waitFor, type RunResult } from './sys.js';
 
 export const RUN_DIR = process.env.TAPBRIDGE_RUN_DIR ?? '/run/tapbridge';
@@ -98,13 +99,23 @@ export function stateResources(instance: string, role: 'inner' | 'outer'): { typ
   }
 }
 
-export function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+/** A live process (a zombie is not): the same check tapbridge makes (src/lab/resources.ts). */
+export { pidAlive };
+
+/** Live processes (not zombies, not this one) whose command line contains `text`. */
+export function processesMentioning(text: string): { pid: number; cmdline: string }[] {
+  const out: { pid: number; cmdline: string }[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d) || Number(d) === process.pid) continue;
+    let cmdline: string;
+    try {
+      cmdline = readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0').join(' ').trim();
+    } catch {
+      continue;
+    }
+    if (cmdline.includes(text) && pidAlive(Number(d))) out.push({ pid: Number(d), cmdline });
   }
+  return out;
 }
 
 /** Run the CLI once (not `run`): `node bin/tapbridge.js ARGS`. */
@@ -118,6 +129,8 @@ export interface StartOptions {
   /** Extra CLI args after `run --config F --json-logs`. */
   args?: string[];
   readyTimeoutMs?: number;
+  /** Extra environment variables (e.g. TAPBRIDGE_TEST_HOOKS=1). */
+  env?: Record<string, string>;
 }
 
 export class Tapbridge {
@@ -138,10 +151,11 @@ export class Tapbridge {
     this.namespaces = namespacesOf(config);
     for (const n of this.namespaces) namespaces.add(n);
     const argv = [TAPBRIDGE, 'run', '--config', configFile, '--json-logs', ...(opts.args ?? [])];
+    const spawnOpts = { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] as ('ignore' | 'pipe')[], env: { ...process.env, ...opts.env } };
     this.child =
       opts.netns === undefined
-        ? spawn(process.execPath, argv, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
-        : spawn(NSENTER, [`--net=/run/netns/${opts.netns}`, '--', process.execPath, ...argv], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+        ? spawn(process.execPath, argv, spawnOpts)
+        : spawn(NSENTER, [`--net=/run/netns/${opts.netns}`, '--', process.execPath, ...argv], spawnOpts);
     this.child.stdout!.setEncoding('utf8').on('data', (d: string) => (this.output += d));
     this.child.stderr!.setEncoding('utf8').on('data', (d: string) => (this.output += d));
     this.exited = new Promise((resolve) => {

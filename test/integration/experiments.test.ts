@@ -10,14 +10,17 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BIN, IP, Instance, ping, run, skipReason, sleep } from '../helpers/experiments-instance.js';
+import { BIN, IP, Instance, ping, run, sleep } from '../helpers/experiments-instance.js';
 import { cleanupAll } from '../helpers/tapbridge.js';
-import { announceSkip } from '../helpers/sys.js';
+import { announceSkip, integrationSkipReason } from '../helpers/sys.js';
+import { requireTools } from '../helpers/tools.js';
 import type { CaptureInfo } from '../../src/dataplane/captures.js';
 import type { FaultRow } from '../../src/dataplane/faults.js';
 import type { LiveStats } from '../../src/control/live.js';
 
-const SKIP = skipReason(['ping', 'tshark', 'tcpdump', 'iperf3']);
+const SKIP = integrationSkipReason();
+/** Every tool these tests run: missing ones fail the suites loudly (scripts/run-tests.js installs them). */
+const NEEDS = ['ping', 'tshark', 'tcpdump', 'iperf3', 'curl', 'script'];
 if (SKIP) announceSkip('experiment integration tests', SKIP);
 
 // whatever a failed test left behind: instances, namespaces, temp dirs
@@ -58,6 +61,7 @@ async function until<T>(what: string, fn: () => Promise<T | undefined | null | f
 }
 
 describe('experiments on a running instance', { skip: SKIP ?? false, timeout: 240_000 }, () => {
+  before(() => requireTools(NEEDS));
   const inst = new Instance({ tag: 'a' });
   before(async () => {
     await inst.start();
@@ -298,6 +302,7 @@ describe('experiments on a running instance', { skip: SKIP ?? false, timeout: 24
 });
 
 describe('an experiment declared in the config', { skip: SKIP ?? false, timeout: 120_000 }, () => {
+  before(() => requireTools(NEEDS));
   const METRICS_PORT = 19464;
   const inst = new Instance({
     tag: 'b',

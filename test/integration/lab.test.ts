@@ -7,11 +7,12 @@
  * All names start with tbt-<pid>-; addresses are 10.100.0.0/24 and 198.51.100.0/24 inside
  * test namespaces only. after() kills and removes whatever a failed test left behind.
  */
-import { after, describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { statSync } from 'node:fs';
 import { diffSnapshots, ping, snapshotNamespace } from '../helpers/net.js';
 import { IP, PREFIX, addNamespace, announceSkip, describeRun, integrationSkipReason, ip, netnsExists, netnsList, nsRun, run, waitFor } from '../helpers/sys.js';
+import { requireTools } from '../helpers/tools.js';
 import { Tapbridge, cleanupAll, cli, pidAlive, runFiles, socketPath, stateFile, statePid, stateResources, trackNamespace, writeConfig, type ConfigDoc } from '../helpers/tapbridge.js';
 
 const SKIP = integrationSkipReason();
@@ -56,6 +57,7 @@ const ours = async (tag: string) => (await netnsList()).filter((n) => n.startsWi
 const servicePids = (instance: string) => stateResources(instance, 'inner').filter((r) => r.type === 'pid').map((r) => r.pid!);
 
 describe('tapbridge lab lifecycle', { skip: SKIP ?? false, timeout: 150_000 }, () => {
+  before(() => requireTools(['ping']));
   after(async () => {
     await cleanupAll();
   });

@@ -15,11 +15,11 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { capture, ping } from '../helpers/net.js';
 import { IP, announceSkip, describeRun, integrationSkipReason, macOf, run, sleep, waitFor } from '../helpers/sys.js';
 import { cleanupAll } from '../helpers/tapbridge.js';
+import { requireTools } from '../helpers/tools.js';
 import {
   FIXTURES,
   NatLab,
@@ -33,23 +33,10 @@ import {
   type TraceJson,
 } from '../helpers/nat-lab.js';
 
-function skipReason(): string | null {
-  const base = integrationSkipReason();
-  if (base !== null) return base;
-  const tools: [string, string[]][] = [
-    ['curl', ['/usr/bin/curl']],
-    ['iperf3', ['/usr/bin/iperf3', '/usr/local/bin/iperf3']],
-    ['traceroute', ['/usr/bin/traceroute', '/usr/sbin/traceroute']],
-    ['tracepath', ['/usr/bin/tracepath', '/usr/sbin/tracepath', '/bin/tracepath']],
-    ['tcpdump', ['/usr/bin/tcpdump', '/usr/sbin/tcpdump']],
-    ['ss', ['/usr/bin/ss', '/usr/sbin/ss', '/bin/ss']],
-    ['python3 (/usr/bin/python3, with scapy)', [SYS_PYTHON]],
-  ];
-  const missing = tools.filter(([, paths]) => !paths.some((p) => existsSync(p))).map(([n]) => n);
-  return missing.length > 0 ? `missing tools: ${missing.join(', ')}` : null;
-}
+/** Every tool these tests run: missing ones fail the suites loudly (scripts/run-tests.js installs them). */
+const NEEDS = ['ping', 'curl', 'iperf3', 'traceroute', 'tracepath', 'tcpdump', 'ss', 'python3-scapy'];
 
-const SKIP = skipReason();
+const SKIP = integrationSkipReason();
 if (SKIP !== null) announceSkip('gateway/NAT integration tests', SKIP);
 
 const WAN_ECHO = 9000;
@@ -65,6 +52,7 @@ function show(x: unknown): string {
 }
 
 describe('gateway and NAT (one instance, default-lab shape)', { skip: SKIP ?? false, timeout: 170_000 }, () => {
+  before(() => requireTools(NEEDS));
   const lab = new NatLab({ tag: 'nat', wanUdpEcho: WAN_ECHO, nat: { timeouts: { udpUnreplied: UDP_UNREPLIED_S, udpReplied: UDP_REPLIED_S } } });
   const nsRed = lab.ns('red');
   const nsWan = lab.ns('wan');
@@ -385,6 +373,7 @@ describe('gateway and NAT (one instance, default-lab shape)', { skip: SKIP ?? fa
 });
 
 describe('full conntrack table (nat.maxFlows 16)', { skip: SKIP ?? false, timeout: 90_000 }, () => {
+  before(() => requireTools(NEEDS));
   const lab = new NatLab({ tag: 'full', noBlue: true, wanUdpEcho: WAN_ECHO, nat: { maxFlows: 16 } });
 
   before(async () => {

@@ -5,7 +5,7 @@
  * tbn-<pid>-*, using 10.99.0.0/16 only; the root namespace is never modified. Code that must
  * run inside a namespace runs in a child `ip netns exec NS node test/integration/fixtures/native-*.mjs`.
  */
-import { after, describe, test, type TestContext } from 'node:test';
+import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
 import { loadNative, nativeAddonPath, type NativeError } from '../../src/io/native.js';
+import { requireTools, toolPath } from '../helpers/tools.js';
 
 const execFileP = promisify(execFile);
 
@@ -30,7 +31,7 @@ function findRepoRoot(): string {
 const ROOT = findRepoRoot();
 const FIXTURES = join(ROOT, 'test', 'integration', 'fixtures');
 const IP = ['/usr/sbin/ip', '/sbin/ip', '/usr/bin/ip', '/bin/ip'].find((p) => existsSync(p)) ?? 'ip';
-const IPERF3 = ['/usr/bin/iperf3', '/usr/local/bin/iperf3'].find((p) => existsSync(p));
+const IPERF3 = toolPath('iperf3') ?? 'iperf3';
 const PID = process.pid;
 
 function skipReason(): string | null {
@@ -183,26 +184,15 @@ async function linkMac(ns: string, dev: string): Promise<string> {
 
 /** TCP transfer B -> C (server at cAddr in nsC). Returns bytes received. */
 async function tcpTransfer(nsB: string, nsC: string, cAddr: string): Promise<number> {
-  if (IPERF3) {
-    const srv = new Child(nsC, IPERF3, ['-s', '-1', '--forceflush', '-B', cAddr, '-p', '5201']);
-    try {
-      await srv.waitFor((m) => m.event === 'text' && String(m.line).includes('listening'), 'iperf3 server', 5000);
-      const outp = await nsExec(nsB, IPERF3, ['-c', cAddr, '-p', '5201', '-t', '2', '-J'], 20_000);
-      const j = JSON.parse(outp) as { end: { sum_received: { bytes: number; bits_per_second: number } } };
-      console.error(`    iperf3 ${nsB} -> ${nsC}: ${(j.end.sum_received.bits_per_second / 1e9).toFixed(2)} Gbit/s`);
-      return j.end.sum_received.bytes;
-    } finally {
-      await srv.stop();
-      srv.proc.kill('SIGKILL');
-    }
-  }
-  const srv = Child.node(nsC, 'native-tcp.mjs', ['server', cAddr, '5201']);
+  const srv = new Child(nsC, IPERF3, ['-s', '-1', '--forceflush', '-B', cAddr, '-p', '5201']);
   try {
-    await srv.waitFor((m) => m.event === 'listening', 'tcp server', 5000);
-    await nsExec(nsB, process.execPath, [join(FIXTURES, 'native-tcp.mjs'), 'client', cAddr, '5201', String(16 << 20)], 20_000);
-    const r = await srv.waitFor((m) => m.event === 'received', 'tcp server done', 10_000);
-    return Number(r.bytes);
+    await srv.waitFor((m) => m.event === 'text' && String(m.line).includes('listening'), 'iperf3 server', 5000);
+    const outp = await nsExec(nsB, IPERF3, ['-c', cAddr, '-p', '5201', '-t', '2', '-J'], 20_000);
+    const j = JSON.parse(outp) as { end: { sum_received: { bytes: number; bits_per_second: number } } };
+    console.error(`    iperf3 ${nsB} -> ${nsC}: ${(j.end.sum_received.bits_per_second / 1e9).toFixed(2)} Gbit/s`);
+    return j.end.sum_received.bytes;
   } finally {
+    await srv.stop();
     srv.proc.kill('SIGKILL');
   }
 }
@@ -210,6 +200,9 @@ async function tcpTransfer(nsB: string, nsC: string, cAddr: string): Promise<num
 // ---------------------------------------------------------------------------------------------
 
 describe('native addon', () => {
+  before(() => {
+    if (SKIP === null) requireTools(['iperf3']); // no silent fallback: a missing tool fails loudly
+  });
   test('addon loads and exposes the API', (t) => {
     if (maybeSkip(t)) return;
     assert.ok(existsSync(nativeAddonPath()), `addon not built at ${nativeAddonPath()}`);

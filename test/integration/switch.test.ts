@@ -15,6 +15,7 @@ import assert from 'node:assert/strict';
 import { arping, capture, ping } from '../helpers/net.js';
 import { PREFIX, addNamespace, announceSkip, describeRun, integrationSkipReason, linkInfo, macOf, netnsExists, netnsList, run, IP, waitFor } from '../helpers/sys.js';
 import { Tapbridge, cleanupAll, runFiles, trackNamespace, type ConfigDoc } from '../helpers/tapbridge.js';
+import { requireTools } from '../helpers/tools.js';
 
 const SKIP = integrationSkipReason();
 if (SKIP !== null) announceSkip('switch integration tests', SKIP);
@@ -71,6 +72,7 @@ function byName(rows: PortRow[]): Record<string, PortRow> {
 }
 
 describe('userspace switch (tapbridge in its own namespace)', { skip: SKIP ?? false, timeout: 120_000 }, () => {
+  before(() => requireTools(['ping', 'arping', 'tcpdump', 'timeout']));
   let tb: Tapbridge;
   const mac: Record<string, string> = {};
 
