@@ -19,6 +19,7 @@
  *   on a bridge an ARP whose sender MAC is not the frame's source is dropped; unresolved
  *   entries and queued frames are charged to the ingress port (bounded per port); on the
  *   uplink, only frames to its own MAC and address are taken (the host's kernel shares the wire).
+ *   Transmit and the waiting packets are link.ts's (shared with gw6/IF).
  * Config: the RouterIface (address, prefix, MAC, MTU) and the port record drops count into.
  * Counters (on the record): l2_not_for_gateway, uplink_not_for_us, vlan_not_routed,
  *   unknown_ethertype, arp_* (queue_full, failed, table_full, pending_limit, takeover_refused,
@@ -26,7 +27,7 @@
  *   arpRequestsSent, arpRepliesSent. For the internal gateway port the record's tx counts
  *   the frames the switch delivered to it and rx those it sent into the switch.
  */
-import { C_RX_BYTES, C_RX_PACKETS, C_TX_BYTES, C_TX_PACKETS } from '../core/counters.js';
+import { C_TX_BYTES, C_TX_PACKETS } from '../core/counters.js';
 import {
   DROP_ARP_NOT_OURS,
   DROP_IPV4_NOT_UNICAST,
@@ -43,7 +44,7 @@ import {
   DROP_UPLINK_NOT_OURS,
   DROP_VLAN_NOT_ROUTED,
 } from '../core/drops.js';
-import { Element, type DataPlaneContext } from '../core/element.js';
+import type { DataPlaneContext } from '../core/element.js';
 import { VNET_HDR_LEN } from '../core/frame.js';
 import { ACCOUNT_CONTROL } from '../core/arena.js';
 import { slotOf } from '../core/anno.js';
@@ -53,7 +54,7 @@ import { ETH_HEADER_LEN, ETH_MIN_FRAME_LEN, ETH_SRC, ETHERTYPE_ARP, ETHERTYPE_IP
 import { ip4ToString } from '../wire/ip4.js';
 import { IPV4_DST } from '../wire/ipv4.js';
 import { readU16, readU32 } from '../wire/bytes.js';
-import { BROADCAST_MAC, macToString, readMac, writeMac } from '../wire/mac.js';
+import { BROADCAST_MAC, macToString, readMac } from '../wire/mac.js';
 import { describePacket } from '../wire/describe.js';
 import type { RouterIface } from './ifaces.js';
 import { Ipv4InputCheck } from './ipv4-input.js';
@@ -65,50 +66,35 @@ import {
   NEIGH_STALE,
   NEIGH_STATE_NAMES,
   NeighborTable,
-  QUEUE_PER_NEIGHBOR,
   type NeighborInfo,
 } from './neighbors.js';
+import { InterfaceLink, OUT_IP } from './link.js';
 
 const IN_WIRE = 0; // input 1: ip
-const OUT_WIRE = 0;
-const OUT_IP = 1;
-const OUT_UNREACHABLE = 2;
 const OUT_IP6 = 3;
 
 export const NEIGHBOR_CAPACITY = 1024;
 
-export class GatewayInterface extends Element {
+export class GatewayInterface extends InterfaceLink {
   readonly kind = 'GatewayInterface';
   readonly neigh: NeighborTable;
   override counters = { arpRequestsSent: 0, arpRepliesSent: 0 };
   private readonly arp = new ArpView();
   private readonly ipCheck = new Ipv4InputCheck();
-  /** Count traffic on the record (internal gateway port: it has no device of its own). */
-  private readonly countsTraffic: boolean;
 
-  constructor(
-    name: string,
-    ctx: DataPlaneContext,
-    readonly iface: RouterIface,
-    /** Pool account of frames waiting for a neighbour, by ingress port (src/dataplane/build.ts). */
-    private readonly queueAccounts: Int32Array,
-  ) {
-    super(name, ctx, ['wire', 'ip'], ['wire', 'ip', 'unreachable', 'ip6']);
+  constructor(name: string, ctx: DataPlaneContext, iface: RouterIface, queueAccounts: Int32Array) {
+    super(name, ctx, ['wire', 'ip'], ['wire', 'ip', 'unreachable', 'ip6'], iface, queueAccounts, { failed: DROP_NEIGH_FAILED, queueFull: DROP_NEIGH_QUEUE_FULL });
     this.neigh = new NeighborTable(NEIGHBOR_CAPACITY);
-    this.countsTraffic = iface.record.kind === 'internal';
   }
 
   override config(): string {
-    return `${ip4ToString(this.iface.address)}/${this.iface.prefixLen} ${macToString(this.iface.mac)} mtu ${this.iface.mtu}`;
+    const f = this.iface;
+    return `${f.hasV4 ? `${ip4ToString(f.address)}/${f.prefixLen}` : 'no IPv4'} ${macToString(f.mac)} mtu ${f.mtu}`;
   }
 
   push(input: number, off: number, len: number): void {
     if (input === IN_WIRE) this.fromWire(off, len);
     else this.sendIp(off, len);
-  }
-
-  private drop(reason: number): void {
-    this.iface.record.countDrop(reason);
   }
 
   /* ------------------------------------------------------------------ input */
@@ -182,16 +168,6 @@ export class GatewayInterface extends Element {
 
   /* ----------------------------------------------------------------- output */
 
-  /** Put a complete frame on the wire (through the switch, or out of the uplink device). */
-  private transmit(off: number, len: number): void {
-    if (this.countsTraffic) {
-      const c = this.iface.record.counters;
-      c[C_RX_PACKETS]++;
-      c[C_RX_BYTES] += len;
-    }
-    this.out[OUT_WIRE].push(off, len);
-  }
-
   private writeHeader(e: number, dstMac: number): void {
     writeEthernetHeader(this.ctx.u8, e, dstMac, this.iface.mac, ETHERTYPE_IPV4);
   }
@@ -222,34 +198,13 @@ export class GatewayInterface extends Element {
       if (neigh.states[i] === NEIGH_STALE && !tracer.active && neigh.probeDue(i, now)) this.sendArp(ARP_OP_REQUEST, BROADCAST_MAC, this.iface.address, 0, nextHop);
       return;
     }
-    if (neigh.states[i] === NEIGH_FAILED) {
-      this.drop(DROP_NEIGH_FAILED);
-      return this.out[OUT_UNREACHABLE].push(off, len);
-    }
-    // INCOMPLETE: hold the packet until the neighbour answers, in a slot of its port's account.
-    const arena = this.ctx.arena;
-    const slot = arena.hold(off, len, VNET_HDR_LEN, port >= 0 ? this.queueAccounts[port] : ACCOUNT_CONTROL);
-    if (slot < 0) return this.drop(DROP_NO_FRAME_SLOT);
-    this.writeHeader(slot + VNET_HDR_LEN, 0);
-    if (!neigh.enqueue(i, slot, len)) {
-      arena.release(slot);
-      this.drop(DROP_NEIGH_QUEUE_FULL);
-    }
+    if (neigh.states[i] === NEIGH_FAILED) return this.unreachable(off, len);
+    // INCOMPLETE: a copy waits for the neighbour's answer, in a slot of its port's account.
+    const slot = this.park(i, off, len, port);
+    if (slot >= 0) this.writeHeader(slot + VNET_HDR_LEN, 0);
     if (neigh.probeDue(i, now)) this.sendArp(ARP_OP_REQUEST, BROADCAST_MAC, this.iface.address, 0, nextHop);
   }
 
-  private flushNeighborQueue(i: number, mac: number): void {
-    const neigh = this.neigh;
-    const n = neigh.queueCount[i];
-    neigh.queueCount[i] = 0;
-    const b = this.ctx.u8;
-    for (let k = 0; k < n; k++) {
-      const off = neigh.queueOff[i * QUEUE_PER_NEIGHBOR + k];
-      writeMac(b, off + VNET_HDR_LEN, mac);
-      this.transmit(off, neigh.queueLen[i * QUEUE_PER_NEIGHBOR + k]);
-      this.ctx.arena.release(off);
-    }
-  }
 
   /** ARP request (to broadcast) or reply, built in a pool slot. */
   sendArp(op: number, ethDst: number, spa: number, tha: number, tpa: number): void {
@@ -281,7 +236,7 @@ export class GatewayInterface extends Element {
       const s = n.states[i];
       if (s === NEIGH_INCOMPLETE) {
         if (now - n.lastProbe[i] < t.retransMs) continue;
-        if (n.probes[i] >= t.maxProbes) this.fail(i, now);
+        if (n.probes[i] >= t.maxProbes) this.failNeighbor(i, now);
         else if (n.probeDue(i, now)) this.sendArp(ARP_OP_REQUEST, BROADCAST_MAC, this.iface.address, 0, n.ips[i]);
       } else if ((s === NEIGH_FAILED && now - n.updated[i] > t.failedHoldMs) || (s === NEIGH_STALE && now - n.updated[i] > t.staleMs)) {
         n.remove(i);
@@ -290,19 +245,6 @@ export class GatewayInterface extends Element {
     }
   }
 
-  /** No answer: the entry fails, its queued packets go to `unreachable`. */
-  private fail(i: number, now: number): void {
-    const n = this.neigh;
-    n.fail(i, now);
-    const count = n.queueCount[i];
-    n.queueCount[i] = 0;
-    for (let k = 0; k < count; k++) {
-      const off = n.queueOff[i * QUEUE_PER_NEIGHBOR + k];
-      this.drop(DROP_NEIGH_FAILED);
-      this.out[OUT_UNREACHABLE].push(off, n.queueLen[i * QUEUE_PER_NEIGHBOR + k]);
-      this.ctx.arena.release(off);
-    }
-  }
 
   /* -------------------------------------------------------- control plane */
 

@@ -27,7 +27,6 @@
  *   ndp_ignored, nd_* (lla_mismatch, takeover_refused, queue_full, failed, table_full,
  *   pending_limit), no_frame_slot; element counters nsSent, naSent, raSent, rsReceived.
  */
-import { C_RX_BYTES, C_RX_PACKETS } from '../core/counters.js';
 import {
   DROP_IPV6_BAD_DEST,
   DROP_IPV6_BAD_SOURCE,
@@ -43,7 +42,7 @@ import {
   DROP_NO_FRAME_SLOT,
   DROP_UPLINK_NOT_OURS,
 } from '../core/drops.js';
-import { Element, type DataPlaneContext } from '../core/element.js';
+import type { DataPlaneContext } from '../core/element.js';
 import { VNET_HDR_LEN } from '../core/frame.js';
 import { ACCOUNT_CONTROL } from '../core/arena.js';
 import { slotOf } from '../core/anno.js';
@@ -68,7 +67,7 @@ import {
 } from '../wire/icmpv6.js';
 import { inPrefixIp6, IP6_WORDS, ip6Equals, ip6ToString, isLinkLocalIp6, isUnspecifiedIp6, multicastMacIp6, solicitedNodeIp6 } from '../wire/ip6.js';
 import { IPPROTO_ICMPV6 } from '../wire/ipv6.js';
-import { macToString, readMac, writeMac } from '../wire/mac.js';
+import { macToString, readMac } from '../wire/mac.js';
 import { describePacket } from '../wire/describe.js';
 import type { RouterIface } from './ifaces.js';
 import { Ipv6InputCheck } from './ipv6-input.js';
@@ -82,14 +81,11 @@ import {
   ND_STALE,
   ND_STATE_NAMES,
   NeighborTable6,
-  QUEUE_PER_NEIGHBOR6,
   type Neighbor6Info,
 } from './neighbors6.js';
+import { InterfaceLink, OUT_IP } from './link.js';
 
 const IN_WIRE = 0; // input 1: ip
-const OUT_WIRE = 0;
-const OUT_IP = 1;
-const OUT_UNREACHABLE = 2;
 
 export const NEIGHBOR6_CAPACITY = 1024;
 /** RFC 4861 10: MIN_DELAY_BETWEEN_RAS, MAX_INITIAL_RTR_ADVERTISEMENTS, MAX_INITIAL_RTR_ADVERT_INTERVAL. */
@@ -113,18 +109,14 @@ export interface GatewayInterface6Params {
   routed?: RoutedPrefix[];
 }
 
-export class GatewayInterface6 extends Element {
+export class GatewayInterface6 extends InterfaceLink {
   readonly kind = 'GatewayInterface6';
   readonly neigh: NeighborTable6;
   override counters = { nsSent: 0, naSent: 0, raSent: 0, rsReceived: 0 };
-  readonly iface: RouterIface;
-  private readonly queueAccounts: Int32Array;
   private readonly routed: RoutedPrefix[];
   private readonly check = new Ipv6InputCheck();
   private readonly icmp = new Icmpv6View();
   private readonly options = new NdpOptionWalker();
-  /** Count traffic on the record (internal gateway port: it has no device of its own). */
-  private readonly countsTraffic: boolean;
   private readonly src = new Uint32Array(IP6_WORDS);
   private readonly dst = new Uint32Array(IP6_WORDS);
   private readonly target = new Uint32Array(IP6_WORDS);
@@ -135,12 +127,9 @@ export class GatewayInterface6 extends Element {
   private rasSent = 0;
 
   constructor(name: string, ctx: DataPlaneContext, p: GatewayInterface6Params) {
-    super(name, ctx, ['wire', 'ip'], ['wire', 'ip', 'unreachable']);
-    this.iface = p.iface;
-    this.queueAccounts = p.queueAccounts;
+    super(name, ctx, ['wire', 'ip'], ['wire', 'ip', 'unreachable'], p.iface, p.queueAccounts, { failed: DROP_ND_FAILED, queueFull: DROP_ND_QUEUE_FULL });
     this.routed = p.iface.kind === 'uplink' ? (p.routed ?? []) : [];
     this.neigh = new NeighborTable6(NEIGHBOR6_CAPACITY);
-    this.countsTraffic = p.iface.record.kind === 'internal';
     this.ra = this.raFields();
   }
 
@@ -174,10 +163,6 @@ export class GatewayInterface6 extends Element {
   push(input: number, off: number, len: number): void {
     if (input === IN_WIRE) this.fromWire(off, len);
     else this.sendIp(off, len);
-  }
-
-  private drop(reason: number): void {
-    this.iface.record.countDrop(reason);
   }
 
   /* ------------------------------------------------------------------ input */
@@ -325,16 +310,6 @@ export class GatewayInterface6 extends Element {
 
   /* ----------------------------------------------------------------- output */
 
-  /** Put a complete frame on the wire (through the switch, or out of the uplink device). */
-  private transmit(off: number, len: number): void {
-    if (this.countsTraffic) {
-      const c = this.iface.record.counters;
-      c[C_RX_PACKETS]++;
-      c[C_RX_BYTES] += len;
-    }
-    this.out[OUT_WIRE].push(off, len);
-  }
-
   /** Our source address toward an on-link address: link-local for link-local, else the global one. */
   private sourceFor(a: ArrayLike<number>): Uint32Array {
     const f = this.iface;
@@ -368,34 +343,13 @@ export class GatewayInterface6 extends Element {
       writeEthernetHeader(this.ctx.u8, e, mac, this.iface.mac, ETHERTYPE_IPV6);
       return this.transmit(off, len);
     }
-    if (neigh.states[i] === ND_FAILED) {
-      this.drop(DROP_ND_FAILED);
-      return this.out[OUT_UNREACHABLE].push(off, len);
-    }
-    // INCOMPLETE: hold the packet until the neighbour answers, in a slot of its port's account.
-    const arena = this.ctx.arena;
-    const slot = arena.hold(off, len, VNET_HDR_LEN, port >= 0 ? this.queueAccounts[port] : ACCOUNT_CONTROL);
-    if (slot < 0) return this.drop(DROP_NO_FRAME_SLOT);
-    writeEthernetHeader(this.ctx.u8, slot + VNET_HDR_LEN, 0, this.iface.mac, ETHERTYPE_IPV6);
-    if (!neigh.enqueue(i, slot, len)) {
-      arena.release(slot);
-      this.drop(DROP_ND_QUEUE_FULL);
-    }
+    if (neigh.states[i] === ND_FAILED) return this.unreachable(off, len);
+    // INCOMPLETE: a copy waits for the neighbour's answer, in a slot of its port's account.
+    const slot = this.park(i, off, len, port);
+    if (slot >= 0) writeEthernetHeader(this.ctx.u8, slot + VNET_HDR_LEN, 0, this.iface.mac, ETHERTYPE_IPV6);
     if (neigh.probeDue(i, now)) this.solicit(i, false);
   }
 
-  private flushNeighborQueue(i: number, mac: number): void {
-    const neigh = this.neigh;
-    const n = neigh.queueCount[i];
-    neigh.queueCount[i] = 0;
-    const b = this.ctx.u8;
-    for (let k = 0; k < n; k++) {
-      const off = neigh.queueOff[i * QUEUE_PER_NEIGHBOR6 + k];
-      writeMac(b, off + VNET_HDR_LEN, mac);
-      this.transmit(off, neigh.queueLen[i * QUEUE_PER_NEIGHBOR6 + k]);
-      this.ctx.arena.release(off);
-    }
-  }
 
   /** A pool slot for a frame tapbridge builds (no offload metadata), or -1 (counted). */
   private newFrame(): number {
@@ -471,7 +425,7 @@ export class GatewayInterface6 extends Element {
       const s = n.states[i];
       if (s === ND_INCOMPLETE || s === ND_PROBE) {
         if (now - n.lastProbe[i] < t.retransMs) continue;
-        if (n.probes[i] >= t.maxProbes) this.fail(i, now);
+        if (n.probes[i] >= t.maxProbes) this.failNeighbor(i, now);
         else if (n.probeDue(i, now)) this.solicit(i, s === ND_PROBE);
       } else if (s === ND_DELAY) {
         if (now - n.updated[i] >= t.delayMs) {
@@ -486,19 +440,6 @@ export class GatewayInterface6 extends Element {
     }
   }
 
-  /** No answer: the entry fails, its queued packets go to `unreachable`. */
-  private fail(i: number, now: number): void {
-    const n = this.neigh;
-    n.fail(i, now);
-    const count = n.queueCount[i];
-    n.queueCount[i] = 0;
-    for (let k = 0; k < count; k++) {
-      const off = n.queueOff[i * QUEUE_PER_NEIGHBOR6 + k];
-      this.drop(DROP_ND_FAILED);
-      this.out[OUT_UNREACHABLE].push(off, n.queueLen[i * QUEUE_PER_NEIGHBOR6 + k]);
-      this.ctx.arena.release(off);
-    }
-  }
 
   /* -------------------------------------------------------- control plane */
 

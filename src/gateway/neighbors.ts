@@ -6,34 +6,20 @@
  * unicast probe when used), FAILED (no answer after `maxProbes`: packets are answered with
  * ICMP host-unreachable by the caller, new ones rejected until `failedHoldMs` passes).
  *
- * Storage: open addressing over typed arrays, fixed capacity; each entry has a small FIFO
- * of queued pool slots (at most QUEUE_PER_NEIGHBOR). ARP requests are rate limited per
- * entry (one per `retransMs`). All times are the engine's ms clock. No allocation after
- * construction except `entries()` for the control plane.
- *
- * Tenants: an unresolved (INCOMPLETE) entry is charged to the port whose packet created it,
- * at most `pendingPerPort` per port, so one port scanning addresses cannot fill the table for
- * the others. A resolved entry remembers the port its ARP came from (`owner`); a different
- * MAC for it from another port is refused (`confirm` answers CONFIRM_TAKEOVER) while the
- * entry is usable, so no tenant can take another's address.
+ * Storage, queues, probe rate limit and the tenant rules (unresolved entries charged per
+ * port, no takeover of an entry another port owns: `confirm` answers CONFIRM_TAKEOVER) are
+ * neighbor-cache.ts's; this file keys entries by IPv4 address. All times are the engine's ms
+ * clock.
  */
 
-export const NEIGH_NONE = 0;
-export const NEIGH_INCOMPLETE = 1;
+import { CONFIRM_TAKEOVER, CREATE_PORT_LIMIT, NEIGH_INCOMPLETE, NEIGH_NONE, NeighborCache, PENDING_PER_PORT, QUEUE_PER_NEIGHBOR } from './neighbor-cache.js';
+
+export { CONFIRM_TAKEOVER, CREATE_PORT_LIMIT, NEIGH_INCOMPLETE, NEIGH_NONE, PENDING_PER_PORT, QUEUE_PER_NEIGHBOR };
 export const NEIGH_REACHABLE = 2;
 export const NEIGH_STALE = 3;
 export const NEIGH_FAILED = 4;
 export const NEIGH_PERMANENT = 5;
 export const NEIGH_STATE_NAMES = ['none', 'incomplete', 'reachable', 'stale', 'failed', 'permanent'];
-
-export const QUEUE_PER_NEIGHBOR = 3;
-/** Default bound on the unresolved entries one port may create. */
-export const PENDING_PER_PORT = 64;
-/** confirm(): another port claims the address of a usable entry with a different MAC. */
-export const CONFIRM_TAKEOVER = -2;
-/** findOrCreate(): the port has too many unresolved entries. */
-export const CREATE_PORT_LIMIT = -2;
-const MAX_PORTS = 4096;
 
 export interface NeighborTiming {
   reachableMs: number;
@@ -66,77 +52,26 @@ function hashIp(ip: number, mask: number): number {
   return h & mask;
 }
 
-export class NeighborTable {
-  readonly capacity: number;
-  private readonly mask: number;
+export class NeighborTable extends NeighborCache<NeighborTiming> {
   readonly ips: Uint32Array;
-  readonly macs: Float64Array;
-  readonly states: Uint8Array;
-  /** Last confirmation (REACHABLE) or state change time. */
-  readonly updated: Float64Array;
-  /** Last time an ARP request was sent for this entry. */
-  readonly lastProbe: Float64Array;
-  readonly probes: Uint8Array;
-  /** Queued packets: slot offset and frame length, QUEUE_PER_NEIGHBOR per entry. */
-  readonly queueOff: Int32Array;
-  readonly queueLen: Int32Array;
-  readonly queueCount: Uint8Array;
-  /** Port index charged for an INCOMPLETE entry (-1: none). */
-  private readonly creator: Int16Array;
-  /** Port index the entry's MAC was learned from (-1: unknown, e.g. permanent). */
-  readonly owner: Int16Array;
-  private readonly pendingByPort = new Int32Array(MAX_PORTS);
-  private used = 0;
-  refused = 0;
-  refusedPortLimit = 0;
-  takeoversRefused = 0;
 
-  constructor(
-    capacity: number,
-    readonly timing: NeighborTiming = DEFAULT_NEIGHBOR_TIMING,
-    readonly pendingPerPort = PENDING_PER_PORT,
-  ) {
-    let size = 16;
-    while (size < capacity * 2) size *= 2;
-    this.capacity = capacity;
-    this.mask = size - 1;
-    this.ips = new Uint32Array(size);
-    this.macs = new Float64Array(size);
-    this.states = new Uint8Array(size);
-    this.updated = new Float64Array(size);
-    this.lastProbe = new Float64Array(size);
-    this.probes = new Uint8Array(size);
-    this.queueOff = new Int32Array(size * QUEUE_PER_NEIGHBOR);
-    this.queueLen = new Int32Array(size * QUEUE_PER_NEIGHBOR);
-    this.queueCount = new Uint8Array(size);
-    this.creator = new Int16Array(size).fill(-1);
-    this.owner = new Int16Array(size).fill(-1);
+  constructor(capacity: number, timing: NeighborTiming = DEFAULT_NEIGHBOR_TIMING, pendingPerPort = PENDING_PER_PORT) {
+    super(capacity, timing, pendingPerPort);
+    this.ips = new Uint32Array(this.mask + 1);
   }
 
-  /** Unresolved entries charged to a port. */
-  pendingOf(port: number): number {
-    return port >= 0 ? this.pendingByPort[port] : 0;
+  protected homeOf(j: number): number {
+    return hashIp(this.ips[j], this.mask);
   }
 
-  /** Entry i stops being INCOMPLETE: its creating port is no longer charged. */
-  private settle(i: number): void {
-    const c = this.creator[i];
-    if (c >= 0) this.pendingByPort[c]--;
-    this.creator[i] = -1;
-  }
-
-  get size(): number {
-    return this.used;
+  protected moveKey(from: number, to: number): void {
+    this.ips[to] = this.ips[from];
   }
 
   /** Index of ip's entry, or -1. */
   find(ip: number): number {
     const mask = this.mask;
-    let i = hashIp(ip, mask);
-    while (this.states[i] !== NEIGH_NONE) {
-      if (this.ips[i] === ip) return i;
-      i = (i + 1) & mask;
-    }
+    for (let i = hashIp(ip, mask); this.states[i] !== NEIGH_NONE; i = (i + 1) & mask) if (this.ips[i] === ip) return i;
     return -1;
   }
 
@@ -147,30 +82,10 @@ export class NeighborTable {
   findOrCreate(ip: number, now: number, port = -1): number {
     const mask = this.mask;
     let i = hashIp(ip, mask);
-    while (this.states[i] !== NEIGH_NONE) {
-      if (this.ips[i] === ip) return i;
-      i = (i + 1) & mask;
-    }
-    if (this.used >= this.capacity) {
-      this.refused++;
-      return -1;
-    }
-    if (port >= 0 && this.pendingByPort[port] >= this.pendingPerPort) {
-      this.refusedPortLimit++;
-      return CREATE_PORT_LIMIT;
-    }
-    if (port >= 0) this.pendingByPort[port]++;
-    this.creator[i] = port;
-    this.owner[i] = -1;
-    this.used++;
-    this.ips[i] = ip;
-    this.macs[i] = 0;
-    this.states[i] = NEIGH_INCOMPLETE;
-    this.updated[i] = now;
-    this.lastProbe[i] = -Infinity;
-    this.probes[i] = 0;
-    this.queueCount[i] = 0;
-    return i;
+    for (; this.states[i] !== NEIGH_NONE; i = (i + 1) & mask) if (this.ips[i] === ip) return i;
+    const r = this.claim(i, now, port);
+    if (r >= 0) this.ips[i] = ip;
+    return r;
   }
 
   /**
@@ -198,14 +113,13 @@ export class NeighborTable {
 
   /** No answer after the probes: the entry fails (its queue is the caller's to drain). */
   fail(i: number, now: number): void {
-    if (this.states[i] === NEIGH_INCOMPLETE) this.settle(i);
-    this.states[i] = NEIGH_FAILED;
-    this.updated[i] = now;
+    this.failAs(i, now, NEIGH_FAILED);
   }
 
   setPermanent(ip: number, mac: number): void {
     const i = this.findOrCreate(ip, 0);
     if (i < 0) throw new RangeError('neighbour table full');
+    this.settle(i);
     this.macs[i] = mac;
     this.states[i] = NEIGH_PERMANENT;
   }
@@ -224,66 +138,6 @@ export class NeighborTable {
     return -1;
   }
 
-  /** Queue a packet (pool slot) on an unresolved entry. False when its queue is full. */
-  enqueue(i: number, slotOff: number, len: number): boolean {
-    const n = this.queueCount[i];
-    if (n >= QUEUE_PER_NEIGHBOR) return false;
-    this.queueOff[i * QUEUE_PER_NEIGHBOR + n] = slotOff;
-    this.queueLen[i * QUEUE_PER_NEIGHBOR + n] = len;
-    this.queueCount[i] = n + 1;
-    return true;
-  }
-
-  /** Whether an ARP request for entry i is due now (rate limit); records the probe. */
-  probeDue(i: number, now: number): boolean {
-    if (now - this.lastProbe[i] < this.timing.retransMs) return false;
-    this.lastProbe[i] = now;
-    this.probes[i]++;
-    return true;
-  }
-
-  remove(i: number): void {
-    const mask = this.mask;
-    if (this.states[i] === NEIGH_INCOMPLETE) this.settle(i);
-    this.used--;
-    let hole = i;
-    let j = (i + 1) & mask;
-    while (this.states[j] !== NEIGH_NONE) {
-      const home = hashIp(this.ips[j], mask);
-      if (((j - home) & mask) >= ((j - hole) & mask)) {
-        this.moveEntry(j, hole);
-        hole = j;
-      }
-      j = (j + 1) & mask;
-    }
-    this.states[hole] = NEIGH_NONE;
-    this.queueCount[hole] = 0;
-    this.creator[hole] = -1;
-    this.owner[hole] = -1;
-  }
-
-  private moveEntry(from: number, to: number): void {
-    this.ips[to] = this.ips[from];
-    this.macs[to] = this.macs[from];
-    this.states[to] = this.states[from];
-    this.updated[to] = this.updated[from];
-    this.lastProbe[to] = this.lastProbe[from];
-    this.probes[to] = this.probes[from];
-    this.creator[to] = this.creator[from];
-    this.owner[to] = this.owner[from];
-    const n = this.queueCount[from];
-    this.queueCount[to] = n;
-    for (let k = 0; k < n; k++) {
-      this.queueOff[to * QUEUE_PER_NEIGHBOR + k] = this.queueOff[from * QUEUE_PER_NEIGHBOR + k];
-      this.queueLen[to * QUEUE_PER_NEIGHBOR + k] = this.queueLen[from * QUEUE_PER_NEIGHBOR + k];
-    }
-  }
-
-  /** Slot range scanned by the owner's timer: indices 0..slots-1. */
-  get slots(): number {
-    return this.mask + 1;
-  }
-
   entries(now: number): NeighborInfo[] {
     const out: NeighborInfo[] = [];
     for (let i = 0; i <= this.mask; i++) {
@@ -293,7 +147,7 @@ export class NeighborTable {
         ip: this.ips[i],
         mac: this.macs[i],
         state: NEIGH_STATE_NAMES[s],
-        ageSeconds: s === NEIGH_PERMANENT ? 0 : Math.round((now - this.updated[i]) / 100) / 10,
+        ageSeconds: s === NEIGH_PERMANENT ? 0 : this.ageSeconds(i, now),
         queued: this.queueCount[i],
         probes: this.probes[i],
       });
