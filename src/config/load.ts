@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { Address4 } from 'ip-address';
+import { asList, byFamily, familyOf, inSubnet, overlaps, subnetOf, type Subnet } from './addresses.js';
 import { configSchema, type Config } from './schema.js';
 import { checkExperiment } from './experiment.js';
 
@@ -32,37 +32,20 @@ export function formatPath(path: ReadonlyArray<PropertyKey>): string {
   return out === '' ? '(top level)' : out;
 }
 
-interface Subnet {
-  net: number;
-  prefix: number;
-}
-
-/** IPv4 text to uint32; NaN when invalid (cross checks then skip the comparison). */
-export function ipToU32(s: string): number {
-  if (typeof s !== 'string' || !Address4.isValid(s)) return NaN;
-  return Number(new Address4(s).bigInt()) >>> 0;
-}
-
-export function parseCidr(s: string): { address: number; prefix: number; network: number } {
-  const [ip, len] = String(s).split('/');
-  const prefix = Number(len);
-  const address = ipToU32(ip);
-  const mask = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
-  return { address, prefix, network: (address & mask) >>> 0 };
-}
-
-function inSubnet(ip: number, s: Subnet): boolean {
-  const mask = s.prefix === 0 ? 0 : (0xffffffff << (32 - s.prefix)) >>> 0;
-  return ((ip & mask) >>> 0) === s.net;
-}
-
 function crossCheck(cfg: Config, issue: (path: (string | number)[], message: string) => void): void {
   const bridgeNames = new Map<string, number>();
   const portNames = new Map<string, string>();
   const nsIfnames = new Map<string, string>();
   const localIfnames = new Map<string, string>();
+  /** Gateway subnets of every bridge, both families. */
   const gatewaySubnets: Subnet[] = [];
   const hostNs = cfg.namespace?.name;
+  /** One address per family in `list` (at `path`); problems named there. */
+  const perFamily = (list: unknown, path: (string | number)[]) => {
+    const f = byFamily(asList(list));
+    if (f.duplicate !== undefined) issue(path, `two IPv${f.duplicate} entries: at most one of each family`);
+    return f;
+  };
 
   cfg.bridges.forEach((b, bi) => {
     if (bridgeNames.has(b.name)) issue(['bridges', bi, 'name'], `duplicate bridge name '${b.name}'`);
@@ -81,8 +64,13 @@ function crossCheck(cfg: Config, issue: (path: (string | number)[], message: str
         const other = nsIfnames.get(key);
         if (other !== undefined) issue([...at, 'ifname'], `'${p.ifname}' in namespace '${p.namespace}' is also used by ${other}`);
         nsIfnames.set(key, formatPath(at));
-        if (p.defaultRoute !== undefined && !p.addresses.some((a) => inSubnet(ipToU32(p.defaultRoute!), cidrSubnet(a))))
-          issue([...at, 'defaultRoute'], `${p.defaultRoute} is not inside any of the port's addresses`);
+        const routes = perFamily(p.defaultRoute, [...at, 'defaultRoute']);
+        for (const via of [routes.v4, routes.v6]) {
+          // An IPv6 next hop may be link-local (fe80::/10): on-link by definition.
+          if (via === undefined || isLinkLocal(via)) continue;
+          if (!asList(p.addresses).some((a) => inSubnet(via, subnetOf(a))))
+            issue([...at, 'defaultRoute'], `${via} is not inside any of the port's addresses`);
+        }
       } else {
         const name = p.type === 'tap' ? p.ifname : p.interface;
         const other = localIfnames.get(name);
@@ -94,12 +82,15 @@ function crossCheck(cfg: Config, issue: (path: (string | number)[], message: str
       if (!local.has(s.port)) issue(['bridges', bi, 'static', si, 'port'], `no port named '${s.port}' in bridge '${b.name}'`);
     });
     if (b.gateway !== undefined) {
-      const sub = cidrSubnet(b.gateway.address);
-      if (sub.prefix > 30) issue(['bridges', bi, 'gateway', 'address'], 'prefix too long for a gateway subnet (max /30)');
-      for (const other of gatewaySubnets)
-        if (inSubnet(sub.net, other) || inSubnet(other.net, sub))
-          issue(['bridges', bi, 'gateway', 'address'], 'overlaps the subnet of another bridge');
-      gatewaySubnets.push(sub);
+      const at = ['bridges', bi, 'gateway', 'address'];
+      const f = perFamily(b.gateway.address, at);
+      for (const a of [f.v4, f.v6]) {
+        const sub = a === undefined ? null : subnetOf(a);
+        if (sub === null) continue;
+        if (sub.prefix > (sub.family === 4 ? 30 : 126)) issue(at, `prefix too long for a gateway subnet (max /${sub.family === 4 ? 30 : 126})`);
+        if (gatewaySubnets.some((other) => overlaps(sub, other))) issue(at, 'overlaps the subnet of another bridge');
+        gatewaySubnets.push(sub);
+      }
     }
   });
 
@@ -111,14 +102,23 @@ function crossCheck(cfg: Config, issue: (path: (string | number)[], message: str
     if (name === 'local') issue(['bridges', bi, 'name'], "'local' names the router's own input; call the bridge something else");
   }
 
+  const uplinkSubnets: Subnet[] = [];
   if (cfg.uplink !== undefined) {
     const u = cfg.uplink;
     const other = localIfnames.get(u.interface);
     if (other !== undefined) issue(['uplink', 'interface'], `interface '${u.interface}' is also used by ${other}`);
-    if (!inSubnet(ipToU32(u.gateway), cidrSubnet(u.address)))
-      issue(['uplink', 'gateway'], `${u.gateway} is not inside ${u.address}`);
-    for (const s of gatewaySubnets)
-      if (inSubnet(ipToU32(u.address.split('/')[0]), s)) issue(['uplink', 'address'], 'overlaps a bridge subnet');
+    const addrs = perFamily(u.address, ['uplink', 'address']);
+    const gws = perFamily(u.gateway, ['uplink', 'gateway']);
+    for (const [addr, gw, fam] of [[addrs.v4, gws.v4, 4], [addrs.v6, gws.v6, 6]] as const) {
+      const sub = addr === undefined ? null : subnetOf(addr);
+      if (sub !== null) {
+        uplinkSubnets.push(sub);
+        if (gatewaySubnets.some((s) => inSubnet(addr!, s))) issue(['uplink', 'address'], `${addr} overlaps a bridge subnet`);
+      }
+      if (gw === undefined) continue;
+      if (addr === undefined) issue(['uplink', 'gateway'], `${gw}: the uplink has no IPv${fam} address`);
+      else if (!inSubnet(gw, sub) && !isLinkLocal(gw)) issue(['uplink', 'gateway'], `${gw} is not inside ${addr}`);
+    }
   }
   if (cfg.nat !== undefined) {
     const n = cfg.nat;
@@ -127,25 +127,33 @@ function crossCheck(cfg: Config, issue: (path: (string | number)[], message: str
     const seen = new Set<string>();
     n.publish.forEach((p, i) => {
       const end = p.portEnd ?? p.port;
+      const fam = familyOf(p.to);
       if (end < p.port) issue(['nat', 'publish', i, 'portEnd'], 'range ends before it starts');
       if ((p.toPort ?? p.port) + (end - p.port) > 65535) issue(['nat', 'publish', i, 'toPort'], 'range runs past 65535');
-      if (!gatewaySubnets.some((s) => inSubnet(ipToU32(p.to), s)))
+      if (!gatewaySubnets.some((s) => inSubnet(p.to, s)))
         issue(['nat', 'publish', i, 'to'], `${p.to} is not inside any bridge's gateway subnet`);
+      else if (fam !== 0 && cfg.uplink !== undefined && byFamily(asList(cfg.uplink.address))[fam === 4 ? 'v4' : 'v6'] === undefined)
+        issue(['nat', 'publish', i, 'to'], `an IPv${fam} port needs an IPv${fam} uplink address`);
       for (let port = p.port; port <= end; port++) {
-        const key = `${p.proto}/${port}`;
+        const key = `IPv${fam} ${p.proto}/${port}`;
         if (seen.has(key)) {
-          issue(['nat', 'publish', i, 'port'], `${key} is published twice`);
+          issue(['nat', 'publish', i, 'port'], `${p.proto}/${port} is published twice`);
           break;
         }
         seen.add(key);
       }
     });
+    asList(n.routed).forEach((r, i) => {
+      const sub = subnetOf(r);
+      if (sub !== null && !gatewaySubnets.some((g) => g.family === 6 && g.prefix <= sub.prefix && overlaps(g, sub)))
+        issue(['nat', 'routed', i], `${r} is not a bridge's IPv6 prefix (or inside one)`);
+    });
   }
   cfg.routes.forEach((r, i) => {
-    const via = ipToU32(r.via);
-    const reachable =
-      gatewaySubnets.some((s) => inSubnet(via, s)) ||
-      (cfg.uplink !== undefined && inSubnet(via, cidrSubnet(cfg.uplink.address)));
+    const to = subnetOf(r.to);
+    const fam = familyOf(r.via);
+    if (to !== null && fam !== 0 && to.family !== fam) return issue(['routes', i, 'via'], `next hop ${r.via} is not of the destination's family`);
+    const reachable = [...gatewaySubnets, ...uplinkSubnets].some((s) => inSubnet(r.via, s));
     if (!reachable) issue(['routes', i, 'via'], `next hop ${r.via} is not on a directly connected subnet`);
   });
   cfg.lab?.veths.forEach((v, i) => {
@@ -156,9 +164,9 @@ function crossCheck(cfg: Config, issue: (path: (string | number)[], message: str
   checkExperiment(cfg, issue);
 }
 
-function cidrSubnet(s: string): Subnet {
-  const c = parseCidr(s);
-  return { net: c.network, prefix: c.prefix };
+/** fe80::/10: on-link by definition, a valid next hop without a matching prefix. */
+function isLinkLocal(ip: string): boolean {
+  return /^fe[89ab][0-9a-f]?:/i.test(ip);
 }
 
 /**

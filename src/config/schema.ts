@@ -8,8 +8,10 @@
  * are checked in `superRefine` so they are reported the same way.
  */
 import { z } from 'zod';
-import { Address4 } from 'ip-address';
+import { cidr, cidr6, cidrAny, ipAny, ipv4, ipv6, onePerFamily } from './addresses.js';
 import { experimentSchema } from './experiment.js';
+
+export { cidr, ipv4 };
 
 const MAC_RE = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
 const IFNAME_RE = /^[A-Za-z0-9_.@-]{1,15}$/;
@@ -23,15 +25,6 @@ export const ifName = z
 const nsName = z.string().regex(NS_RE, 'not a valid namespace name');
 const objName = z.string().regex(NAME_RE, 'not a valid name (a letter, then up to 31 letters, digits, . _ -)');
 
-function isIpv4(s: string): boolean {
-  return /^\d{1,3}(\.\d{1,3}){3}$/.test(s) && Address4.isValid(s);
-}
-export const ipv4 = z.string().refine(isIpv4, 'not an IPv4 address (a.b.c.d)');
-export const cidr = z.string().refine((s) => {
-  const m = /^(.+)\/(\d{1,2})$/.exec(s);
-  return m !== null && isIpv4(m[1]) && Number(m[2]) <= 32;
-}, 'not an IPv4 address with prefix length (a.b.c.d/len)');
-
 const mtu = z.number().int().min(68, 'MTU below 68').max(65521, 'MTU above 65521');
 
 /** Port security: the port may send only from these MACs and IPv4 addresses (true: its own). */
@@ -42,6 +35,8 @@ export const securitySchema = z.union([
     macs: z.union([z.literal('learn'), z.array(macString).min(1).max(16)]).optional(),
     /** IPv4 source addresses the port may use; default its configured addresses. */
     ipv4: z.array(ipv4).max(16).optional(),
+    /** IPv6 source addresses the port may use besides its link-local and SLAAC ones; default its configured addresses. */
+    ipv6: z.array(ipv6).max(16).optional(),
   }),
 ]);
 
@@ -65,9 +60,10 @@ export const namespacePortSchema = z.strictObject({
   createNamespace: z.boolean().default(true),
   /** Name of the device inside the namespace. */
   ifname: ifName.default('eth0'),
-  addresses: z.array(cidr).default([]),
-  /** Default route inside the namespace. */
-  defaultRoute: ipv4.optional(),
+  /** IPv4 and IPv6 addresses. Without a static IPv6 address the namespace takes one by SLAAC from the gateway's router advertisements. */
+  addresses: z.array(cidrAny).default([]),
+  /** Default route inside the namespace: a next hop, or one per family. */
+  defaultRoute: onePerFamily(ipAny).optional(),
 });
 
 export const tapPortSchema = z.strictObject({
@@ -75,7 +71,7 @@ export const tapPortSchema = z.strictObject({
   ...commonPort,
   /** TAP device name in tapbridge's own namespace (for the host, or a VM handed the device). */
   ifname: ifName,
-  addresses: z.array(cidr).default([]),
+  addresses: z.array(cidrAny).default([]),
 });
 
 export const packetPortSchema = z.strictObject({
@@ -89,6 +85,21 @@ export const portSchema = z.discriminatedUnion('type', [namespacePortSchema, tap
   error: (iss) =>
     iss.code === 'invalid_union' ? 'unknown port type (expected namespace, tap or packet)' : undefined,
 });
+
+/** Router advertisements (RFC 4861 6.2.1 variables; seconds). */
+export const raSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  /** How long hosts may use the gateway as their default router (0: not a default router). */
+  routerLifetime: z.number().int().min(0).max(9000).default(1800),
+  /** Seconds between unsolicited advertisements. */
+  interval: z.number().int().min(4).max(1800).default(200),
+  /** Prefix lifetimes. */
+  validLifetime: z.number().int().min(0).max(0xffffffff).default(86400),
+  preferredLifetime: z.number().int().min(0).max(0xffffffff).default(14400),
+  /** Recursive DNS servers to advertise (RDNSS, RFC 8106). */
+  dns: z.array(ipv6).max(3).default([]),
+});
+const RA_DEFAULTS = { enabled: true, routerLifetime: 1800, interval: 200, validLifetime: 86400, preferredLifetime: 14400, dns: [] };
 
 export const bridgeSchema = z.strictObject({
   name: objName,
@@ -104,8 +115,11 @@ export const bridgeSchema = z.strictObject({
   isolatePorts: z.boolean().default(false),
   gateway: z
     .strictObject({
-      address: cidr,
+      /** The gateway's address (CIDR): IPv4, IPv6, or one of each. */
+      address: onePerFamily(cidrAny),
       mac: macString.optional(),
+      /** IPv6 router advertisements (sent when the gateway has an IPv6 address). */
+      ra: raSchema.default(RA_DEFAULTS),
     })
     .optional(),
   static: z.array(z.strictObject({ mac: macString, port: objName })).default([]),
@@ -119,24 +133,27 @@ export const publishSchema = z.strictObject({
   port: z.number().int().min(1).max(65535),
   /** Last port of a range (inclusive). */
   portEnd: z.number().int().min(1).max(65535).optional(),
-  to: ipv4,
+  /** The internal host (IPv4 for NAT, IPv6 for NAT66). */
+  to: ipAny,
   toPort: z.number().int().min(1).max(65535).optional(),
 });
 
 export const uplinkSchema = z.strictObject({
   interface: ifName,
-  /** tapbridge's own external address on the uplink (answered by tapbridge, not the kernel). */
-  address: cidr,
-  /** Next hop for the default route. */
-  gateway: ipv4,
+  /** tapbridge's own external address on the uplink (answered by tapbridge, not the kernel): IPv4, IPv6, or one of each. */
+  address: onePerFamily(cidrAny),
+  /** Next hop of the default route, one per family of `address`. */
+  gateway: onePerFamily(ipAny),
   /** 'own' = a locally administered MAC of tapbridge's; 'nic' = the interface's MAC; or a MAC. */
   mac: z.union([z.literal('own'), z.literal('nic'), macString]).default('own'),
   offload: z.boolean().default(true),
 });
 
 export const natSchema = z.strictObject({
-  /** Source subnets masqueraded out of the uplink. Default: every bridge's gateway subnet. */
-  masquerade: z.array(cidr).optional(),
+  /** Source subnets masqueraded out of the uplink (IPv4 and IPv6). Default: every bridge's gateway subnet, except the routed ones. */
+  masquerade: z.array(cidrAny).optional(),
+  /** IPv6 prefixes routed without NAT (a bridge's prefix, or inside one): the uplink answers NDP for them, or the operator routes them to tapbridge. */
+  routed: z.array(cidr6).default([]),
   portRange: z
     .tuple([z.number().int().min(1).max(65535), z.number().int().min(1).max(65535)])
     .default([32768, 60999]),
@@ -167,7 +184,8 @@ export const natSchema = z.strictObject({
   localhostProxy: z.boolean().default(true),
 });
 
-export const routeSchema = z.strictObject({ to: cidr, via: ipv4 });
+/** A static route; destination and next hop of one family. */
+export const routeSchema = z.strictObject({ to: cidrAny, via: ipAny });
 
 export const labSchema = z.strictObject({
   /** Extra namespaces linked to tapbridge's namespace by a veth pair (e.g. the `wan`). */
@@ -176,10 +194,10 @@ export const labSchema = z.strictObject({
       z.strictObject({
         namespace: nsName,
         ifname: ifName.default('eth0'),
-        addresses: z.array(cidr).default([]),
+        addresses: z.array(cidrAny).default([]),
         /** The peer end, in tapbridge's namespace. */
         peer: ifName,
-        peerAddresses: z.array(cidr).default([]),
+        peerAddresses: z.array(cidrAny).default([]),
         mtu: mtu.default(1500),
       }),
     )

@@ -1,6 +1,7 @@
 /*
  * Localhost publishing: a small userspace proxy, like docker-proxy, so that
- * 127.0.0.1:PORT in tapbridge's namespace reaches a published service. TCP connections
+ * 127.0.0.1:PORT (and [::1]:PORT for a port published to an IPv6 host) in tapbridge's
+ * namespace reaches a published service. TCP connections
  * are piped; UDP datagrams are relayed through one socket per client, connected to the
  * target (so only its replies come back), with an idle timeout. A client whose socket fails
  * (e.g. ICMP port unreachable: nothing listens at the target) or closes is forgotten at
@@ -20,6 +21,16 @@ export interface ProxyTarget {
   listenPort: number;
   toAddress: string;
   toPort: number;
+}
+
+/** Where a target is served: the loopback address of its family. */
+function loopbackFor(t: ProxyTarget): { host: string; shown: string; udp: 'udp4' | 'udp6' } {
+  return t.toAddress.includes(':') ? { host: '::1', shown: '[::1]', udp: 'udp6' } : { host: '127.0.0.1', shown: '127.0.0.1', udp: 'udp4' };
+}
+
+/** "addr:port", with an IPv6 address in brackets. */
+function endpoint(address: string, port: number): string {
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
 }
 
 const UDP_IDLE_MS = 30_000;
@@ -104,21 +115,23 @@ export class LocalhostProxy {
       upstream.pipe(client);
     });
     this.servers.push(server);
+    const lo = loopbackFor(t);
     return new Promise((resolve, reject) => {
-      server.once('error', (err) => reject(new Error(`localhost proxy: cannot listen on 127.0.0.1:${t.listenPort}/tcp: ${err.message}`)));
-      server.listen(t.listenPort, '127.0.0.1', () => {
-        this.log.info({ listen: `127.0.0.1:${t.listenPort}/tcp`, to: `${t.toAddress}:${t.toPort}` }, 'localhost proxy listening');
+      server.once('error', (err) => reject(new Error(`localhost proxy: cannot listen on ${lo.shown}:${t.listenPort}/tcp: ${err.message}`)));
+      server.listen({ port: t.listenPort, host: lo.host, ipv6Only: lo.udp === 'udp6' }, () => {
+        this.log.info({ listen: `${lo.shown}:${t.listenPort}/tcp`, to: endpoint(t.toAddress, t.toPort) }, 'localhost proxy listening');
         resolve();
       });
     });
   }
 
   private startUdp(t: ProxyTarget): Promise<void> {
-    const front = createSocket('udp4');
+    const lo = loopbackFor(t);
+    const front = createSocket({ type: lo.udp, ipv6Only: lo.udp === 'udp6' });
     this.udp.add(front);
     const clients = new Map<string, UdpClient>();
     front.on('message', (msg, rinfo) => {
-      const key = `${rinfo.address}:${rinfo.port}`;
+      const key = endpoint(rinfo.address, rinfo.port);
       const c = clients.get(key) ?? this.newUdpClient(t, front, clients, key, rinfo.address, rinfo.port);
       this.armIdle(c);
       if (c.connected) this.sendSafely(c, msg);
@@ -126,10 +139,10 @@ export class LocalhostProxy {
       else this.stats.dropped++;
     });
     return new Promise((resolve, reject) => {
-      front.once('error', (err) => reject(new Error(`localhost proxy: cannot bind 127.0.0.1:${t.listenPort}/udp: ${err.message}`)));
-      front.bind(t.listenPort, '127.0.0.1', () => {
-        front.on('error', (err) => this.log.warn({ listen: `127.0.0.1:${t.listenPort}/udp`, err: err.message }, 'localhost proxy: UDP listener error'));
-        this.log.info({ listen: `127.0.0.1:${t.listenPort}/udp`, to: `${t.toAddress}:${t.toPort}` }, 'localhost proxy listening');
+      front.once('error', (err) => reject(new Error(`localhost proxy: cannot bind ${lo.shown}:${t.listenPort}/udp: ${err.message}`)));
+      front.bind(t.listenPort, lo.host, () => {
+        front.on('error', (err) => this.log.warn({ listen: `${lo.shown}:${t.listenPort}/udp`, err: err.message }, 'localhost proxy: UDP listener error'));
+        this.log.info({ listen: `${lo.shown}:${t.listenPort}/udp`, to: endpoint(t.toAddress, t.toPort) }, 'localhost proxy listening');
         resolve();
       });
     });
@@ -141,7 +154,7 @@ export class LocalhostProxy {
       this.stats.evicted++;
       this.dropUdpClient(oldest);
     }
-    const sock = createSocket('udp4');
+    const sock = createSocket(loopbackFor(t).udp);
     const c: UdpClient = { key, clients, sock, timer: null, connected: false, closed: false, pending: [] };
     this.udp.add(sock);
     this.udpClients.add(c);
@@ -161,7 +174,7 @@ export class LocalhostProxy {
     sock.on('error', (err) => {
       if (c.closed) return;
       this.stats.errors++;
-      this.log.debug({ client: key, to: `${t.toAddress}:${t.toPort}`, err: err.message }, 'localhost proxy: UDP client socket failed; dropped');
+      this.log.debug({ client: key, to: endpoint(t.toAddress, t.toPort), err: err.message }, 'localhost proxy: UDP client socket failed; dropped');
       this.dropUdpClient(c);
     });
     sock.on('close', () => this.dropUdpClient(c));

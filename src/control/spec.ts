@@ -6,13 +6,16 @@
  */
 import type { Config } from '../config/schema.js';
 import { toFaultSpec } from '../config/experiment.js';
-import type { CaptureStartSpec, DataPlaneSpec, PortSpec } from '../dataplane/spec.js';
+import type { BridgeSpec, CaptureStartSpec, DataPlaneSpec, PortSpec } from '../dataplane/spec.js';
 import type { SetupResult } from '../lab/setup.js';
-import { parseCidr } from '../wire/ip4.js';
+import { addressOf, byFamily, inSubnet, subnetOf } from '../config/addresses.js';
+import { parseIp4 } from '../wire/ip4.js';
+import { parseIp6 } from '../wire/ip6.js';
 
-/** 02:74:62 ("tb") + the low 24 bits of the address: a stable, locally administered MAC. */
-export function ownMacFor(address: string): string {
-  const a = parseCidr(address.includes('/') ? address : `${address}/32`)!.addr;
+/** 02:74:62 ("tb") + the low 24 bits of the address (IPv4 if there is one): a stable, locally administered MAC. */
+export function ownMacFor(addresses: string | string[]): string {
+  const f = byFamily(Array.isArray(addresses) ? addresses : [addresses]);
+  const a = f.v4 !== undefined ? parseIp4(addressOf(f.v4))! : parseIp6(addressOf(f.v6!))![3];
   const h = (n: number) => n.toString(16).padStart(2, '0');
   return `02:74:62:${h((a >>> 16) & 255)}:${h((a >>> 8) & 255)}:${h(a & 255)}`;
 }
@@ -34,7 +37,8 @@ function portPolicy(cfg: Config, p: PortSpec): PortSpec {
     out.security = {
       macs: o.macs === undefined ? [p.mac] : o.macs === 'learn' ? [] : o.macs,
       learn: o.macs === 'learn',
-      ipv4: o.ipv4 ?? p.addresses.map((a) => a.split('/')[0]),
+      ipv4: o.ipv4 ?? p.addresses.filter((a) => !a.includes(':')).map(addressOf),
+      ipv6: o.ipv6 ?? p.addresses.filter((a) => a.includes(':')).map(addressOf),
     };
   }
   return out;
@@ -43,6 +47,24 @@ function portPolicy(cfg: Config, p: PortSpec): PortSpec {
 /** Default conntrack share of one port (1/4) or one source (1/16); none for tables under 1024 flows. */
 export function defaultFlowShare(maxFlows: number, parts: number): number {
   return maxFlows >= 1024 ? Math.floor(maxFlows / parts) : 0;
+}
+
+/** A bridge gateway's addresses split by family, its MAC, MTU and router advertisements. */
+function gatewaySpec(g: NonNullable<Config['bridges'][number]['gateway']>, mtu: number): NonNullable<BridgeSpec['gateway']> {
+  const f = byFamily(g.address);
+  const ra = g.ra;
+  return {
+    address: f.v4,
+    address6: f.v6,
+    mac: g.mac ?? ownMacFor(g.address),
+    mtu,
+    ra: f.v6 !== undefined && ra.enabled ? { routerLifetime: ra.routerLifetime, validLifetime: ra.validLifetime, preferredLifetime: ra.preferredLifetime, intervalSeconds: ra.interval, dns: ra.dns } : undefined,
+  };
+}
+
+/** Is the gateway address `a` (addr/len) inside the routed prefix r? */
+function sameSubnet(r: string, a: string): boolean {
+  return inSubnet(a, subnetOf(r));
 }
 
 export function dataPlaneSpec(cfg: Config, setup: Pick<SetupResult, 'ports' | 'uplink'>, captures: CaptureStartSpec[] = []): DataPlaneSpec {
@@ -55,7 +77,7 @@ export function dataPlaneSpec(cfg: Config, setup: Pick<SetupResult, 'ports' | 'u
       whenFull: b.macTableFull,
       macMoves: b.macMoves,
       static: b.static,
-      gateway: b.gateway === undefined ? undefined : { address: b.gateway.address, mac: b.gateway.mac ?? ownMacFor(b.gateway.address), mtu: Math.min(...b.ports.map((p) => p.mtu)) },
+      gateway: b.gateway === undefined ? undefined : gatewaySpec(b.gateway, Math.min(...b.ports.map((p) => p.mtu))),
     })),
     ports: setup.ports.map((p) => portPolicy(cfg, p)),
     routes: cfg.routes,
@@ -64,12 +86,19 @@ export function dataPlaneSpec(cfg: Config, setup: Pick<SetupResult, 'ports' | 'u
   if (cfg.uplink !== undefined && setup.uplink !== null) {
     const u = cfg.uplink;
     const up = setup.uplink;
-    spec.uplink = { fd: up.fd, vnetHdr: up.vnetHdr, ifname: up.ifname, address: u.address, mac: u.mac === 'own' ? ownMacFor(u.address) : u.mac === 'nic' ? up.mac : u.mac, gateway: u.gateway, mtu: up.mtu };
+    const addr = byFamily(u.address);
+    const gw = byFamily(u.gateway);
+    spec.uplink = {
+      fd: up.fd, vnetHdr: up.vnetHdr, ifname: up.ifname, mtu: up.mtu,
+      mac: u.mac === 'own' ? ownMacFor(u.address) : u.mac === 'nic' ? up.mac : u.mac,
+      address: addr.v4, address6: addr.v6, gateway: gw.v4, gateway6: gw.v6,
+    };
   }
   if (cfg.nat !== undefined && spec.uplink !== undefined) {
     const n = cfg.nat;
     spec.nat = {
-      masquerade: n.masquerade ?? cfg.bridges.filter((b) => b.gateway !== undefined).map((b) => b.gateway!.address),
+      masquerade: n.masquerade ?? cfg.bridges.flatMap((b) => b.gateway?.address ?? []).filter((a) => !n.routed.some((r) => sameSubnet(r, a))),
+      routed: n.routed,
       portRange: n.portRange,
       maxFlows: n.maxFlows,
       timeouts: n.timeouts as Record<string, number>,

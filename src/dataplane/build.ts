@@ -128,7 +128,7 @@ export function buildShared(spec: DataPlaneSpec, ctx: DataPlaneContext): SharedS
       maxFlowsPerPort: n.maxFlowsPerPort,
       maxFlowsPerSource: n.maxFlowsPerSource,
       timeouts: n.timeouts,
-      forwards: n.publish.map(toForward),
+      forwards: n.publish.filter((p) => !p.to.includes(':')).map(toForward),
     });
   }
   // Frames waiting for a neighbour are held in pool slots charged to the port they came in

@@ -382,11 +382,13 @@ export class GatewayInterface6 extends InterfaceLink {
     this.finish(off, unicast ? n.macs[i] : multicastMacIp6(dst), len);
   }
 
+  /** An advertisement for target: from the target itself when it is ours (as Linux does; some tools match on it), else from our address toward dst. */
   private sendNa(dst: ArrayLike<number>, ethDst: number, target: ArrayLike<number>, flags: number): void {
     const off = this.newFrame();
     if (off < 0) return;
     const ip = off + VNET_HDR_LEN + ETH_HEADER_LEN;
-    const len = emitNeighborAdvert(this.ctx.u8, ip, this.sourceFor(dst), dst, target, flags, this.iface.mac);
+    const src = this.iface.isOwn6(target) ? target : this.sourceFor(dst);
+    const len = emitNeighborAdvert(this.ctx.u8, ip, src, dst, target, flags, this.iface.mac);
     this.counters.naSent++;
     this.finish(off, ethDst, len);
   }

@@ -13,7 +13,7 @@
 import { native } from '../io/native.js';
 import type { Config, PortConfig } from '../config/schema.js';
 import type { PortSpec } from '../dataplane/spec.js';
-import { ip, linkExists, netnsExists, netnsInode } from './ip.js';
+import { ip, IP_TIMEOUT_MS, linkExists, netnsExists, netnsInode, runTool, SYSCTL } from './ip.js';
 import type { Resources } from './resources.js';
 
 /** Awaited between setup steps; throws to abort setup. */
@@ -35,11 +35,33 @@ function readMac(ifname: string, ns?: string): string {
   return out[0].address;
 }
 
+/** Set an IPv6 sysctl of a device (in namespace ns). */
+function ipv6Conf(ifname: string, key: string, value: number, ns?: string): void {
+  const arg = `net.ipv6.conf.${ifname}.${key}=${value}`;
+  if (ns === undefined) runTool(SYSCTL, ['-qw', arg], IP_TIMEOUT_MS);
+  else ip(['netns', 'exec', ns, SYSCTL, '-qw', arg]);
+}
+
+/**
+ * MAC, MTU, addresses (IPv6 ones without duplicate address detection: the lab assigns them),
+ * up. A device with a static IPv6 address takes nothing from router advertisements; one
+ * without keeps the kernel defaults and configures itself by SLAAC.
+ */
 function configureLink(ifname: string, p: { mac?: string; mtu: number; addresses: string[] }, ns?: string): void {
   if (p.mac !== undefined) ip(['link', 'set', 'dev', ifname, 'address', p.mac], ns);
   ip(['link', 'set', 'dev', ifname, 'mtu', String(p.mtu)], ns);
-  for (const a of p.addresses) ip(['addr', 'add', a, 'dev', ifname], ns);
+  const v6 = p.addresses.filter((a) => a.includes(':'));
+  if (v6.length > 0) {
+    ipv6Conf(ifname, 'accept_ra', 0, ns);
+    ipv6Conf(ifname, 'autoconf', 0, ns);
+  }
+  for (const a of p.addresses) ip(['addr', 'add', a, 'dev', ifname, ...(a.includes(':') ? ['nodad'] : [])], ns);
   ip(['link', 'set', 'dev', ifname, 'up'], ns);
+}
+
+/** Default routes of a namespace port, one per family. */
+function addDefaultRoutes(ifname: string, vias: string[], ns: string): void {
+  for (const via of vias) ip([via.includes(':') ? '-6' : '-4', 'route', 'add', 'default', 'via', via, 'dev', ifname], ns);
 }
 
 export function ensureNamespace(name: string, create: boolean, res: Resources, what: string): void {
@@ -66,7 +88,7 @@ function openNamespacePort(p: Extract<PortConfig, { type: 'namespace' }>, index:
   ip(['link', 'set', 'dev', tap.name, 'netns', p.namespace]);
   ip(['link', 'set', 'dev', tap.name, 'name', p.ifname], p.namespace);
   configureLink(p.ifname, p, p.namespace);
-  if (p.defaultRoute !== undefined) ip(['route', 'add', 'default', 'via', p.defaultRoute, 'dev', p.ifname], p.namespace);
+  addDefaultRoutes(p.ifname, p.defaultRoute ?? [], p.namespace);
   return { name: p.name, kind: 'namespace', bridge: '', fd: tap.fd, vnetHdr: p.offload, ifname: `${p.namespace}:${p.ifname}`, mac: readMac(p.ifname, p.namespace), addresses: p.addresses };
 }
 

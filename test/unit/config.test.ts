@@ -117,20 +117,20 @@ describe('every error names its field', () => {
   });
 
   test('bad CIDR', () => {
-    for (const bad of ['10.100.0.300/24', '10.100.0.2/33', '10.100.0.2', '10.100.0/24', 'red/24'])
-      expectOne(mutate((c) => (c.bridges[0].ports[1].addresses = [bad])), 'bridges[0].ports[1].addresses[0]', /not an IPv4 address with prefix length/);
+    for (const bad of ['10.100.0.300/24', '10.100.0.2/33', '10.100.0.2', '10.100.0/24', 'red/24', '2001:db8::1', '2001:db8::1/129', '2001:db8:::1/64', 'fe80::1%eth0/64'])
+      expectOne(mutate((c) => (c.bridges[0].ports[1].addresses = [bad])), 'bridges[0].ports[1].addresses[0]', /not an IPv4 or IPv6 address with prefix length/);
   });
 
   // Cross-field checks read addresses of other fields: a malformed one must still be
   // reported by its path, never crash validation (exit 2 with the field, not exit 1).
   test('malformed addresses that cross-field rules look at are reported, not thrown', () => {
-    expectProblem(mutate((c) => (c.bridges[0].ports[0].addresses = ['10.100.0.300/24'])), 'bridges[0].ports[0].addresses[0]', /not an IPv4 address with prefix length/);
+    expectProblem(mutate((c) => (c.bridges[0].ports[0].addresses = ['10.100.0.300/24'])), 'bridges[0].ports[0].addresses[0]', /not an IPv4 or IPv6 address with prefix length/);
     expectProblem(mutate((c) => (c.bridges[0].gateway.address = '10.100.0.1')), 'bridges[0].gateway.address', /prefix length/);
-    expectProblem(mutate((c) => (c.uplink.gateway = '203.0.113.256')), 'uplink.gateway', /not an IPv4 address/);
+    expectProblem(mutate((c) => (c.uplink.gateway = '203.0.113.256')), 'uplink.gateway', /not an IPv4 or IPv6 address/);
     expectProblem(mutate((c) => (c.uplink.address = '203.0.113.2')), 'uplink.address', /prefix length/);
-    expectProblem(mutate((c) => (c.nat.publish[0].to = '10.100.0')), 'nat.publish[0].to', /not an IPv4 address/);
-    expectProblem(mutate((c) => (c.bridges[0].ports[0].defaultRoute = '10.100.0.x')), 'bridges[0].ports[0].defaultRoute', /not an IPv4 address/);
-    expectProblem(mutate((c) => (c.routes = [{ to: '198.51.100.0/24', via: '10.100.0.300' }])), 'routes[0].via', /not an IPv4 address/);
+    expectProblem(mutate((c) => (c.nat.publish[0].to = '10.100.0')), 'nat.publish[0].to', /not an IPv4 or IPv6 address/);
+    expectProblem(mutate((c) => (c.bridges[0].ports[0].defaultRoute = '10.100.0.x')), 'bridges[0].ports[0].defaultRoute', /not an IPv4 or IPv6 address/);
+    expectProblem(mutate((c) => (c.routes = [{ to: '198.51.100.0/24', via: '10.100.0.300' }])), 'routes[0].via', /not an IPv4 or IPv6 address/);
   });
 
   test('duplicate port names, within and across bridges', () => {
@@ -233,5 +233,68 @@ describe('files', () => {
     assert.throws(() => loadConfigFile(join(dir, 'missing.yaml')), (e: unknown) => e instanceof ConfigError && /cannot read/.test(e.problems[0]));
     const f = write('broken.yaml', 'bridges: [\n  - name: br0\n  ports: {\n');
     assert.throws(() => loadConfigFile(f), (e: unknown) => e instanceof ConfigError && /not valid YAML\/JSON/.test(e.problems[0]));
+  });
+});
+
+describe('IPv6 in the config', () => {
+  /** valid() made dual-stack: gateway, ports, uplink and a published port in both families. */
+  function dual(): Record<string, any> {
+    const c = valid();
+    c.bridges[0].gateway.address = ['10.100.0.1/24', '2001:db8:100::1/64'];
+    c.bridges[0].ports[0].addresses = ['10.100.0.2/24', '2001:db8:100::2/64'];
+    c.bridges[0].ports[0].defaultRoute = ['10.100.0.1', '2001:db8:100::1'];
+    c.uplink.address = ['203.0.113.2/24', '2001:db8:113::2/64'];
+    c.uplink.gateway = ['203.0.113.1', '2001:db8:113::1'];
+    c.nat.publish.push({ proto: 'tcp', port: 8000, to: '2001:db8:100::2' });
+    return c;
+  }
+
+  test('a dual-stack config is valid; one address reads as a list; RA defaults filled in', () => {
+    const cfg = validateConfig(dual());
+    assert.deepEqual(cfg.bridges[0].gateway!.address, ['10.100.0.1/24', '2001:db8:100::1/64']);
+    assert.deepEqual(cfg.bridges[0].gateway!.ra, { enabled: true, routerLifetime: 1800, interval: 200, validLifetime: 86400, preferredLifetime: 14400, dns: [] });
+    assert.deepEqual(validateConfig(valid()).uplink!.address, ['203.0.113.2/24']);
+    const v6only = dual();
+    v6only.bridges[0].gateway.address = '2001:db8:100::1/64';
+    v6only.bridges[0].ports[0].defaultRoute = 'fe80::1';
+    v6only.nat.publish = [{ proto: 'udp', port: 53, to: '2001:db8:100::2' }];
+    assert.equal(validateConfig(v6only).bridges[0].gateway!.address.length, 1);
+    assert.equal(validateConfig(DEFAULT_LAB).nat!.publish.length, 4, 'the default lab is dual-stack');
+  });
+
+  test('one address per family; families must match; errors name the field', () => {
+    expectOne(mutate((c) => (c.bridges[0].gateway.address = ['10.100.0.1/24', '10.101.0.1/24'])), 'bridges[0].gateway.address', /two IPv4 entries/);
+    const d = dual();
+    d.bridges[0].ports[0].defaultRoute = ['2001:db8:100::1', '2001:db8:100::5'];
+    expectOne(d, 'bridges[0].ports[0].defaultRoute', /two IPv6 entries/);
+    const r = dual();
+    r.routes = [{ to: '2001:db8:200::/48', via: '10.100.0.9' }];
+    expectOne(r, 'routes[0].via', /not of the destination's family/);
+    const p = valid();
+    p.nat.publish.push({ proto: 'tcp', port: 8001, to: '2001:db8:100::2' });
+    const ps = problems(p);
+    assert.ok(ps.some((x) => x.startsWith('nat.publish[1].to: ') && /not inside any bridge's gateway subnet/.test(x)), ps.join('\n'));
+    const noV6Uplink = dual();
+    noV6Uplink.uplink.address = '203.0.113.2/24';
+    noV6Uplink.uplink.gateway = '203.0.113.1';
+    expectOne(noV6Uplink, 'nat.publish[1].to', /needs an IPv6 uplink address/);
+    const gw = dual();
+    gw.uplink.gateway = ['203.0.113.1', '2001:db8:999::1'];
+    expectOne(gw, 'uplink.gateway', /2001:db8:999::1 is not inside 2001:db8:113::2\/64/);
+    const overlap = dual();
+    overlap.bridges[1].gateway = { address: '2001:db8:100:0:8000::1/65' };
+    expectOne(overlap, 'bridges[1].gateway.address', /overlaps/);
+    expectOne(mutate((c) => (c.bridges[0].ports[0].security = { ipv6: ['10.0.0.1'] })), 'bridges[0].ports[0].security.ipv6[0]', /not an IPv6 address/);
+  });
+
+  test('routed prefixes must be a bridge prefix (or inside one); the same port may be published once per family', () => {
+    const d = dual();
+    d.nat.routed = ['2001:db8:100::/64'];
+    assert.deepEqual(validateConfig(d).nat!.routed, ['2001:db8:100::/64']);
+    d.nat.routed = ['2001:db8:777::/64'];
+    expectOne(d, 'nat.routed[0]', /not a bridge's IPv6 prefix/);
+    const twice = dual();
+    twice.nat.publish.push({ proto: 'tcp', port: 8000, to: '2001:db8:100::3' });
+    expectOne(twice, 'nat.publish[2].port', /tcp\/8000 is published twice/);
   });
 });

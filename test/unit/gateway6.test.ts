@@ -155,7 +155,8 @@ test('gateway answers neighbour solicitations for its global and link-local addr
 
   p.inject('red', nsFrame(MAC.red, 'fe80::2', GW_LL));
   const [ll] = takeDecoded(p);
-  assert.equal(ll.src, GW_LL, 'answers from the link-local address to a link-local asker');
+  assert.equal(ll.src, GW_LL, 'answers from the address asked for');
+  assert.equal(na.src, GW);
   assert.equal(ip6ToString(parseNdp(ll.bytes, 54, ll.bytes.length - 54)!.target!), GW_LL);
 
   p.inject('red', nsFrame(MAC.red, RED, '2001:db8:100::3'));
