@@ -8,6 +8,11 @@
  *                                            └── veth ── tbt-<pid>-<tag>-wan eth0 203.0.113.1/24
  *   published: 8000/tcp+udp -> red:8000 (lab HTTP + UDP echo); wan runs HTTP on :80.
  *
+ * With `ipv6` the lab is dual-stack as the default lab is: br0 2001:db8:100::1/64 (router
+ * advertisements), red ::2, blue ::3, tb0 ::fe, uplink 2001:db8:113::2 via wan ::1, and 8000
+ * published in both families (`routed6` routes the bridge prefix without NAT66 instead);
+ * `slaac` adds a namespace port `auto` with no static IPv6 address.
+ *
  * `NatLab.start()` runs the instance through test/helpers/tapbridge.ts (config in a temp dir
  * named tbt-<pid>-*, `tapbridge run --config F --json-logs`, wait for "tapbridge ready"),
  * then waits for the lab services to listen. `stop()` stops background commands started
@@ -23,7 +28,7 @@ import type { ConntrackPage, FlowRow } from '../../src/cli/ctl.js';
 export const FIXTURES = join(ROOT, 'test', 'integration', 'fixtures');
 export { SYS_PYTHON } from './tools.js';
 
-export type Role = 'host' | 'red' | 'blue' | 'wan';
+export type Role = 'host' | 'red' | 'blue' | 'wan' | 'auto';
 
 export interface NatLabOptions {
   /** Short tag making the names unique within this test process (letters/digits). */
@@ -34,7 +39,26 @@ export interface NatLabOptions {
   noBlue?: boolean;
   /** Extra UDP echo port served by the lab in wan (names the client, like red's). */
   wanUdpEcho?: number;
+  /** Dual-stack, as the default lab. */
+  ipv6?: boolean;
+  /** With ipv6: the bridge prefix is routed (nat.routed), not masqueraded. */
+  routed6?: boolean;
+  /** Add a namespace port `auto` (10.100.0.4) that takes its IPv6 address by SLAAC. */
+  slaac?: boolean;
+  /** Merged into red's and blue's port config (e.g. security). */
+  portExtra?: Partial<Record<'red' | 'blue', Record<string, unknown>>>;
 }
+
+export const V6 = {
+  gateway: '2001:db8:100::1',
+  gatewayLinkLocal: 'fe80::74:62ff:fe00:1',
+  red: '2001:db8:100::2',
+  blue: '2001:db8:100::3',
+  host: '2001:db8:100::fe',
+  external: '2001:db8:113::2',
+  wan: '2001:db8:113::1',
+  prefix: '2001:db8:100::/64',
+} as const;
 
 export interface BgProcess {
   child: ChildProcess;
@@ -63,27 +87,33 @@ export class NatLab {
 
   private buildConfig(): Record<string, unknown> {
     const o = this.opts;
+    const v6 = o.ipv6 === true;
+    const dual = (a4: string, a6: string) => (v6 ? [a4, a6] : [a4]);
     const ports: Record<string, unknown>[] = [
-      { name: 'red', type: 'namespace', namespace: this.ns('red'), addresses: ['10.100.0.2/24'], defaultRoute: '10.100.0.1' },
+      { name: 'red', type: 'namespace', namespace: this.ns('red'), addresses: dual('10.100.0.2/24', `${V6.red}/64`), defaultRoute: dual('10.100.0.1', V6.gateway), ...(o.portExtra?.red ?? {}) },
     ];
-    if (o.noBlue !== true) ports.push({ name: 'blue', type: 'namespace', namespace: this.ns('blue'), addresses: ['10.100.0.3/24'], defaultRoute: '10.100.0.1' });
-    ports.push({ name: 'host', type: 'tap', ifname: 'tb0', addresses: ['10.100.0.254/24'] });
+    if (o.noBlue !== true) ports.push({ name: 'blue', type: 'namespace', namespace: this.ns('blue'), addresses: dual('10.100.0.3/24', `${V6.blue}/64`), defaultRoute: dual('10.100.0.1', V6.gateway), ...(o.portExtra?.blue ?? {}) });
+    if (o.slaac === true) ports.push({ name: 'auto', type: 'namespace', namespace: this.ns('auto'), addresses: ['10.100.0.4/24'], defaultRoute: '10.100.0.1' });
+    ports.push({ name: 'host', type: 'tap', ifname: 'tb0', addresses: dual('10.100.0.254/24', `${V6.host}/64`) });
     const wanService: Record<string, unknown> = { namespace: this.ns('wan'), http: 80 };
     if (o.wanUdpEcho !== undefined) wanService.udpEcho = o.wanUdpEcho;
+    const publish: Record<string, unknown>[] = [
+      { proto: 'tcp', port: 8000, to: '10.100.0.2' },
+      { proto: 'udp', port: 8000, to: '10.100.0.2' },
+    ];
+    if (v6 && o.routed6 !== true) publish.push({ proto: 'tcp', port: 8000, to: V6.red }, { proto: 'udp', port: 8000, to: V6.red });
     return {
       instance: this.instance,
       namespace: { name: this.ns('host'), create: true },
-      bridges: [{ name: 'br0', gateway: { address: '10.100.0.1/24', mac: '02:74:62:00:00:01' }, ports }],
-      uplink: { interface: 'eth0', address: '203.0.113.2/24', gateway: '203.0.113.1' },
+      bridges: [{ name: 'br0', gateway: { address: dual('10.100.0.1/24', `${V6.gateway}/64`), mac: '02:74:62:00:00:01' }, ports }],
+      uplink: { interface: 'eth0', address: dual('203.0.113.2/24', `${V6.external}/64`), gateway: dual('203.0.113.1', V6.wan) },
       nat: {
-        publish: [
-          { proto: 'tcp', port: 8000, to: '10.100.0.2' },
-          { proto: 'udp', port: 8000, to: '10.100.0.2' },
-        ],
+        publish,
+        ...(v6 && o.routed6 === true ? { routed: [V6.prefix] } : {}),
         ...(o.nat ?? {}),
       },
       lab: {
-        veths: [{ namespace: this.ns('wan'), ifname: 'eth0', addresses: ['203.0.113.1/24'], peer: 'eth0', peerAddresses: ['203.0.113.3/24'] }],
+        veths: [{ namespace: this.ns('wan'), ifname: 'eth0', addresses: dual('203.0.113.1/24', `${V6.wan}/64`), peer: 'eth0', peerAddresses: ['203.0.113.3/24'] }],
         services: [wanService, { namespace: this.ns('red'), http: 8000, udpEcho: 8000 }],
       },
     };
@@ -185,7 +215,7 @@ export async function curl(lab: NatLab, role: Role, url: string): Promise<string
 export async function udpRequest(lab: NatLab, role: Role, host: string, port: number, msg: string, opts: { sport?: number; waitMs?: number } = {}): Promise<string> {
   const waitMs = opts.waitMs ?? 3000;
   const script = `
-const s = require('node:dgram').createSocket('udp4');
+const s = require('node:dgram').createSocket(process.argv[1].includes(':') ? 'udp6' : 'udp4');
 const [host, port, msg, sport, wait] = process.argv.slice(1);
 const t = setTimeout(() => { process.stderr.write('no reply within ' + wait + ' ms\\n'); process.exit(2); }, Number(wait));
 s.on('message', (m) => { process.stdout.write(m.toString()); clearTimeout(t); s.close(); });
