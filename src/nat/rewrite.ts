@@ -1,5 +1,6 @@
 /*
- * Header rewriting for NAT, through the wire views, with incremental checksums:
+ * Header rewriting for NAT over IPv4 (family.ts HeaderRewriter, QuoteEditor), through the
+ * wire views, with incremental checksums:
  *
  *   PacketRewriter  the packet's own addresses, ports and ICMP echo id. The IPv4 header
  *                   checksum is complete (RFC 1624); the TCP/UDP checksum is either complete
@@ -17,21 +18,28 @@ import { ICMP_CSUM, ICMP_HEADER_LEN, ICMP_ID, IcmpView } from '../wire/icmp.js';
 import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IPV4_CSUM, IPV4_DST, IPV4_SRC, Ipv4View } from '../wire/ipv4.js';
 import { TCP_CSUM, TCP_DST_PORT, TCP_SRC_PORT, TcpView } from '../wire/tcp.js';
 import { UDP_CSUM, UdpView } from '../wire/udp.js';
+import { Q_ECHO, Q_OTHER, Q_PORTS, type HeaderRewriter, type QuoteEditor } from './family.js';
 
-export class PacketRewriter {
+export class PacketRewriter implements HeaderRewriter {
   readonly ip = new Ipv4View();
   private readonly tcp = new TcpView();
   private readonly udp = new UdpView();
   private readonly icmp = new IcmpView();
-  private proto = 0;
+  proto = 0;
+  l4 = 0;
   private partial = false;
+
+  /** Bytes of the upper layer by the header's total length (read only when asked). */
+  get l4len(): number {
+    return this.ip.payloadLength;
+  }
 
   /** Make the IPv4 packet at buf[ipOff, ipOff+len) the current one (header already checked). */
   reset(buf: Uint8Array, ipOff: number, len: number, partialCsum: boolean): this {
     const v = this.ip.reset(buf, ipOff, len);
     this.proto = v.protocol;
     this.partial = partialCsum;
-    const l4 = v.payloadOffset;
+    const l4 = (this.l4 = v.payloadOffset);
     const l4len = len - v.headerLen;
     if (this.proto === IPPROTO_TCP) this.tcp.reset(buf, l4, l4len);
     else if (this.proto === IPPROTO_UDP) this.udp.reset(buf, l4, l4len);
@@ -102,7 +110,7 @@ export class PacketRewriter {
 }
 
 /** Rewrites the packet quoted in an ICMP error (outer ICMP message at icmp, `len` bytes). */
-export class QuoteRewriter {
+export class QuoteRewriter implements QuoteEditor {
   private buf: Uint8Array = new Uint8Array(0);
   private icmp = 0;
   private len = 0;
@@ -112,6 +120,7 @@ export class QuoteRewriter {
   innerL4 = 0;
   /** Protocol of the quoted packet. */
   innerProto = 0;
+  kind = Q_OTHER;
 
   reset(buf: Uint8Array, icmp: number, len: number): this {
     this.buf = buf;
@@ -119,7 +128,8 @@ export class QuoteRewriter {
     this.len = len;
     this.inner = icmp + ICMP_HEADER_LEN;
     this.innerL4 = this.inner + ((buf[this.inner] & 15) << 2);
-    this.innerProto = buf[this.inner + 9];
+    const p = (this.innerProto = buf[this.inner + 9]);
+    this.kind = p === IPPROTO_TCP || p === IPPROTO_UDP ? Q_PORTS : p === IPPROTO_ICMP ? Q_ECHO : Q_OTHER;
     return this;
   }
 
@@ -132,8 +142,16 @@ export class QuoteRewriter {
     writeU16(b, this.icmp + ICMP_CSUM, csumReplace16(readU16(b, this.icmp + ICMP_CSUM), old, v));
   }
 
+  setSrcAddr(v: number): void {
+    this.setAddr(IPV4_SRC, v);
+  }
+
+  setDstAddr(v: number): void {
+    this.setAddr(IPV4_DST, v);
+  }
+
   /** The quoted header's source (`IPV4_SRC`) or destination (`IPV4_DST`) address. */
-  setAddr(at: typeof IPV4_SRC | typeof IPV4_DST, v: number): void {
+  private setAddr(at: typeof IPV4_SRC | typeof IPV4_DST, v: number): void {
     const b = this.buf;
     const pos = this.inner + at;
     const old = readU32(b, pos);
