@@ -194,6 +194,8 @@ export abstract class NatEngineBase {
   private readonly icmpMs: number;
   private readonly genericMs: number;
   private readonly icmpProto: number;
+  /** 4 or 6: the IP version this engine tracks. */
+  readonly ipVersion: 4 | 6;
 
   private lastEvent = EV_NONE;
   private lastCode = 0;
@@ -218,7 +220,8 @@ export abstract class NatEngineBase {
     this.extVal = this.extOk ? ifVal[cfg.uplinkIf] : -1;
     this.key = fam.key;
     this.rw = fam.rw;
-    this.icmpProto = fam.icmpProto;
+    this.icmpProto = fam.info.icmpProto;
+    this.ipVersion = fam.info.version;
 
     const t: Timeouts = { ...DEFAULT_TIMEOUTS, ...(cfg.timeouts ?? {}) };
     for (const [k, v] of Object.entries(t)) {
@@ -259,7 +262,7 @@ export abstract class NatEngineBase {
 
   /** Verdict names (types.ts order): the registry's drop reasons for this family. */
   get dropNames(): readonly string[] {
-    return this.fam.dropNames;
+    return this.fam.info.dropNames;
   }
 
   /* ============================================================ packet state */
@@ -513,7 +516,7 @@ export abstract class NatEngineBase {
    * of this engine's IP version.
    */
   translateLocalError(buf: Uint8Array, ipOff: number, ipLen: number, related: number): void {
-    if (related < 0 || (related & 3) === K_RELATED || buf[ipOff] >>> 4 !== this.fam.version) return;
+    if (related < 0 || (related & 3) === K_RELATED || buf[ipOff] >>> 4 !== this.ipVersion) return;
     const f = related >>> 3;
     if (f > this.maxFlows || (this.table.flags(f) & F_USED) === 0) return;
     const rw = this.rw.reset(buf, ipOff, ipLen, false);
@@ -686,7 +689,7 @@ export abstract class NatEngineBase {
 
   /** Flow id whose tuple (key proto, address values, ports) is the ORIGINAL or REPLY one, or -1. */
   protected findFlow(proto: number, src: number, dst: number, sport: number, dport: number, icmpType: number): number {
-    const kp = proto === this.icmpProto ? (icmpType === this.fam.echoReply ? KP_ICMP_REP : KP_ICMP_REQ) : proto;
+    const kp = proto === this.icmpProto ? (icmpType === this.fam.info.echoReply ? KP_ICMP_REP : KP_ICMP_REQ) : proto;
     const e = this.table.idx.lookup(kp, src, dst, sport, dport);
     return e < 0 ? -1 : e >>> 1;
   }
@@ -710,7 +713,7 @@ export abstract class NatEngineBase {
     return {
       id: f,
       proto: p,
-      protoName: p === IPPROTO_TCP ? 'tcp' : p === IPPROTO_UDP ? 'udp' : p === this.icmpProto ? this.fam.icmpName : `proto-${p}`,
+      protoName: p === IPPROTO_TCP ? 'tcp' : p === IPPROTO_UDP ? 'udp' : p === this.icmpProto ? this.fam.info.icmpName : `proto-${p}`,
       state,
       secondsLeft: Math.max(0, Math.ceil((table.deadline(f) - nowMs) / 1000)),
       original: this.tupleString(e),
@@ -738,7 +741,7 @@ export abstract class NatEngineBase {
     const idx = this.table.idx;
     const s = `src=${this.fam.addrText(idx.src(e))} dst=${this.fam.addrText(idx.dst(e))}`;
     const kp = idx.kp(e);
-    if (kp === KP_ICMP_REQ || kp === KP_ICMP_REP) return `${s} type=${kp === KP_ICMP_REQ ? this.fam.echoRequest : this.fam.echoReply} id=${idx.sport(e)}`;
+    if (kp === KP_ICMP_REQ || kp === KP_ICMP_REP) return `${s} type=${kp === KP_ICMP_REQ ? this.fam.info.echoRequest : this.fam.info.echoReply} id=${idx.sport(e)}`;
     if (kp === IPPROTO_TCP || kp === IPPROTO_UDP) return `${s} sport=${idx.sport(e)} dport=${idx.dport(e)}`;
     return s;
   }
@@ -759,7 +762,7 @@ export abstract class NatEngineBase {
       case EV_UNTRACKED:
         return 'untracked';
       case EV_DROP:
-        return `dropped: ${this.fam.dropNames[this.lastCode] ?? this.lastCode}`;
+        return `dropped: ${this.fam.info.dropNames[this.lastCode] ?? this.lastCode}`;
       default:
         return '';
     }

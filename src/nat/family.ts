@@ -16,12 +16,17 @@
  * SourceCounts, FragmentCache) only ever see 32-bit address values.
  */
 
+import { NAT_DROP_REASON_NAMES, NAT6_DROP_REASON_NAMES } from './types.js';
+
 /* What KeyParser.parse found. */
 export const PK_FLOW = 0; // a packet of a trackable flow (TCP, UDP, ICMP echo, other protocol)
 export const PK_MALFORMED = 1;
 export const PK_LATER_FRAGMENT = 2;
 export const PK_ICMP_ERROR = 3; // destination unreachable, time exceeded, parameter problem (, packet too big)
 export const PK_UNTRACKED = 4; // other ICMP messages (NDP among them); IPv6 link-local and multicast
+
+/** ICMP and ICMPv6 errors both quote the packet after an 8-byte header. */
+export const ERR_QUOTE_AT = 8;
 
 /* What a QuoteEditor found in the quoted packet. */
 export const Q_OTHER = 0;
@@ -50,6 +55,23 @@ export interface FlowKey {
   more: boolean;
   fragId: number;
   fragProto: number;
+}
+
+/** The FlowKey fields, reset by every parse (a base for the families' key parsers). */
+export abstract class FlowKeyFields implements FlowKey {
+  proto = 0;
+  kp = 0;
+  src = 0;
+  dst = 0;
+  sport = 0;
+  dport = 0;
+  tcpFlags = 0;
+  total = 0;
+  l4 = 0;
+  l4len = 0;
+  more = false;
+  fragId = 0;
+  fragProto = 0;
 }
 
 export interface KeyParser extends FlowKey {
@@ -92,22 +114,30 @@ export interface AddrRefs {
   release(v: number): void;
 }
 
+/** A family's numbers and names. */
+export interface FamilyInfo {
+  /** The IP version of the packets. */
+  version: 4 | 6;
+  /** ICMP or ICMPv6, its conntrack name, its echo types. */
+  icmpProto: number;
+  icmpName: string;
+  echoRequest: number;
+  echoReply: number;
+  /** Verdict names (types.ts): the drop reasons of the registry with the same names. */
+  dropNames: readonly string[];
+}
+
+export const FAMILY4: FamilyInfo = { version: 4, icmpProto: 1, icmpName: 'icmp', echoRequest: 8, echoReply: 0, dropNames: NAT_DROP_REASON_NAMES };
+export const FAMILY6: FamilyInfo = { version: 6, icmpProto: 58, icmpName: 'icmpv6', echoRequest: 128, echoReply: 129, dropNames: NAT6_DROP_REASON_NAMES };
+
 export interface NatFamily {
+  readonly info: FamilyInfo;
   readonly key: KeyParser;
   readonly rw: HeaderRewriter;
   /** A second set for ICMP errors: the quoted packet's key, the quote, the error's own header. */
   readonly quotedKey: KeyParser;
   readonly quote: QuoteEditor;
   readonly outer: HeaderRewriter;
-  /** 4 or 6: the IP version of the packets. */
-  readonly version: number;
-  /** ICMP or ICMPv6. */
-  readonly icmpProto: number;
-  readonly icmpName: string;
-  readonly echoRequest: number;
-  readonly echoReply: number;
-  /** Verdict names (types.ts): the drop reasons of the registry with the same names. */
-  readonly dropNames: readonly string[];
   readonly refs: AddrRefs | null;
   /** Bytes of preallocated family memory (address table). */
   readonly memoryBytes: number;

@@ -5,12 +5,10 @@
  */
 import { readU32 } from '../wire/bytes.js';
 import { ip4ToString, maskOf } from '../wire/ip4.js';
-import { ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST } from '../wire/icmp.js';
-import { IPPROTO_ICMP, IPV4_MIN_HEADER_LEN, IPV4_SRC } from '../wire/ipv4.js';
-import type { NatFamily } from './family.js';
+import { IPV4_MIN_HEADER_LEN, IPV4_SRC } from '../wire/ipv4.js';
+import { FAMILY4, type NatFamily } from './family.js';
 import { PacketKey } from './packet-key.js';
 import { PacketRewriter, QuoteRewriter } from './rewrite.js';
-import { NAT_DROP_REASON_NAMES } from './types.js';
 
 export class Family4 implements NatFamily {
   readonly key = new PacketKey();
@@ -18,12 +16,7 @@ export class Family4 implements NatFamily {
   readonly quotedKey = new PacketKey();
   readonly quote = new QuoteRewriter();
   readonly outer = new PacketRewriter();
-  readonly version = 4;
-  readonly icmpProto = IPPROTO_ICMP;
-  readonly icmpName = 'icmp';
-  readonly echoRequest = ICMP_ECHO_REQUEST;
-  readonly echoReply = ICMP_ECHO_REPLY;
-  readonly dropNames = NAT_DROP_REASON_NAMES;
+  readonly info = FAMILY4;
   readonly refs = null;
   readonly memoryBytes = 0;
   private readonly masqNet: Uint32Array;

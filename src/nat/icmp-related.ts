@@ -13,11 +13,8 @@
  *               translated (anno.related: that packet's flow entry): the quote is put back to
  *               the tuple the sender used, and the error goes to that sender
  */
-import { Q_ECHO, Q_PORTS, type HeaderRewriter, type KeyParser, type QuoteEditor } from './family.js';
+import { ERR_QUOTE_AT, Q_ECHO, Q_PORTS, type HeaderRewriter, type KeyParser, type QuoteEditor } from './family.js';
 import type { FlowTable } from './flow-table.js';
-
-/** ICMP and ICMPv6 errors both quote the packet after an 8-byte header. */
-export const ERR_QUOTE_AT = 8;
 
 export class IcmpRelated {
   constructor(

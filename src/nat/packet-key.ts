@@ -8,31 +8,17 @@ import { ICMP_DEST_UNREACH, ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, ICMP_HEADER_LEN,
 import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IPV4_FLAG_MF, IPV4_FRAG_OFF_MASK, Ipv4View } from '../wire/ipv4.js';
 import { TCP_MIN_HEADER_LEN, TcpView } from '../wire/tcp.js';
 import { UDP_HEADER_LEN, UdpView } from '../wire/udp.js';
-import { PK_FLOW, PK_ICMP_ERROR, PK_LATER_FRAGMENT, PK_MALFORMED, PK_UNTRACKED, type KeyParser } from './family.js';
+import { FlowKeyFields, PK_FLOW, PK_ICMP_ERROR, PK_LATER_FRAGMENT, PK_MALFORMED, PK_UNTRACKED, type KeyParser } from './family.js';
 import { KP_ICMP_REP, KP_ICMP_REQ } from './flow-index.js';
 
-export class PacketKey implements KeyParser {
+export class PacketKey extends FlowKeyFields implements KeyParser {
   readonly ip = new Ipv4View();
   private readonly tcp = new TcpView();
   private readonly udp = new UdpView();
   private readonly icmp = new IcmpView();
-  proto = 0;
-  /** Key protocol (ICMP echo: KP_ICMP_REQ / KP_ICMP_REP). */
-  kp = 0;
-  src = 0;
-  dst = 0;
-  sport = 0;
-  dport = 0;
-  tcpFlags = 0;
   /** Flags + fragment offset word. */
   frag = 0;
-  more = false;
-  fragId = 0;
-  fragProto = 0;
-  total = 0;
   headerLen = 0;
-  l4 = 0;
-  l4len = 0;
 
   parse(buf: Uint8Array, ipOff: number, ipLen: number): number {
     const v = this.ip.reset(buf, ipOff, ipLen);

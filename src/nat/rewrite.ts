@@ -109,6 +109,14 @@ export class PacketRewriter implements HeaderRewriter {
   }
 }
 
+/** Write the 16-bit word at buf[pos] inside a message whose (complete) checksum is at csumAt, keeping that checksum right. */
+export function putCovered16(buf: Uint8Array, pos: number, v: number, csumAt: number): void {
+  const old = readU16(buf, pos);
+  if (old === v) return;
+  writeU16(buf, pos, v);
+  writeU16(buf, csumAt, csumReplace16(readU16(buf, csumAt), old, v));
+}
+
 /** Rewrites the packet quoted in an ICMP error (outer ICMP message at icmp, `len` bytes). */
 export class QuoteRewriter implements QuoteEditor {
   private buf: Uint8Array = new Uint8Array(0);
@@ -135,11 +143,7 @@ export class QuoteRewriter implements QuoteEditor {
 
   /** Write a 16-bit word inside the ICMP message, keeping the ICMP checksum right. */
   private put16(pos: number, v: number): void {
-    const b = this.buf;
-    const old = readU16(b, pos);
-    if (old === v) return;
-    writeU16(b, pos, v);
-    writeU16(b, this.icmp + ICMP_CSUM, csumReplace16(readU16(b, this.icmp + ICMP_CSUM), old, v));
+    putCovered16(this.buf, pos, v, this.icmp + ICMP_CSUM);
   }
 
   setSrcAddr(v: number): void {
