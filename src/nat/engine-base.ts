@@ -542,6 +542,15 @@ export abstract class NatEngineBase {
     const old = table.state(f);
     const fi = tcpFlagIndex(tcpFlags);
     const nw = TCP_TRANSITIONS[(dir * 6 + fi) * 10 + old];
+    // The steady state (an assured flow staying in its state): only the timeout moves. Kept
+    // small so it is inlined into prerouting; everything else is tcpChange.
+    if (nw === old && (table.flags(f) & (F_SEEN_REPLY | F_ASSURED)) === (F_SEEN_REPLY | F_ASSURED)) table.setDeadline(f, now + this.tcpTimeoutMs[nw]);
+    else this.tcpChange(f, dir, fi, old, nw, now);
+  }
+
+  /** tcpTrack for a state change, a flow not yet assured, or one without a reply. */
+  private tcpChange(f: number, dir: number, fi: number, old: number, nw: number, now: number): void {
+    const table = this.table;
     const fl = table.flags(f);
     const seen = (fl & F_SEEN_REPLY) !== 0;
     if (nw === TCP_IGNORE) {
