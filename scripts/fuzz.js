@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /*
  * `npm run fuzz` (as root): the seeded mutation fuzzer of test/integration/fuzz.test.ts, run
- * longer. A lab with the default lab's shape comes up in throwaway namespaces (tbt-<pid>-*),
+ * longer. A lab with the default lab's shape comes up in throwaway namespaces (tbt-<pid>-fuzz-*),
  * red sends mutated valid frames while blue pings the gateway and the wan every 20 ms, and
  * vitals (RSS, pool, conntrack) are printed every 30 s (test/helpers/fuzz.ts).
  *
@@ -15,23 +15,10 @@
  * for 1 s, RSS grew > 20% or the frame pool did not come back.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { cannotRun, helpers, printer, withLab } from './hostile-run.js';
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-const HELPERS = join(ROOT, 'dist', 'test', 'helpers');
-if (!existsSync(join(HELPERS, 'fuzz.js'))) {
-  process.stderr.write('fuzz: dist/test/helpers/fuzz.js is missing: build first (npx tsc -p .)\n');
-  process.exit(2);
-}
-const { NatLab } = await import(join(HELPERS, 'nat-lab.js'));
-const { cleanupAll } = await import(join(HELPERS, 'tapbridge.js'));
-const { integrationSkipReason } = await import(join(HELPERS, 'sys.js'));
-const { warmUp } = await import(join(HELPERS, 'hostile.js'));
-const { describeCrash, fuzzRun, pinpoint } = await import(join(HELPERS, 'fuzz.js'));
-
+const { NatLab, describeCrash, fuzzRun, pinpoint } = await helpers('fuzz', 'nat-lab', 'fuzz');
 const { values: opts } = parseArgs({
   options: {
     seconds: { type: 'string', default: process.env.FUZZ_SECONDS ?? '300' },
@@ -41,7 +28,7 @@ const { values: opts } = parseArgs({
     replay: { type: 'string' },
   },
 });
-const say = (line) => process.stdout.write(`fuzz: ${line}\n`);
+const say = printer('fuzz');
 
 function printPinpointed(p) {
   if (p === null) return say('the window did not crash a fresh instance on its own (the crash needs more state): replay a wider window');
@@ -50,13 +37,10 @@ function printPinpointed(p) {
 }
 
 async function main() {
-  const skip = integrationSkipReason();
-  if (skip !== null) {
-    say(`cannot run: ${skip}`);
-    return 2;
-  }
   const seed = opts.seed;
   if (opts.replay !== undefined) {
+    const no = await cannotRun('fuzz');
+    if (no !== null) return no;
     const m = /^(\d+)-(\d+)$/.exec(opts.replay);
     if (m === null) throw new Error('--replay FIRST-LAST (frame indexes)');
     say(`replaying frames ${m[1]}..${m[2]} of seed ${seed} one at a time`);
@@ -68,19 +52,12 @@ async function main() {
   const rate = Number(opts.rate);
   const maxFrames = opts.frames !== undefined ? Number(opts.frames) : Math.ceil(seconds * rate * 1.1);
   say(`seed ${seed}, ${seconds} s at ${rate} frames/s (at most ${maxFrames} frames)`);
-  const lab = new NatLab({ tag: 'fuzz' });
   let r;
-  try {
-    await lab.start();
-    const baseline = await warmUp(lab, 'fuzz');
+  const rc = await withLab('fuzz', new NatLab({ tag: 'fuzz' }), async (baseline, lab) => {
     r = await fuzzRun(null, lab, { seed, seconds, maxFrames, rate, baseline, sampleEveryS: 30 });
-  } catch (err) {
-    say(`FAILED: ${err instanceof Error ? err.message : String(err)}`);
-    return 1;
-  } finally {
-    await lab.stop().catch(() => undefined);
-    await cleanupAll();
-  }
+    return 0;
+  });
+  if (rc !== 0) return rc;
   if (r.crash === null) {
     say(`done: ${r.frames} frames of seed ${seed} in ${r.seconds.toFixed(1)} s, no crash, targets met`);
     return 0;

@@ -25,6 +25,7 @@ import {
   jsonLines,
   measured,
   report,
+  stopBg,
   vitals,
   warmUp,
   type Measured,
@@ -95,8 +96,7 @@ export async function fuzzRun(t: Diag, lab: NatLab, o: FuzzOptions): Promise<Fuz
     await sleep(100);
   }
   crash ??= crashReason(lab, pid);
-  bg.child.kill('SIGTERM'); // `timeout` passes it on to the fuzzer
-  const done = await bg.done;
+  const done = await stopBg(bg);
   const seconds = (Date.now() - t0) / 1000;
   const final = jsonLines(done.stdout).find((j) => j.mode === 'fuzz');
   const frames = typeof final?.sent === 'number' ? final.sent : lastProgress(done.stdout) + 1;
@@ -152,8 +152,7 @@ async function replayOnce(seed: string, first: number, last: number, gapMs: numb
     let crash: string | null = null;
     while (!ended && (crash = crashReason(lab, pid)) === null) await sleep(2);
     crash ??= crashReason(lab, pid);
-    bg.child.kill('SIGTERM');
-    const out = (await bg.done).stdout;
+    const out = (await stopBg(bg)).stdout;
     return crash === null ? null : { reason: crash, progress: lastProgress(out), redMac };
   } finally {
     await lab.stop().catch(() => undefined);

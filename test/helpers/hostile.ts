@@ -15,7 +15,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before } from 'node:test';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { FIXTURES, SYS_PYTHON, curl, type BgProcess, type NatLab, type PortJson, type Role } from './nat-lab.js';
@@ -297,6 +297,42 @@ export async function hostile(lab: NatLab, role: Role, args: (string | number)[]
 /** hostile.py in the background (fuzz, replay): read its progress with jsonLines(bg.output()). */
 export function hostileBg(lab: NatLab, role: Role, args: (string | number)[], seconds: number): BgProcess {
   return lab.bg(role, SYS_PYTHON, [HOSTILE_PY, ...args.map(String)], seconds);
+}
+
+/** A process and all its descendants (from the children files under /proc/PID/task), deepest last. */
+function processTree(pid: number): number[] {
+  const out = [pid];
+  for (let i = 0; i < out.length; i++) {
+    try {
+      for (const task of readdirSync(`/proc/${out[i]}/task`))
+        for (const c of readFileSync(`/proc/${out[i]}/task/${task}/children`, 'utf8').split(' ')) if (c.trim() !== '') out.push(Number(c));
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+
+/**
+ * Stop a background command: SIGTERM to its `timeout` wrapper, which passes it on; after
+ * `graceMs` SIGKILL to the wrapper and everything below it. (Killing only the wrapper would
+ * orphan the command, and its open stdout would keep this process alive.)
+ */
+export async function stopBg(bg: BgProcess, graceMs = 3000): Promise<{ stdout: string; stderr: string }> {
+  const tree = bg.child.pid === undefined ? [] : processTree(bg.child.pid);
+  bg.child.kill('SIGTERM');
+  const t = setTimeout(() => {
+    for (const pid of tree) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+  }, graceMs);
+  const r = await bg.done;
+  clearTimeout(t);
+  return r;
 }
 
 /* ---- counters --------------------------------------------------------------------------- */
