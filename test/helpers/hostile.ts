@@ -253,7 +253,8 @@ export function lossOk(p: ProbeResult): boolean {
 
 /* ---- crash check -------------------------------------------------------------------- */
 
-const CRASH_RE = /data-plane crash|data-plane worker (failed|exited)|uncaught|FATAL|Segmentation fault|Aborted/i;
+/** What tapbridge logs when its data plane dies (src/control/dataplane-client.ts), pino's fatal level, or the runtime's last words. */
+const CRASH_RE = /data-plane crash|data-plane worker (failed|exited)|"level":60|[Uu]ncaught (exception|Error)|Segmentation fault|Aborted \(core/;
 
 /** Why tapbridge is not healthy (exited, inner process gone, a crash in its log), or null. */
 export function crashReason(lab: NatLab, pid: number): string | null {

@@ -102,7 +102,7 @@ async function cycleTraffic(lab: NatLab, ops: Ops, i: number): Promise<void> {
     curls('wan', 'http://203.0.113.2:8000/', 3),
     curls('blue', 'http://203.0.113.2:8000/', 1),
     ops.attempt('iperf3 UDP red -> wan', async () => {
-      const r = await lab.exec('red', 'iperf3', ['-u', '-b', '5M', '-t', '3', '-c', '203.0.113.1', '-p', String(IPERF_PORT), '-J'], 15_000);
+      const r = await lab.exec('red', 'iperf3', ['-u', '-b', '5M', '-t', '3', '-c', '203.0.113.1', '-p', String(IPERF_PORT), '-J'], 10_000);
       const j = parseIperf(r, 'iperf3 UDP in the soak');
       if (r.code !== 0 || j.error !== undefined) throw new Error(j.error ?? `exit ${r.code}`);
     }),
