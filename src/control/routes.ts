@@ -58,7 +58,7 @@ export function apiRoutes(dp: DataPlaneWorker, server: ControlServer, cfg: Pick<
     {
       method: 'POST',
       path: '/v1/trace',
-      summary: 'decision trace of a described packet: {"port","dst","proto","src","sport","dport","ttl","size","srcMac","dstMac"}',
+      summary: 'decision trace of a described packet, IPv4 or IPv6 by the address family: {"port","dst","proto","src","sport","dport","ttl","size","srcMac","dstMac"}',
       handler: (c) => call('trace', c.body),
     },
     { method: 'GET', path: '/v1/stats', summary: 'all counters', handler: () => call('stats') },
