@@ -53,6 +53,12 @@ export function apiRoutes(dp: DataPlaneWorker, server: ControlServer, cfg: Pick<
       handler: (c) => call('forwards.remove', { proto: c.params.proto, port: c.params.port }),
     },
     { method: 'GET', path: '/v1/arp', summary: 'neighbour cache of every router interface', handler: () => call('arp') },
+    {
+      method: 'GET',
+      path: '/v1/neigh',
+      summary: 'IPv6 neighbour cache (NDP) of every router interface: iface, address, MAC, state, age, router flag, queued, probes',
+      handler: () => call('neigh'),
+    },
     { method: 'GET', path: '/v1/routes', summary: 'route table', handler: () => call('routes') },
     { method: 'GET', path: '/v1/router', summary: 'router counters', handler: () => call('router') },
     {

@@ -3,14 +3,21 @@
  * neighbour discovery (answers for global and link-local addresses, resolution with queued
  * packets, NUD to DELAY and PROBE, failure to address unreachable), router advertisements
  * (content, rate limit), echo, hop limit, no route, packet too big per GSO segment, closed
- * ports, link-local scope, tenant RAs and multicast noise. Frames are built with the wire
- * layer's emitters and read back with its parsers.
+ * ports, link-local scope, tenant RAs and multicast noise; `ctl trace` for IPv6 (and that it
+ * leaves nothing behind), `ctl neigh`, live stats and metrics of the IPv6 counters. Frames are
+ * built with the wire layer's emitters and read back with its parsers.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ACCOUNT_CONTROL } from '../../src/core/arena.js';
 import { VNET_GSO_SIZE, VNET_GSO_TYPE } from '../../src/core/frame.js';
+import { dataPlaneApi } from '../../src/dataplane/api.js';
 import { runTrace } from '../../src/dataplane/trace.js';
+import { renderNeighbors6, renderStats, type Neighbor6Row } from '../../src/cli/render.js';
+import { CallError, type DataPlaneWorker } from '../../src/control/dataplane-client.js';
+import { LiveStatsSource } from '../../src/control/live.js';
+import { MetricsExporter } from '../../src/control/metrics.js';
+import { ApiError } from '../../src/dataplane/errors.js';
 import type { DataPlaneSpec, PortSpec } from '../../src/dataplane/spec.js';
 import { fillL4Checksum6, verifyL4Checksum6 } from '../../src/wire/checksum.js';
 import { ETHERTYPE_IPV6, writeEthernetHeader } from '../../src/wire/ethernet.js';
@@ -514,4 +521,54 @@ test('an IPv6 decision trace leaves no neighbour, no learned MAC, no counter and
   }
   assert.equal(snapshot(), before);
   assert.equal(p.engine.arena.accounts()[ACCOUNT_CONTROL].used, 0);
+});
+
+test('ctl neigh: the API lists IPv6 neighbours of every interface; the text view is a table by interface and address', () => {
+  const p = lab();
+  resolveNeighbours(p);
+  p.inject('uplink', ip6Frame({ srcMac: WAN_MAC, dstMac: UP_MAC, src: WAN, dst: '2001:db8:100::99' })); // resolving ::99 on br0
+  const rows = dataPlaneApi(p.engine, () => {}).methods.neigh({}) as Neighbor6Row[];
+  const brief = rows.map((r) => [r.iface, r.ip, r.macText, r.state, r.router, r.queued, r.probes]).sort();
+  assert.deepEqual(brief, [
+    ['br0', '2001:db8:100::2', '02:00:00:00:00:02', 'stale', false, 0, 0],
+    ['br0', '2001:db8:100::99', '-', 'incomplete', false, 1, 1],
+    ['uplink', WAN, macToString(WAN_MAC), 'reachable', true, 0, 0],
+  ]);
+  const text = renderNeighbors6(rows).split('\n');
+  assert.match(text[0], /^IFACE\s+ADDRESS\s+MAC\s+STATE\s+AGE\s+ROUTER\s+QUEUED\s+PROBES$/);
+  assert.match(text[1], /^br0\s+2001:db8:100::2\s+02:00:00:00:00:02\s+stale\s+0s\s+no\s+0\s+0$/);
+  assert.match(text[2], /^br0\s+2001:db8:100::99\s+-\s+incomplete\s+0s\s+no\s+1\s+1$/);
+  assert.match(text[3], /^uplink\s+2001:db8:113::1\s+02:00:00:00:71:01\s+reachable\s+0s\s+yes\s+0\s+0$/);
+  p.take();
+});
+
+test('live stats and metrics of a real IPv6 graph: router6 events, the NDP neighbour gauge, IPv6 drop reasons', async () => {
+  const p = lab();
+  resolveNeighbours(p); // one packet forwarded red -> wan, one NS sent on the uplink
+  p.inject('red', ip6Frame({ srcMac: MAC.red, dstMac: GW_MAC, src: RED, dst: WAN, hop: 1 }));
+  p.inject('red', ip6Frame({ srcMac: MAC.red, dstMac: GW_MAC, src: 'fe80::2', dst: WAN }));
+  p.take();
+  const { methods } = dataPlaneApi(p.engine, () => {});
+  // The worker's calls, answered in this thread (an ApiError is a status, as the worker client makes it).
+  const dp = {
+    call: async (method: string, params: Record<string, unknown> = {}) => {
+      try {
+        return methods[method](params);
+      } catch (err) {
+        throw err instanceof ApiError ? new CallError(err.status, err.message) : err;
+      }
+    },
+  } as unknown as DataPlaneWorker;
+  const stats = await new LiveStatsSource(dp).collect();
+  assert.equal(stats.neighbors6, 2, 'red on br0, wan on the uplink');
+  assert.equal(stats.router?.forwarded6, 1);
+  assert.equal(stats.router?.neighborSolicitsSent, 1);
+  const text = await new MetricsExporter().render(stats);
+  assert.match(text, /^tapbridge_neighbors6 2$/m);
+  assert.match(text, /^tapbridge_router_events_total\{event="forwarded6"\} 1$/m);
+  assert.match(text, /^tapbridge_router_events_total\{event="icmp6ErrorsSent"\} 1$/m);
+  assert.match(text, /^tapbridge_router_events_total\{event="neighborSolicitsSent"\} 1$/m);
+  assert.match(text, /^tapbridge_port_drops_total\{port="gw-br0",bridge="br0",reason="hop_limit_exceeded"\} 1$/m);
+  assert.match(text, /^tapbridge_port_drops_total\{port="gw-br0",bridge="br0",reason="ipv6_beyond_scope"\} 1$/m);
+  assert.match(renderStats(stats), /neighbours: 0 ARP, 2 NDP/);
 });
