@@ -196,23 +196,23 @@ export function registerCtl(program: Command, fail: (err: unknown) => never): vo
     .description('list published ports')
     .action(
       run(async (sock, o) => {
-        const rows = (await apiRequest(sock, 'GET', '/v1/forwards')) as { proto: string; port: number; portEnd: number; to: string; toPort: number }[];
+        const rows = (await apiRequest(sock, 'GET', '/v1/forwards')) as { proto: string; port: number; portEnd: number; to: string; toPort: number; family?: string }[];
         out(o, rows, () =>
           table(
             ['PROTO', 'EXTERNAL', 'TO'],
-            rows.map((r) => [r.proto, r.portEnd !== r.port ? `${r.port}-${r.portEnd}` : String(r.port), `${r.to}:${r.toPort}${r.portEnd !== r.port ? `-${r.toPort + r.portEnd - r.port}` : ''}`]),
+            rows.map((r) => [r.proto, r.portEnd !== r.port ? `${r.port}-${r.portEnd}` : String(r.port), `${r.to.includes(':') ? `[${r.to}]` : r.to}:${r.toPort}${r.portEnd !== r.port ? `-${r.toPort + r.portEnd - r.port}` : ''}`]),
           ),
         );
       }),
     );
   forwards
     .command('add <spec>')
-    .description('publish: PORT[-END][/tcp|udp]=IP[:PORT], e.g. 8080/tcp=10.100.0.3:80')
+    .description('publish: PORT[-END][/tcp|udp]=IP[:PORT], e.g. 8080/tcp=10.100.0.3:80 or 8080/tcp=[2001:db8:100::3]:80 (NAT66)')
     .action((spec: string) =>
       run(async (sock, o) => {
-        const m = /^(\d+)(?:-(\d+))?(?:\/(tcp|udp))?=([\d.]+)(?::(\d+))?$/.exec(spec);
-        if (m === null) throw new Error(`cannot parse '${spec}': expected PORT[-END][/tcp|udp]=IP[:PORT]`);
-        const body = { proto: m[3] ?? 'tcp', port: Number(m[1]), ...(m[2] ? { portEnd: Number(m[2]) } : {}), to: m[4], ...(m[5] ? { toPort: Number(m[5]) } : {}) };
+        const m = /^(\d+)(?:-(\d+))?(?:\/(tcp|udp))?=(?:([\d.]+)|\[([0-9a-fA-F:.]+)\])(?::(\d+))?$/.exec(spec);
+        if (m === null) throw new Error(`cannot parse '${spec}': expected PORT[-END][/tcp|udp]=IP[:PORT] or =[IPv6][:PORT]`);
+        const body = { proto: m[3] ?? 'tcp', port: Number(m[1]), ...(m[2] ? { portEnd: Number(m[2]) } : {}), to: m[4] ?? m[5], ...(m[6] ? { toPort: Number(m[6]) } : {}) };
         const r = await apiRequest(sock, 'POST', '/v1/forwards', body);
         out(o, r, () => `published ${spec}`);
       })(),

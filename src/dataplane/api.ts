@@ -18,7 +18,9 @@ import { dropReasons } from '../core/drops.js';
 import { unconnectedDrops } from '../core/element.js';
 import type { FaultSpec } from '../faults/spec.js';
 import { ip4ToString, parseIp4 } from '../wire/ip4.js';
-import { toForward } from './build.js';
+import { ip6ToString, parseIp6 } from '../wire/ip6.js';
+import type { NatEngine } from '../nat/index.js';
+import { toForward, toForward6 } from './build.js';
 import { CaptureControl, type PostToMain } from './captures.js';
 import type { Engine } from './engine.js';
 import { ApiError } from './errors.js';
@@ -59,9 +61,8 @@ export interface DataPlaneApi {
 export function dataPlaneApi(engine: Engine, post: PostToMain): DataPlaneApi {
   const faults = new FaultControl(engine);
   const captures = new CaptureControl(engine, faults, post);
-  const natOrThrow = () => {
-    if (engine.nat === null) throw new ApiError(404, 'NAT is not configured');
-    return engine.nat;
+  const natOrThrow = (): void => {
+    if (engine.nats.length === 0) throw new ApiError(404, 'NAT is not configured');
   };
   const router = () => engine.graph.element('router');
 
@@ -84,43 +85,47 @@ export function dataPlaneApi(engine: Engine, post: PostToMain): DataPlaneApi {
     drops: () => dropReasons().slice(1),
     trace: (p) => runTrace(engine, p as unknown as TraceRequest),
     conntrack: (p) => {
-      const nat = natOrThrow();
+      const nats = engine.nats;
+      if (nats.length === 0) throw new ApiError(404, 'NAT is not configured');
       const limit = p.limit === undefined ? CONNTRACK_PAGE_MAX : Number(p.limit);
       const from = p.from === undefined ? 0 : Number(p.from);
       if (!Number.isInteger(limit) || limit < 1) throw new ApiError(400, "'limit' must be a positive integer");
       if (!Number.isInteger(from) || from < 0) throw new ApiError(400, "'from' must be a flow id (an integer >= 0)");
-      const flows = nat.list(engine.ctx.clock.refresh(), Math.min(limit, CONNTRACK_PAGE_MAX), from);
-      const last = flows.length > 0 ? flows[flows.length - 1].id : -1;
-      return { size: nat.size, max: nat.maxFlows, counters: nat.counters, flows, next: flows.length === Math.min(limit, CONNTRACK_PAGE_MAX) ? last + 1 : null };
+      return conntrackPage(engine, Math.min(limit, CONNTRACK_PAGE_MAX), from);
     },
-    forwards: () =>
-      natOrThrow()
-        .listForwards()
-        .map((f) => ({ proto: f.proto === 6 ? 'tcp' : 'udp', port: f.externalPort, portEnd: f.externalPortEnd, to: ip4ToString(f.internalIp), toPort: f.internalPort })),
+    forwards: () => {
+      natOrThrow();
+      return listForwards(engine);
+    },
     'forwards.add': (p) => {
-      const nat = natOrThrow();
       const spec = p as unknown as PublishSpec;
-      if ((spec.proto !== 'tcp' && spec.proto !== 'udp') || !Number.isInteger(spec.port) || typeof spec.to !== 'string' || parseIp4(spec.to) === null)
-        throw new ApiError(400, 'expected {"proto":"tcp|udp","port":N,"to":"a.b.c.d","toPort"?:N,"portEnd"?:N}');
-      const f = toForward(spec);
+      const v6 = typeof spec.to === 'string' && parseIp6(spec.to) !== null;
+      if ((spec.proto !== 'tcp' && spec.proto !== 'udp') || !Number.isInteger(spec.port) || typeof spec.to !== 'string' || (!v6 && parseIp4(spec.to) === null))
+        throw new ApiError(400, 'expected {"proto":"tcp|udp","port":N,"to":"a.b.c.d or an IPv6 address","toPort"?:N,"portEnd"?:N}');
+      const nat = v6 ? engine.nat6 : engine.nat;
+      if (nat === null) throw new ApiError(404, v6 ? 'NAT66 is not configured (NAT and an IPv6 uplink address)' : 'NAT is not configured');
+      const f = toForward({ ...spec, to: v6 ? '0.0.0.0' : spec.to });
       if (f.externalPortEnd < f.externalPort) throw new ApiError(400, 'portEnd: range ends before it starts');
       const taken = nat.listForwards().find((x) => x.proto === f.proto && x.externalPort <= f.externalPortEnd && f.externalPort <= x.externalPortEnd);
-      if (taken) throw new ApiError(409, `${spec.proto}/${taken.externalPort} is already published`);
+      if (taken) throw new ApiError(409, `${spec.proto}/${taken.externalPort} is already published${v6 ? ' (IPv6)' : ''}`);
       try {
-        nat.addForward(f);
+        if (v6) engine.nat6!.addForward(toForward6(spec));
+        else engine.nat!.addForward(f);
       } catch (err) {
         throw new ApiError(400, (err as Error).message);
       }
       return { added: spec };
     },
     'forwards.remove': (p) => {
-      const nat = natOrThrow();
+      natOrThrow();
       const proto = p.proto === 'udp' ? 17 : p.proto === 'tcp' || p.proto === undefined ? 6 : -1;
       const port = Number(p.port);
       if (proto < 0) throw new ApiError(400, "'proto' must be tcp or udp");
       if (!Number.isInteger(port) || port < 1 || port > 65535) throw new ApiError(400, "'port' must be a port number");
-      if (!nat.removeForward(proto, port)) throw new ApiError(404, `${p.proto ?? 'tcp'}/${port} is not published`);
-      return { removed: `${p.proto ?? 'tcp'}/${port}` };
+      // One port number may be published in both families: both go.
+      const removed = engine.nats.filter((n) => n.removeForward(proto, port));
+      if (removed.length === 0) throw new ApiError(404, `${p.proto ?? 'tcp'}/${port} is not published`);
+      return { removed: `${p.proto ?? 'tcp'}/${port}`, families: removed.map((n) => (n === engine.nat6 ? 'ipv6' : 'ipv4')) };
     },
     arp: () => engine.gateways.flatMap((g) => g.neighbors()),
     neigh: () => engine.gateways6.flatMap((g) => g.neighbors()),
@@ -171,6 +176,46 @@ export function dataPlaneApi(engine: Engine, post: PostToMain): DataPlaneApi {
     }),
   };
   return { methods, faults, captures };
+}
+
+/** Flow ids of the IPv6 table in a conntrack page: offset past every IPv4 id. */
+export const CONNTRACK_ID6_BASE = 1 << 30;
+
+/** One page of both conntrack tables: IPv4 flows, then IPv6 ones (ids from CONNTRACK_ID6_BASE); totals and counters summed, each table's own too. */
+function conntrackPage(engine: Engine, limit: number, from: number) {
+  const now = engine.ctx.clock.refresh();
+  const parts = [
+    { nat: engine.nat, family: 'ipv4', base: 0 },
+    { nat: engine.nat6, family: 'ipv6', base: CONNTRACK_ID6_BASE },
+  ].filter((x) => x.nat !== null);
+  const flows: (ReturnType<NatEngine['list']>[number] & { family: string })[] = [];
+  for (const x of parts) {
+    const room = limit - flows.length;
+    const end = x.base === 0 ? CONNTRACK_ID6_BASE : Infinity;
+    if (room <= 0 || from >= end) continue;
+    for (const f of x.nat!.list(now, room, Math.max(0, from - x.base))) flows.push({ ...f, id: f.id + x.base, family: x.family });
+  }
+  const counters: Record<string, number> = {};
+  for (const x of parts) for (const [k, v] of Object.entries(x.nat!.counters)) counters[k] = (counters[k] ?? 0) + v;
+  const tables = parts.map((x) => ({ family: x.family, size: x.nat!.size, max: x.nat!.maxFlows, counters: x.nat!.counters }));
+  const full = flows.length === limit;
+  return {
+    size: tables.reduce((n, t) => n + t.size, 0),
+    max: tables.reduce((n, t) => n + t.max, 0),
+    counters,
+    tables,
+    flows,
+    next: full ? flows[flows.length - 1].id + 1 : null,
+  };
+}
+
+/** Published ports of both families. */
+function listForwards(engine: Engine) {
+  const row = (f: { proto: number; externalPort: number; externalPortEnd: number; internalPort: number }, to: string, family: string) => ({ proto: f.proto === 6 ? 'tcp' : 'udp', port: f.externalPort, portEnd: f.externalPortEnd, to, toPort: f.internalPort, family });
+  return [
+    ...(engine.nat?.listForwards().map((f) => row(f, ip4ToString(f.internalIp), 'ipv4')) ?? []),
+    ...(engine.nat6?.listForwards().map((f) => row(f, ip6ToString(f.internalIp), 'ipv6')) ?? []),
+  ];
 }
 
 /** The frame pool: free slots, the control reserve, and use by account (busy accounts only, at most 64). */

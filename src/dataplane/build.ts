@@ -21,13 +21,13 @@ import { Router6 } from '../gateway/router6.js';
 import { RouteTable } from '../gateway/routes.js';
 import { RouteTable6 } from '../gateway/routes6.js';
 import { DevicePort } from '../io/device.js';
-import { NatEngine, NatLocalOut, NatPostrouting, NatPrerouting, type PortForward } from '../nat/index.js';
+import { NatEngine, NatEngine6, NatLocalOut, NatLocalOut6, NatPostrouting, NatPostrouting6, NatPrerouting, NatPrerouting6, type PortForward, type PortForward6 } from '../nat/index.js';
 import { Switch } from '../switch/switch.js';
 import { parseCidr, parseIp4 } from '../wire/ip4.js';
 import { maskIp6, parseCidrIp6, parseIp6 } from '../wire/ip6.js';
 import { parseMac } from '../wire/mac.js';
 import { routerInterfaces } from './plan.js';
-import { gatewayPortName, UPLINK_PORT, type DataPlaneSpec, type PublishSpec, type RouterAdvertSpec } from './spec.js';
+import { gatewayPortName, UPLINK_PORT, type DataPlaneSpec, type NatSpec, type PublishSpec, type RouterAdvertSpec } from './spec.js';
 
 export interface SharedState {
   /** Every port by name, in `ctl ports` order: device ports, gateway ports, the uplink. */
@@ -36,6 +36,8 @@ export interface SharedState {
   routes: RouteTable;
   routes6: RouteTable6;
   nat: NatEngine | null;
+  /** NAT66, when NAT is on and the uplink has an IPv6 address. */
+  nat6: NatEngine6 | null;
   /** Rate limits of the errors tapbridge sends, IPv4 and IPv6. */
   budget: ErrorBudget;
   budget6: ErrorBudget;
@@ -49,6 +51,10 @@ export interface SharedState {
 export const MAX_PORTS = 4096;
 /** Pool slots the frames of one port may hold while they wait for ARP. */
 export const NEIGHBOUR_QUEUE_SLOTS_PER_PORT = 32;
+
+export function toForward6(p: PublishSpec): PortForward6 {
+  return { ...toForward({ ...p, to: '0.0.0.0' }), internalIp: must(parseIp6(p.to), `publish: bad IPv6 address ${p.to}`) };
+}
 
 export function toForward(p: PublishSpec): PortForward {
   return {
@@ -113,29 +119,49 @@ export function buildShared(spec: DataPlaneSpec, ctx: DataPlaneContext): SharedS
     if (out < 0) throw new Error(`route to ${r.to}: next hop ${r.via} is not directly connected`);
     routes.add({ net: to.addr, prefixLen: to.prefixLen, iface: out, via, origin: 'static' });
   }
-  let nat: NatEngine | null = null;
-  if (spec.nat !== undefined && spec.uplink !== undefined) {
-    const n = spec.nat;
-    nat = new NatEngine({
-      uplinkIf: ifaces.byName(UPLINK_PORT)!.id,
-      ifAddr: Uint32Array.from(ifaces.list, (f) => f.address),
-      masqueradeSources: n.masquerade.filter((c) => !c.includes(':')).map((c) => {
-        const x = must(parseCidr(c), `nat: bad masquerade subnet ${c}`);
-        return { net: x.addr, prefixLen: x.prefixLen };
-      }),
-      portRange: n.portRange,
-      maxFlows: n.maxFlows,
-      maxFlowsPerPort: n.maxFlowsPerPort,
-      maxFlowsPerSource: n.maxFlowsPerSource,
-      timeouts: n.timeouts,
-      forwards: n.publish.filter((p) => !p.to.includes(':')).map(toForward),
-    });
-  }
+  const routed6 = routedPrefixes(spec);
+  const nat = spec.nat !== undefined && spec.uplink !== undefined ? buildNat(spec.nat, ifaces) : null;
+  const nat6 = spec.nat !== undefined && spec.uplink?.address6 !== undefined ? buildNat6(spec.nat, ifaces, routed6) : null;
   // Frames waiting for a neighbour are held in pool slots charged to the port they came in
   // on: one tenant resolving many addresses cannot take the slots of the others.
   const neighbourAccounts = new Int32Array(MAX_PORTS).fill(ACCOUNT_CONTROL);
   for (const r of records.values()) neighbourAccounts[r.index] = ctx.arena.newAccount(`neighbour-queue/${r.name}`, NEIGHBOUR_QUEUE_SLOTS_PER_PORT);
-  return { records, ifaces, routes, routes6, nat, budget: new ErrorBudget(ctx), budget6: new ErrorBudget(ctx), neighbourAccounts, routed6: routedPrefixes(spec) };
+  return { records, ifaces, routes, routes6, nat, nat6, budget: new ErrorBudget(ctx), budget6: new ErrorBudget(ctx), neighbourAccounts, routed6 };
+}
+
+/** The conntrack settings both families share. */
+function natCommon(n: NatSpec) {
+  return { portRange: n.portRange, maxFlows: n.maxFlows, maxFlowsPerPort: n.maxFlowsPerPort, maxFlowsPerSource: n.maxFlowsPerSource, timeouts: n.timeouts };
+}
+
+const isV6 = (text: string) => text.includes(':');
+
+function buildNat(n: NatSpec, ifaces: InterfaceTable): NatEngine {
+  return new NatEngine({
+    ...natCommon(n),
+    uplinkIf: ifaces.byName(UPLINK_PORT)!.id,
+    ifAddr: Uint32Array.from(ifaces.list, (f) => f.address),
+    masqueradeSources: n.masquerade.filter((c) => !isV6(c)).map((c) => {
+      const x = must(parseCidr(c), `nat: bad masquerade subnet ${c}`);
+      return { net: x.addr, prefixLen: x.prefixLen };
+    }),
+    forwards: n.publish.filter((p) => !isV6(p.to)).map(toForward),
+  });
+}
+
+/** NAT66 (as Docker does with ip6tables): masquerade to the uplink's IPv6 address, published ports, routed prefixes left alone. */
+function buildNat6(n: NatSpec, ifaces: InterfaceTable, routed6: RoutedPrefix[]): NatEngine6 {
+  return new NatEngine6({
+    ...natCommon(n),
+    uplinkIf: ifaces.byName(UPLINK_PORT)!.id,
+    ifAddr6: ifaces.list.map((f) => f.address6),
+    masqueradeSources6: n.masquerade.filter(isV6).map((c) => {
+      const x = must(parseCidrIp6(c), `nat: bad masquerade prefix ${c}`);
+      return { net: maskIp6(x.addr, x.prefixLen), prefixLen: x.prefixLen };
+    }),
+    routed6,
+    forwards6: n.publish.filter((p) => isV6(p.to)).map(toForward6),
+  });
 }
 
 /** The IPv4 part of an interface spec (none: address 0). */
@@ -168,6 +194,7 @@ export function factories(spec: DataPlaneSpec, ctx: DataPlaneContext, s: SharedS
   const record = (name: string) => must(s.records.get(name), `no port '${name}'`);
   const iface = (name: string) => must(s.ifaces.byName(name), `no router interface '${name}'`);
   const nat = () => must(s.nat, 'NAT elements without NAT');
+  const nat6 = () => must(s.nat6, 'NAT66 elements without NAT66');
   const str = (p: Record<string, unknown>, k: string) => must(typeof p[k] === 'string' ? (p[k] as string) : null, `param '${k}' missing`);
   return {
     Device: (name, p) => {
@@ -196,6 +223,9 @@ export function factories(spec: DataPlaneSpec, ctx: DataPlaneContext, s: SharedS
     NatPrerouting: (name) => new NatPrerouting(name, ctx, { nat: nat(), ifaces: s.ifaces }),
     NatPostrouting: (name) => new NatPostrouting(name, ctx, { nat: nat(), ifaces: s.ifaces }),
     NatLocalOut: (name) => new NatLocalOut(name, ctx, nat()),
+    NatPrerouting6: (name) => new NatPrerouting6(name, ctx, { nat: nat6(), ifaces: s.ifaces }),
+    NatPostrouting6: (name) => new NatPostrouting6(name, ctx, { nat: nat6(), ifaces: s.ifaces }),
+    NatLocalOut6: (name) => new NatLocalOut6(name, ctx, nat6()),
   };
 }
 

@@ -133,6 +133,15 @@ export class Engine {
     return this.shared.nat;
   }
 
+  get nat6() {
+    return this.shared.nat6;
+  }
+
+  /** The conntrack tables, IPv4 first. */
+  get nats() {
+    return [this.shared.nat, this.shared.nat6].filter((n) => n !== null);
+  }
+
   switchOf(bridge: string): Switch | undefined {
     return this.graph.element(switchName(bridge)) as Switch | undefined;
   }

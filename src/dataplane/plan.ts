@@ -13,10 +13,13 @@
  * IPv6 runs beside it on the same interfaces (an interface with an IPv6 address):
  *
  *   gw/IF[ip6] -> [wire]gw6/IF[wire] -> (where gw/IF[wire] goes)
- *   gw6/IF[ip] -> [IF]router6[IF] -> [ip]gw6/IF                  (no fragmentation in IPv6)
+ *   gw6/IF[ip] -> [IF]nat6/pre[IF] -> [IF]router6[IF] -> [IF]nat6/post[IF] -> [ip]gw6/IF
+ *                                                                 (no fragmentation in IPv6)
  *   router6[local] -> local6[reply] -> [local]router6
  *   router6[hop-limit|no-route|too-big], local6[port-unreachable|unknown-header|bad-header],
- *       gw6/IF[unreachable] -> icmp6/KIND -> [local]router6
+ *       gw6/IF[unreachable] -> icmp6/KIND -> nat6/local -> [local]router6
+ *
+ * (nat6/* when NAT is on and the uplink has an IPv6 address: NAT66.)
  *
  * Without NAT the nat/* elements are left out; a bridge without a gateway is only its switch
  * and devices. Captures and faults are not in the plan: they are wrappers spliced into these
@@ -125,21 +128,22 @@ export function planGraph(spec: DataPlaneSpec): GraphSpec {
 function planIpv6(spec: DataPlaneSpec, elements: ElementSpec[], links: string[]): void {
   const ifaces6 = routerInterfaces6(spec);
   if (ifaces6.length === 0) return;
+  const nat6 = spec.nat !== undefined && spec.uplink?.address6 !== undefined;
   elements.push({ name: 'router6', kind: 'Router6' }, { name: 'local6', kind: 'LocalDelivery6' });
+  if (nat6) {
+    elements.push({ name: 'nat6/pre', kind: 'NatPrerouting6' }, { name: 'nat6/post', kind: 'NatPostrouting6' }, { name: 'nat6/local', kind: 'NatLocalOut6' });
+    links.push('nat6/local -> [local]router6');
+  }
   for (const [name, e] of Object.entries(ICMP6_ERRORS)) {
     elements.push({ name, kind: 'Icmp6Error', params: { ...e } });
-    links.push(`${name} -> [local]router6`);
+    links.push(`${name} -> ${nat6 ? 'nat6/local' : '[local]router6'}`);
   }
   for (const f of ifaces6) {
     const gw6 = gateway6Name(f);
     elements.push({ name: gw6, kind: 'GatewayInterface6', params: { iface: f } });
-    links.push(
-      `${gatewayName(f)}[ip6] -> [wire]${gw6}`,
-      `${gw6}[wire] -> ${wireOut(f)}`,
-      `${gw6}[ip] -> [${f}]router6`,
-      `router6[${f}] -> [ip]${gw6}`,
-      `${gw6}[unreachable] -> icmp6/addr-unreachable`,
-    );
+    links.push(`${gatewayName(f)}[ip6] -> [wire]${gw6}`, `${gw6}[wire] -> ${wireOut(f)}`, `${gw6}[unreachable] -> icmp6/addr-unreachable`);
+    if (nat6) links.push(`${gw6}[ip] -> [${f}]nat6/pre`, `nat6/pre[${f}] -> [${f}]router6`, `router6[${f}] -> [${f}]nat6/post`, `nat6/post[${f}] -> [ip]${gw6}`);
+    else links.push(`${gw6}[ip] -> [${f}]router6`, `router6[${f}] -> [ip]${gw6}`);
   }
   links.push(
     'router6[local] -> local6',

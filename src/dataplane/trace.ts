@@ -196,21 +196,21 @@ export function runTrace(engine: Engine, req: TraceRequest): TraceResult {
   const records = [...engine.shared.records.values()];
   const before = records.map((r) => r.counters.slice());
   const elementCounters = engine.graph.elements.map((el) => ({ ...el.counters }));
-  const nat = engine.nat;
-  const natCounters = nat !== null ? { ...nat.counters } : null;
+  const nats = engine.nats;
+  const natCounters = nats.map((n) => ({ ...n.counters }));
   const tracer = engine.ctx.tracer;
   tracer.begin();
-  if (nat !== null) nat.readOnly = true; // looks flows up and rewrites, creates and refreshes none
+  for (const n of nats) n.readOnly = true; // looks flows up and rewrites, creates and refreshes none
   for (const n of notes) tracer.note('input', n);
   try {
     device.out[0].push(slot, frameLen);
   } finally {
     tracer.end();
-    if (nat !== null) {
-      nat.releasePending(false);
-      nat.readOnly = false;
-      Object.assign(nat.counters, natCounters);
-    }
+    nats.forEach((n, i) => {
+      n.releasePending(false);
+      n.readOnly = false;
+      Object.assign(n.counters, natCounters[i]);
+    });
     engine.graph.elements.forEach((el, i) => Object.assign(el.counters, elementCounters[i]));
     arena.release(slot);
   }

@@ -18,7 +18,7 @@ import { ping } from '../helpers/net.js';
 import { IP, announceSkip, describeRun, integrationSkipReason, macOf, run, sleep, waitFor } from '../helpers/sys.js';
 import { cleanupAll } from '../helpers/tapbridge.js';
 import { requireTools } from '../helpers/tools.js';
-import { NatLab, V6, curl, parseIperf, udpRequest, type PortJson } from '../helpers/nat-lab.js';
+import { NatLab, V6, curl, parseIperf, udpRequest, type ConntrackJson, type PortJson, type TraceJson } from '../helpers/nat-lab.js';
 
 const NEEDS = ['ping', 'curl', 'iperf3', 'traceroute', 'tracepath', 'ndisc6', 'ss'];
 
@@ -122,6 +122,29 @@ describe('IPv6: NDP, router advertisements, ICMPv6, NAT66 (dual-stack lab)', { s
     assert.ok(r.ok && r.received >= 2, describeRun(r));
     const body = await curl(lab, 'red', `http://[${V6.wan}]/`);
     assert.match(body, new RegExp(`^hello from ${lab.ns('wan')}, you are \\[${V6.external}\\]:\\d+`), body);
+    const ct = await lab.ctl<ConntrackJson>('conntrack');
+    const f = ct.flows.find((x) => x.protoName === 'tcp' && /src=2001:db8:100::2 dst=2001:db8:113::1 sport=\d+ dport=80\b/.test(x.original));
+    assert.ok(f !== undefined, `no IPv6 conntrack flow red -> wan:80\n${show(ct)}`);
+    assert.match(f.reply, /src=2001:db8:113::1 dst=2001:db8:113::2 sport=80 /, show(f));
+    assert.ok(f.flags.includes('SNAT'), show(f));
+  });
+
+  test('ctl trace of a packet red -> wan over IPv6 names router6 and NAT66', async () => {
+    const t = await lab.ctl<TraceJson>('trace', '--port', 'red', '--dst', V6.wan, '--proto', 'tcp', '--dport', '80');
+    const stages = t.steps.map((x) => x.stage);
+    for (const st of ['gw6/br0', 'nat6/pre', 'router6', 'nat6/post', 'gw6/uplink']) assert.ok(stages.includes(st), `no stage '${st}': ${show(t)}`);
+    assert.ok(t.outputs.some((o) => o.startsWith('port uplink') && o.includes(`[${V6.external}]`)), show(t));
+  });
+
+  test('a port published at runtime over IPv6 (ctl forwards add) reaches red, and goes again', async () => {
+    await lab.ctl('forwards', 'add', `8080/tcp=[${V6.red}]:8000`);
+    const list = await lab.ctl<{ proto: string; port: number; to: string; family: string }[]>('forwards');
+    assert.ok(list.some((x) => x.port === 8080 && x.to === V6.red && x.family === 'ipv6'), show(list));
+    const body = await curl(lab, 'wan', `http://[${V6.external}]:8080/`);
+    assert.match(body, new RegExp(`^hello from ${lab.ns('red')}, you are \\[${V6.wan}\\]:\\d+`), body);
+    await lab.ctl('forwards', 'rm', '8080/tcp');
+    const after = await lab.ctl<{ port: number }[]>('forwards');
+    assert.ok(!after.some((x) => x.port === 8080), show(after));
   });
 
   test('wan -> [2001:db8:113::2]:8000 reaches red, which sees the wan\'s own address (TCP and UDP)', async () => {
