@@ -371,11 +371,12 @@ export abstract class NatEngineBase {
     } else timeout = proto === this.icmpProto ? this.icmpMs : this.genericMs;
     const table = this.table;
     const port = this.ingressPort;
-    if (this.maxFlowsPerPort > 0 && port >= 0 && table.perPort[port] >= this.maxFlowsPerPort) {
+    // A full share first gives up its own oldest unassured flow; only a share of assured flows refuses.
+    if (this.maxFlowsPerPort > 0 && port >= 0 && table.perPort[port] >= this.maxFlowsPerPort && (this.readOnly || !table.earlyDropInShare(port, 0))) {
       this.counters.refusedPortLimit++;
       return this.dropped(NAT_DROP_PORT_LIMIT);
     }
-    if (this.maxFlowsPerSource > 0 && table.perSource.get(k.src) >= this.maxFlowsPerSource) {
+    if (this.maxFlowsPerSource > 0 && table.perSource.get(k.src) >= this.maxFlowsPerSource && (this.readOnly || !table.earlyDropInShare(-1, k.src))) {
       this.counters.refusedSourceLimit++;
       return this.dropped(NAT_DROP_SOURCE_LIMIT);
     }

@@ -31,6 +31,8 @@ export const F_USED = 1;
 export const F_CONFIRMED = 2;
 export const F_SEEN_REPLY = 4;
 export const F_ASSURED = 8;
+/** Unassured flows looked at when a share is full (earlyDropInShare). */
+export const EARLY_DROP_SCAN = 64;
 export const F_SNAT = 16;
 export const F_DNAT = 32;
 export const F_HAIRPIN = 64;
@@ -177,6 +179,26 @@ export class FlowTable {
     const f = this.freeStack[--this.freeTop];
     this.m32[(f << 4) + W_GEN]++;
     return f;
+  }
+
+  /**
+   * A share is full (one ingress port's, or one source's): make room in it as netfilter's early
+   * drop does for the whole table, by destroying the oldest flow of that port (port >= 0) or
+   * of that source value (port < 0) that is not assured, among the EARLY_DROP_SCAN oldest
+   * unassured flows. A flood of half-open flows (spoofed SYNs at a published port) then
+   * recycles its own share instead of locking real clients of the same port out. True when
+   * a flow went.
+   */
+  earlyDropInShare(port: number, src: number): boolean {
+    let f = this.uHead;
+    for (let n = 0; f >= 0 && n < EARLY_DROP_SCAN; n++, f = this.uNext[f]) {
+      if (port >= 0 ? this.ingressPort(f) === port : this.idx.src(f << 1) === src) {
+        this.counters.earlyDropped++;
+        this.destroy(f);
+        return true;
+      }
+    }
+    return false;
   }
 
   /** Fill a new (not yet confirmed) flow's record; its tuples are set by the caller. */

@@ -427,17 +427,24 @@ test('a full table early-drops the oldest unreplied flow, else refuses; TCP inva
   assert.equal(nat.describeLast(), 'dropped: nat6_tcp_invalid');
 });
 
-test('shares: per ingress port and per source address', () => {
+test('shares: a full share recycles its oldest unassured flow; a share of assured flows refuses; ports and sources have their own', () => {
   const nat = lab6Engine({ maxFlowsPerSource: 2, maxFlowsPerPort: 3 });
   const r = (src: Uint32Array, sport: number, port: number) => {
     nat.ingressPort = port;
     return route6(nat, udp6(src, sport, WAN6, 53), BR, T0).v;
   };
+  const reply = (dport: number) => assert.equal(route6(nat, udp6(WAN6, 53, EXT6, dport, 'a'), UP, T0).v, NAT_ACCEPT);
   assert.equal(r(RED6, 1, 0), NAT_ACCEPT);
   assert.equal(r(RED6, 2, 0), NAT_ACCEPT);
-  assert.equal(r(RED6, 3, 0), NAT_DROP_SOURCE_LIMIT);
+  assert.equal(r(RED6, 3, 0), NAT_ACCEPT, "the source's oldest unreplied flow makes room");
+  assert.equal(nat.counters.earlyDropped, 1);
+  assert.equal(nat.find(17, RED6, WAN6, 1, 53), -1);
+  reply(2);
+  reply(3); // replied UDP flows are assured
+  assert.equal(r(RED6, 4, 0), NAT_DROP_SOURCE_LIMIT);
   assert.equal(r(BLUE6, 1, 0), NAT_ACCEPT);
-  assert.equal(r(ip6('2001:db8:100::9'), 1, 0), NAT_DROP_PORT_LIMIT);
+  reply(1);
+  assert.equal(r(ip6('2001:db8:100::9'), 1, 0), NAT_DROP_PORT_LIMIT, 'the port holds three assured flows');
   assert.equal(r(ip6('2001:db8:100::9'), 1, 1), NAT_ACCEPT, 'another port has its own share');
   assert.equal(nat.counters.refusedSourceLimit, 1);
   assert.equal(nat.counters.refusedPortLimit, 1);
