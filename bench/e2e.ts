@@ -5,13 +5,28 @@
  * in turn, then everything is torn down — also on failure or Ctrl-C.
  *
  *   node dist/bench/e2e.js [--duration S] [--quick] [--only tcp,udp,ping] [--repeat N]
- *                          [--scenario NAME] [--compare kernel,tapbridge,cloop] [--verbose]
+ *                          [--scenario NAME[,NAME...]] [--compare kernel,tapbridge,cloop] [--verbose]
+ *
+ * Scenarios (in this order; `--help` lists them with their addresses):
+ *   switch   ns -> ns through one bridge, IPv4: TCP, UDP 64 B, ping (median and p99)
+ *   switch6  the same in IPv6 (2001:db8:100::2 -> ::3): kernel bridge and tapbridge
+ *   nat      masquerade out to a wan namespace, a published port in, conn/s (iptables in kh)
+ *   nat6     the same through NAT66 (2001:db8:100::2 -> wan 2001:db8:113::1, published
+ *            [2001:db8:113::2]:5201; kernel: ip6tables MASQUERADE/DNAT in kh)
+ * One module builds both families of a scenario (l2-scenario.ts, nat-scenario.ts).
+ *
+ * Targets (the "target" and "result" columns): relative to the kernel (ratio), absolute (ping
+ * < 150 µs), or, for the IPv6 rows, relative to tapbridge's own IPv4 figure of the same metric
+ * in the same run ("of tapbridge in switch"): switch6 and nat6 TCP >= 90% of it, switch6 ping
+ * median <= 110% of it; the result then shows that ratio, and the kernel ratio stays in its
+ * column. Such a target needs its IPv4 scenario in the run (`--scenario switch,switch6`), else
+ * it is "?". IPv6 UDP and nat6 conn/s keep the kernel-relative targets of IPv4.
  *
  * Peers: kernel (the reference), tapbridge, and the C loop (bench/cfwd/cfwd.c, built here
- * with cc -O2: a bare TAP-to-TAP read/write loop, once with VNET_HDR and once plain; L2
- * scenarios only). `--compare` takes kernel, tapbridge, cloop (both C variants), cloop-vnet,
- * cloop-plain; default all. A peer that fails to build or start stays in the table as
- * "failed: <reason>"; one a scenario cannot have shows "n/a".
+ * with cc -O2: a bare TAP-to-TAP read/write loop, once with VNET_HDR and once plain; the
+ * IPv4 switch scenario only). `--compare` takes kernel, tapbridge, cloop (both C variants),
+ * cloop-vnet, cloop-plain; default all. A peer that fails to build or start stays in the table
+ * as "failed: <reason>"; one a scenario cannot have shows "n/a".
  *
  * Output: progress on stderr, a table (metric | kernel | tapbridge | C loop ... | ratio |
  * tapbridge / C loop | target) on stdout, and bench/results/e2e-<timestamp>.json. Numbers
@@ -34,19 +49,24 @@ import {
   describeTarget,
   evaluateTarget,
   summarize,
+  targetRatio,
   type MeasureOptions,
   type Measurement,
   type MetricId,
   type Scenario,
   type ScenarioContext,
+  type Target,
   type Topology,
 } from './lib/scenario.js';
 import { fileStamp, fmt, median, table } from './lib/stats.js';
 import { REPO_ROOT } from './lib/tapbridge.js';
 import { portCounters, portDropsDelta, portTrafficDelta } from './lib/counters.js';
 
-/** Every scenario the benchmark knows; add new ones (e.g. NAT) here. */
-const SCENARIOS: Scenario[] = [l2Scenario, natScenario];
+/**
+ * Every scenario the benchmark knows, in the order they run; add new ones here. Each IPv6
+ * scenario runs right after its IPv4 twin, whose tapbridge figures its 'family' targets use.
+ */
+const SCENARIOS: Scenario[] = [l2Scenario(4), l2Scenario(6), natScenario(4), natScenario(6)];
 
 /** The systems compared; each is a topology a scenario may or may not offer. */
 type PeerId = 'kernel' | 'tapbridge' | 'cloopVnet' | 'cloopPlain';
@@ -79,24 +99,27 @@ interface Options {
   durationS: number;
   only: MetricId[] | null;
   repeat: number;
-  scenario: string | null;
+  /** Scenario names (--scenario a,b), or null for all. */
+  scenarios: string[] | null;
   compare: PeerId[];
   verbose: boolean;
   quick: boolean;
 }
 
 function usage(): never {
+  const width = Math.max(...SCENARIOS.map((s) => s.name.length));
   process.stderr.write(
-    'usage: node dist/bench/e2e.js [--duration S] [--quick] [--only tcp,udp,ping] [--repeat N] [--scenario NAME]\n' +
+    'usage: node dist/bench/e2e.js [--duration S] [--quick] [--only tcp,udp,ping] [--repeat N] [--scenario NAME[,NAME...]]\n' +
       '                              [--compare kernel,tapbridge,cloop] [--verbose]\n' +
-      `scenarios: ${SCENARIOS.map((s) => s.name).join(', ')}\n` +
+      `scenarios (default: all, in this order):\n${SCENARIOS.map((s) => `  ${s.name.padEnd(width)}  ${s.description}\n`).join('')}` +
+      `  (switch6 and nat6 have targets relative to tapbridge's switch and nat figures: run those too, e.g. --scenario switch,switch6)\n` +
       `--compare names: ${Object.keys(COMPARE_NAMES).join(', ')} (cloop = both C loop variants; default: all)\n`,
   );
   process.exit(2);
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { durationS: 5, only: null, repeat: 1, scenario: null, compare: PEERS.map((p) => p.id), verbose: false, quick: false };
+  const o: Options = { durationS: 5, only: null, repeat: 1, scenarios: null, compare: PEERS.map((p) => p.id), verbose: false, quick: false };
   let durationSet = false;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -117,7 +140,11 @@ function parseArgs(argv: string[]): Options {
     } else if (a === '--repeat') {
       o.repeat = Number(val());
       if (!(Number.isInteger(o.repeat) && o.repeat >= 1 && o.repeat <= 20)) usage();
-    } else if (a === '--scenario') o.scenario = val();
+    } else if (a === '--scenario') {
+      const names = val().split(',').map((s) => s.trim()).filter(Boolean);
+      if (names.length === 0 || names.some((n) => !SCENARIOS.some((s) => s.name === n))) usage();
+      o.scenarios = names;
+    }
     else if (a === '--compare') {
       const names = val().split(',').map((s) => s.trim()).filter(Boolean);
       if (names.length === 0) usage();
@@ -131,7 +158,6 @@ function parseArgs(argv: string[]): Options {
     else usage();
   }
   if (o.quick && !durationSet) o.durationS = 1;
-  if (o.scenario !== null && !SCENARIOS.some((s) => s.name === o.scenario)) usage();
   return o;
 }
 
@@ -186,9 +212,37 @@ type Row = {
   /** tapbridge / the C loop named by ratioCloopPeer. */
   ratioCloop: number | null;
   ratioCloopPeer: PeerId | null;
+  /** The target of the metric's main row (none on secondary rows). */
+  targetSpec?: Target;
   target: string;
   verdict: string;
+  /** 'family' targets: tapbridge / tapbridge's value of the same metric in `reference.scenario`. */
+  targetRatio?: number | null;
+  reference?: { scenario: string; tapbridge: number | null; run: boolean };
 } & Record<PeerId, SideResult>;
+
+/**
+ * Judge every row's target once all scenarios ran: a 'family' target (switch6 vs switch) needs
+ * another scenario's tapbridge value of the same run. Returns the scenarios that such a target
+ * referred to but this run did not measure.
+ */
+function judgeTargets(rows: Row[]): string[] {
+  const missing = new Set<string>();
+  for (const row of rows) {
+    const t = row.targetSpec;
+    if (t === undefined) continue;
+    const ref = t.kind === 'family' ? rows.find((r) => r.scenario === t.scenario && r.metric === row.metric && r.stat === undefined) : undefined;
+    const inputs = { kernel: row.kernel.value, tapbridge: row.tapbridge.value, reference: ref?.tapbridge.value ?? null };
+    row.target = describeTarget(t);
+    row.verdict = evaluateTarget(t, inputs);
+    if (t.kind === 'family') {
+      row.targetRatio = targetRatio(t, inputs);
+      row.reference = { scenario: t.scenario, tapbridge: inputs.reference, run: ref !== undefined };
+      if (ref === undefined) missing.add(t.scenario);
+    }
+  }
+  return [...missing];
+}
 
 /** Which C loop "tapbridge / C loop" divides by: VNET_HDR (same offloads as tapbridge) unless left out. */
 function cloopBase(compare: PeerId[]): PeerId | null {
@@ -223,7 +277,7 @@ async function main(): Promise<number> {
   };
   const active = PEERS.filter((p) => opts.compare.includes(p.id));
   const base = cloopBase(opts.compare);
-  const scenarios = SCENARIOS.filter((s) => opts.scenario === null || s.name === opts.scenario);
+  const scenarios = SCENARIOS.filter((s) => opts.scenarios === null || opts.scenarios.includes(s.name));
   const plan = scenarios.map((s) => ({
     s,
     metrics: s.metrics.filter((m) => opts.only === null || opts.only.includes(m)),
@@ -351,11 +405,7 @@ async function main(): Promise<number> {
             row.ratio = k !== null && t !== null && k !== 0 ? t / k : null;
             row.ratioCloopPeer = base;
             row.ratioCloop = c !== null && t !== null && c !== 0 ? t / c : null;
-            if (v.stat === undefined) {
-              const target = s.targets?.[mid] ?? DEFAULT_TARGETS[mid];
-              row.target = describeTarget(target);
-              row.verdict = evaluateTarget(target, k, t);
-            }
+            if (v.stat === undefined) row.targetSpec = s.targets?.[mid] ?? DEFAULT_TARGETS[mid];
             rows.push(row);
           }
           if (opts.repeat > 1)
@@ -387,10 +437,17 @@ async function main(): Promise<number> {
   }
 
   // ---- report ----
+  const unmeasuredReferences = judgeTargets(rows);
   const has = (id: PeerId) => opts.compare.includes(id);
   const withRatio = has('kernel') && has('tapbridge');
   const withCloopRatio = has('tapbridge') && base !== null;
   const pct = (r: number | null) => (r === null ? '-' : `${(r * 100).toFixed(r < 0.1 ? 1 : 0)}%`);
+  /** The verdict; for a 'family' target with the ratio it was judged on (or why there was none). */
+  const result = (r: Row) => {
+    if (r.reference === undefined) return r.verdict;
+    if (!r.reference.run) return `${r.verdict} (${r.reference.scenario} not run)`;
+    return r.targetRatio == null ? r.verdict : `${r.verdict} (${pct(r.targetRatio)})`;
+  };
   const cell = (x: SideResult, d: number) => {
     if (x.status === 'ok') return fmt(x.value, d);
     if (x.status === 'not applicable') return 'n/a';
@@ -415,11 +472,15 @@ async function main(): Promise<number> {
       ...(withRatio ? [pct(r.ratio)] : []),
       ...(withCloopRatio ? [pct(r.ratioCloop)] : []),
       r.target,
-      r.verdict,
+      result(r),
     ];
   });
   process.stdout.write('\n' + table([header, ...body]) + '\n');
   if (withRatio) process.stdout.write('ratio = tapbridge / kernel (for ping RTT, > 100% means slower than the kernel)\n');
+  if (rows.some((r) => r.reference !== undefined))
+    process.stdout.write(`"of tapbridge in S": tapbridge's value of the same metric in scenario S of this run (IPv6 vs IPv4); the result shows that ratio\n`);
+  if (unmeasuredReferences.length > 0)
+    process.stdout.write(`targets relative to ${unmeasuredReferences.join(', ')} could not be judged: add ${unmeasuredReferences.join(',')} to --scenario\n`);
   if (withCloopRatio)
     process.stdout.write(
       `tapbridge / C loop = tapbridge / ${PEERS.find((p) => p.id === base)!.column}${base === 'cloopVnet' ? ' (the same offloads as tapbridge\'s ports)' : ''}; a bare copy loop (bench/cfwd/cfwd.c) as the ceiling for a TAP forwarder (for ping RTT, > 100% means slower than it)\n`,
@@ -464,6 +525,7 @@ async function main(): Promise<number> {
       loadavgAfter: loadavg(),
     },
     targets: DEFAULT_TARGETS,
+    scenarios: scenarios.map((s) => ({ name: s.name, description: s.description, metrics: s.metrics, targets: s.targets ?? {} })),
     results: rows,
     topologies,
     teardown: teardownReports,
