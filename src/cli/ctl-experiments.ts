@@ -60,6 +60,7 @@ interface CaptureOpts {
   format?: string;
   duration?: string;
   wait?: boolean;
+  overwrite?: boolean;
 }
 
 function num(v: string, what: string): number {
@@ -116,6 +117,7 @@ export function captureBodyFromOptions(target: string, file: string, o: CaptureO
   if (o.snaplen !== undefined) body.snaplen = num(o.snaplen, '--snaplen');
   if (o.format !== undefined) body.format = o.format;
   if (o.duration !== undefined) body.durationSeconds = num(o.duration, '--duration');
+  if (o.overwrite === true) body.overwrite = true;
   return body;
 }
 
@@ -300,6 +302,7 @@ export function registerExperimentCtl(ctl: Command, program: Command, h: CtlHelp
     .addOption(new Option('--format <f>', 'output format (default: pcapng for *.pcapng, else pcap)').choices(['pcap', 'pcapng']))
     .option('--duration <seconds>', 'stop after this many seconds')
     .option('--wait', 'for a file: wait until the capture stops (Ctrl-C stops it), then print the summary')
+    .option('--overwrite', 'replace the data of an existing file (without it an existing non-empty file is refused)')
     .action(
       h.run(async (sock, o, target: string, file: string | undefined, opts: CaptureOpts) => {
         if (target === 'list') {

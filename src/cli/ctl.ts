@@ -163,8 +163,8 @@ export function registerCtl(program: Command, fail: (err: unknown) => never): vo
     .action((port: string, state: string) =>
       run(async (sock, o) => {
         if (state !== 'up' && state !== 'down') throw new Error(`state must be 'up' or 'down', not '${state}'`);
-        const r = await apiRequest(sock, 'POST', `/v1/ports/${encodeURIComponent(port)}/link`, { up: state === 'up' });
-        out(o, r, () => `${port}: ${state}`);
+        const r = (await apiRequest(sock, 'POST', `/v1/ports/${encodeURIComponent(port)}/link`, { up: state === 'up' })) as { carrier?: string };
+        out(o, r, () => `${port}: ${state}${r.carrier !== undefined ? ` (carrier ${r.carrier})` : ''}`);
       })(),
     );
 

@@ -12,6 +12,7 @@ import type { Config } from '../config/schema.js';
 import { DEFAULT_LAB } from '../lab/default-lab.js';
 import { makeLogger } from './log.js';
 import { runInner, runOuter } from './run.js';
+import { resolveUser } from './privileges.js';
 import { registerCtl } from './ctl.js';
 import { EXIT_CONFIG, EXIT_ERROR } from './lifecycle.js';
 
@@ -36,13 +37,16 @@ program
   .option('--pretty', 'human-readable logs (default when stdout is a terminal)')
   .option('--json-logs', 'JSON logs even on a terminal')
   .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error']).default('info'))
+  .option('--user <name>', 'after setup, run the data plane and control socket as this unprivileged user, with no capabilities (a root supervisor removes everything at exit)')
   .addOption(new Option('--inside', 'internal: already re-executed inside the configured namespace').hideHelp())
-  .action(async (opts: { config?: string; pretty?: boolean; jsonLogs?: boolean; logLevel: string; inside?: boolean }) => {
+  .action(async (opts: { config?: string; pretty?: boolean; jsonLogs?: boolean; logLevel: string; inside?: boolean; user?: string }) => {
     try {
       const cfg = loadConfig(opts.config);
+      const user = opts.user === undefined ? null : resolveUser(opts.user);
       const log = makeLogger({ level: opts.logLevel, pretty: opts.jsonLogs ? false : opts.pretty });
       const argv = process.argv.slice(2).filter((a) => a !== '--inside');
-      const code = cfg.namespace !== undefined && !opts.inside ? await runOuter(cfg, argv, log) : await runInner(cfg, log);
+      const supervised = cfg.namespace !== undefined || user !== null;
+      const code = supervised && !opts.inside ? await runOuter(cfg, argv, log, user) : await runInner(cfg, log, user);
       process.exit(code);
     } catch (err) {
       fail(err);

@@ -13,8 +13,14 @@
  * INNER_TEARDOWN_MS, the outer one SIGKILLs it after INNER_STOP_MS, so a stop takes < 3 s.
  * A data-plane crash (the worker's fatal message, logged with its stack) tears down and
  * exits with EXIT_DATAPLANE_CRASH (70); the outer process passes the inner's code on.
+ *
+ * With `--user NAME` there is always an outer process (also without `namespace:`): once
+ * setup is done the inner one becomes NAME with no capabilities (privileges.ts) and leaves
+ * what needs root at the end (namespaces, links, lab services, its files in /run/tapbridge)
+ * to the outer one, which stays root and removes it all after the inner exits.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
@@ -29,6 +35,7 @@ import { LocalhostProxy, type ProxyTarget } from '../control/localhost-proxy.js'
 import { dataPlaneSpec } from '../control/spec.js';
 import { openExperimentCaptures } from '../control/experiment-requests.js';
 import { EXIT_DATAPLANE_CRASH, EXIT_ERROR, EXIT_OK, SetupAborted, StopRequest, describeStop, runSteps, type StopReason } from './lifecycle.js';
+import { dropPrivileges, effectiveCapabilities, type RunUser } from './privileges.js';
 
 export function socketPathOf(cfg: Config): string {
   return cfg.socket ?? `${RUN_DIR}/${cfg.instance}.sock`;
@@ -56,10 +63,11 @@ function closeFds(fds: number[]): void {
   fds.length = 0;
 }
 
-export async function runOuter(cfg: Config, argv: string[], log: Logger): Promise<number> {
+/** The root supervisor: makes tapbridge's namespace (if any), runs the inner process in it, removes what the inner left. */
+export async function runOuter(cfg: Config, argv: string[], log: Logger, user: RunUser | null = null): Promise<number> {
   requireRoot();
   const stop = new StopRequest(log); // before anything is created: a signal from here on tears down
-  const ns = cfg.namespace!;
+  const ns = cfg.namespace;
   for (const role of ['inner', 'outer']) {
     const cleaned = cleanLeftovers(cfg.instance, role);
     if (cleaned.length > 0) log.warn({ cleaned }, 'removed leftovers of an earlier run that did not exit cleanly');
@@ -69,12 +77,13 @@ export async function runOuter(cfg: Config, argv: string[], log: Logger): Promis
   let childExit: Promise<{ code: number | null; signal: NodeJS.Signals | null }> = Promise.resolve({ code: 0, signal: null });
   let code = EXIT_ERROR;
   try {
-    ensureNamespace(ns.name, ns.create, res, 'namespace');
+    if (ns !== undefined) ensureNamespace(ns.name, ns.create, res, 'namespace');
     await stop.checkpoint();
     const script = process.argv[1] ?? fileURLToPath(new URL('../../../bin/tapbridge.js', import.meta.url));
     // nsenter (not `ip netns exec`): keep the root mount namespace, so namespaces the inner
     // process creates (their /run/netns bind mounts) are visible to the user's shell.
-    const c = spawn(NSENTER, [`--net=/run/netns/${ns.name}`, '--', process.execPath, script, ...argv, '--inside'], { stdio: 'inherit' });
+    const inner = [process.execPath, script, ...argv, '--inside'];
+    const c = ns !== undefined ? spawn(NSENTER, [`--net=/run/netns/${ns.name}`, '--', ...inner], { stdio: 'inherit' }) : spawn(inner[0], inner.slice(1), { stdio: 'inherit' });
     child = c;
     childExit = new Promise((resolve) => {
       c.on('exit', (exitCode, signal) => resolve({ code: exitCode, signal }));
@@ -114,7 +123,10 @@ export async function runOuter(cfg: Config, argv: string[], log: Logger): Promis
         timeoutMs: 1000,
         run: () => {
           const done = cleanLeftovers(cfg.instance, 'inner');
-          if (done.length > 0) log.warn({ cleaned: done }, 'removed what the inner process left');
+          // Without privileges the inner process leaves its namespaces, links and services to us.
+          if (done.length > 0 && user === null) log.warn({ cleaned: done }, 'removed what the inner process left');
+          else if (done.length > 0) log.info({ cleaned: done.length }, `removed what the inner process (${user!.name}) could not`);
+          if (user !== null) rmSync(socketPathOf(cfg), { force: true });
         },
       },
       { step: 'resources', timeoutMs: 1000, run: () => res.teardown(Date.now() + 600) },
@@ -125,7 +137,7 @@ export async function runOuter(cfg: Config, argv: string[], log: Logger): Promis
   return code;
 }
 
-export async function runInner(cfg: Config, log: Logger): Promise<number> {
+export async function runInner(cfg: Config, log: Logger, user: RunUser | null = null): Promise<number> {
   requireRoot();
   const stop = new StopRequest(log); // before anything is created: a signal from here on tears down
   if (cfg.namespace !== undefined && !inNetns(cfg.namespace.name))
@@ -139,6 +151,8 @@ export async function runInner(cfg: Config, log: Logger): Promise<number> {
   const control = new ControlServer(socketPathOf(cfg));
   const proxy = new LocalhostProxy(log);
   let stopping = false;
+  /** Privileges dropped (--user): what needs root at the end is the outer process's. */
+  let dropped = false;
   worker.onExit = (c) => {
     if (stopping) return;
     log.error({ code: c, crash: worker.fatalMessage }, 'data-plane worker died; tearing down');
@@ -155,11 +169,12 @@ export async function runInner(cfg: Config, log: Logger): Promise<number> {
       { step: 'control socket', timeoutMs: SOCKET_STEP_MS, run: () => control.close() },
       { step: 'data plane', timeoutMs: 2 * STOP_GRACE_MS + 100, run: async () => ((await worker.stop()) === 'abandoned' ? ['data-plane worker abandoned (did not exit)'] : []) },
       { step: 'devices', timeoutMs: SOCKET_STEP_MS, run: () => closeFds(fds) },
-      { step: 'resources', timeoutMs: INNER_TEARDOWN_MS, run: () => res.teardown(deadline) },
+      { step: 'resources', timeoutMs: INNER_TEARDOWN_MS, run: () => (dropped ? undefined : res.teardown(deadline)) },
     ]);
     const ms = Math.round(performance.now() - t0);
     const exitCode = reason.kind === 'crash' || worker.crashed ? EXIT_DATAPLANE_CRASH : reason.kind === 'error' ? EXIT_ERROR : EXIT_OK;
     if (problems.length > 0) log.warn({ problems, ms, exitCode }, 'stopped, with teardown problems');
+    else if (dropped) log.info({ ms, exitCode }, 'stopped; the supervisor removes the namespaces, links and services');
     else log.info({ ms, exitCode }, 'stopped; everything created was removed');
     return exitCode;
   };
@@ -187,6 +202,12 @@ export async function runInner(cfg: Config, log: Logger): Promise<number> {
         }),
       );
       await stop.checkpoint();
+    }
+    if (user !== null) {
+      control.chown(user.uid, user.gid);
+      dropPrivileges(user);
+      dropped = true;
+      log.info({ user: user.name, uid: user.uid, gid: user.gid, capabilities: effectiveCapabilities() }, `running as ${user.name} without privileges; the supervisor removes the lab at exit`);
     }
   } catch (err) {
     if (err instanceof SetupAborted) {

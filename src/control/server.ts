@@ -6,7 +6,7 @@
  * The route table is the documentation: GET /v1 lists it.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { chmodSync, existsSync, mkdirSync, rmSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { connect } from 'node:net';
 
@@ -173,12 +173,21 @@ export class ControlServer {
     chmodSync(this.socketPath, 0o600);
   }
 
+  /** Hand the socket to another user (still 0600: that user and root may connect). */
+  chown(uid: number, gid: number): void {
+    chownSync(this.socketPath, uid, gid);
+  }
+
   /** Remove the socket file (first: no new client finds it), drop every connection, close. */
   async close(): Promise<void> {
     const s = this.server;
     if (s === null) return; // never listened: the socket path may be another instance's
     this.server = null;
-    rmSync(this.socketPath, { force: true });
+    try {
+      rmSync(this.socketPath, { force: true });
+    } catch {
+      /* without privileges (--user) the directory is not ours: the supervisor removes it */
+    }
     s.closeAllConnections();
     await new Promise<void>((r) => s.close(() => r()));
   }

@@ -77,8 +77,8 @@ export function dataPlaneApi(engine: Engine, post: PostToMain): DataPlaneApi {
       const name = str(p, 'port')!;
       if (engine.record(name) === undefined) throw new ApiError(404, `no port named '${name}'`);
       if (typeof p.up !== 'boolean') throw new ApiError(400, "'up' must be true or false");
-      engine.setPortUp(name, p.up);
-      return { port: name, up: engine.record(name)!.up };
+      const carrier = engine.setPortUp(name, p.up);
+      return { port: name, up: engine.record(name)!.up, ...(carrier ? {} : { carrier: 'unchanged: changing a TAP carrier needs CAP_NET_ADMIN, which this instance dropped (--user); the port is down in the data plane only' }) };
     },
     graph: () => ({ ...engine.graph.describe(), unconnectedDrops: unconnectedDrops() }),
     drops: () => dropReasons().slice(1),

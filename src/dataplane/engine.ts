@@ -278,7 +278,8 @@ export class Engine {
     }));
   }
 
-  setPortUp(name: string, up: boolean): void {
+  /** Port up or down in the data plane, and the TAP's carrier with it; false when the carrier could not change (no CAP_NET_ADMIN). */
+  setPortUp(name: string, up: boolean): boolean {
     const r = this.shared.records.get(name);
     if (r === undefined) throw new Error(`no port '${name}'`);
     r.up = up;
@@ -288,7 +289,15 @@ export class Engine {
       if (sw !== undefined && i >= 0) sw.portDown(i);
     }
     const d = this.device(name);
-    if (d !== undefined && d.fd >= 0 && r.kind !== 'packet' && r.kind !== 'uplink') native.setTapCarrier(d.fd, up);
+    if (d === undefined || d.fd < 0 || r.kind === 'packet' || r.kind === 'uplink') return true;
+    try {
+      native.setTapCarrier(d.fd, up);
+      return true;
+    } catch (err) {
+      // Without CAP_NET_ADMIN (tapbridge run --user) the carrier stays; the port is down in the data plane all the same.
+      if (/EPERM|not permitted/i.test((err as Error).message)) return false;
+      throw err;
+    }
   }
 }
 

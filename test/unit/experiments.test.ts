@@ -171,6 +171,8 @@ test('ctl option parsing builds the API bodies', () => {
     filter: 'icmp',
   });
   assert.deepEqual(captureBodyFromOptions('bridge:br0', '-', { direction: 'both' }), { target: 'bridge:br0', direction: 'both', stream: true });
+  assert.equal(captureBodyFromOptions('red', '/tmp/x.pcap', { direction: 'both', overwrite: true }).overwrite, true);
+  assert.equal(captureBodyFromOptions('red', '/tmp/x.pcap', { direction: 'both' }).overwrite, undefined);
 });
 
 /* ------------------------------------------------------------------ worker API on an engine */
