@@ -13,7 +13,10 @@
  *   nat      masquerade out to a wan namespace, a published port in, conn/s (iptables in kh)
  *   nat6     the same through NAT66 (2001:db8:100::2 -> wan 2001:db8:113::1, published
  *            [2001:db8:113::2]:5201; kernel: ip6tables MASQUERADE/DNAT in kh)
- * One module builds both families of a scenario (l2-scenario.ts, nat-scenario.ts).
+ * One module builds both families of a scenario (l2-scenario.ts, nat-scenario.ts). An IPv6
+ * scenario is built and measured together with its IPv4 twin: both topologies stand at once
+ * and, metric by metric, the runs alternate (switch kernel, switch tapbridge, ..., switch6
+ * kernel, switch6 tapbridge, then the next repeat), so noise hits both families alike.
  *
  * Targets (the "target" and "result" columns): relative to the kernel (ratio), absolute (ping
  * < 150 µs), or, for the IPv6 rows, relative to tapbridge's own IPv4 figure of the same metric
@@ -52,6 +55,7 @@ import {
   targetRatio,
   type MeasureOptions,
   type Measurement,
+  type Metric,
   type MetricId,
   type Scenario,
   type ScenarioContext,
@@ -251,6 +255,119 @@ function cloopBase(compare: PeerId[]): PeerId | null {
   return null;
 }
 
+/** A scenario of this run: what it measures, its peers' setups, and (while it runs) their topologies. */
+interface PlannedScenario {
+  s: Scenario;
+  metrics: MetricId[];
+  peers: { peer: Peer; setup: ((ctx: ScenarioContext) => Promise<Topology>) | null }[];
+  topo: Partial<Record<PeerId, Topology>>;
+  setupError: Partial<Record<PeerId, string>>;
+}
+
+/**
+ * Scenarios built and measured together: an IPv6 scenario joins the IPv4 one its 'family'
+ * targets name (when both run), so the runs of the two interleave like the peers' do.
+ */
+function groupScenarios(plan: PlannedScenario[]): PlannedScenario[][] {
+  const groups: PlannedScenario[][] = [];
+  for (const p of plan) {
+    const refs = Object.values(p.s.targets ?? {}).flatMap((t) => (t?.kind === 'family' ? [t.scenario] : []));
+    const twin = groups.find((g) => g.some((x) => refs.includes(x.s.name)));
+    if (twin !== undefined) twin.push(p);
+    else groups.push([p]);
+  }
+  return groups;
+}
+
+/** One scenario's runs of one metric, per peer, with tapbridge's port counters over them. */
+interface MetricRuns {
+  runs: Partial<Record<PeerId, Measurement[]>>;
+  failed: Partial<Record<PeerId, string>>;
+  drops: Record<string, Record<string, number>>;
+  traffic: Record<string, { rx: number; tx: number }>;
+}
+
+function newMetricRuns(): MetricRuns {
+  return { runs: {}, failed: {}, drops: {}, traffic: {} };
+}
+
+/** Measure `m` once on one peer's topology; a failure is kept (that peer is not measured again). */
+async function measureOnce(m: Metric, peer: Peer, t: Topology, mo: MeasureOptions, a: MetricRuns): Promise<void> {
+  const before = t.tapbridge ? await portCounters(t.tapbridge).catch(() => null) : null;
+  try {
+    const r = await m.measure(t.endpoints, mo);
+    (a.runs[peer.id] ??= []).push(r);
+    log(`      ${peer.column} ${m.label}: ${fmt(r.value, m.decimals)} ${m.unit}`);
+  } catch (err) {
+    a.failed[peer.id] = (err as Error).message;
+    log(`      ${peer.column} ${m.id} FAILED: ${a.failed[peer.id]}`);
+  }
+  if (!t.tapbridge || before === null) return;
+  const after = await portCounters(t.tapbridge).catch(() => null);
+  if (after === null) return;
+  for (const [port, d] of Object.entries(portTrafficDelta(before, after))) {
+    const acc = (a.traffic[port] ??= { rx: 0, tx: 0 });
+    acc.rx += d.rx;
+    acc.tx += d.tx;
+  }
+  const d = portDropsDelta(before, after);
+  for (const [port, reasons] of Object.entries(d))
+    for (const [reason, n] of Object.entries(reasons)) (a.drops[port] ??= {})[reason] = (a.drops[port]?.[reason] ?? 0) + n;
+  if (Object.keys(d).length > 0) log(`      tapbridge drops during ${m.id}: ${JSON.stringify(d)}`);
+}
+
+/** The rows of one metric of one scenario: the metric's own, then one per secondary number (e.g. ping p99). */
+function metricRows(p: PlannedScenario, mid: MetricId, a: MetricRuns, compare: PeerId[], base: PeerId | null): Row[] {
+  const m = METRICS[mid];
+  const variants: { stat?: string; label: string; pick: (r: Measurement) => number | null }[] = [
+    { label: m.label, pick: (r) => r.value },
+    ...(m.secondary ?? []).map((x) => ({ stat: x.id, label: x.label, pick: x.pick })),
+  ];
+  return variants.map((v) => {
+    const row = {
+      scenario: p.s.name,
+      metric: mid,
+      ...(v.stat !== undefined ? { stat: v.stat } : {}),
+      label: v.label,
+      unit: m.unit,
+      better: m.better,
+      ratio: null,
+      ratioCloop: null,
+      ratioCloopPeer: null,
+      target: '',
+      verdict: '',
+    } as unknown as Row;
+    for (const peer of PEERS) {
+      const pr = a.runs[peer.id] ?? [];
+      let side: SideResult;
+      if (!compare.includes(peer.id)) side = { status: 'not selected', value: null };
+      else if (peer.setup(p.s) === null) side = { status: 'not applicable', value: null, error: `scenario ${p.s.name} has no ${peer.column} topology` };
+      else if (p.setupError[peer.id] !== undefined) side = { status: 'setup failed', value: null, error: p.setupError[peer.id] };
+      else if (a.failed[peer.id] !== undefined || pr.length === 0) side = { status: 'failed', value: null, error: a.failed[peer.id] ?? 'no run' };
+      else if (v.stat === undefined) {
+        const r = summarize(pr);
+        side = { status: 'ok', value: r.value, values: r.values, detail: r.detail };
+      } else {
+        const vals = pr.map(v.pick).filter((x): x is number => x !== null);
+        side = vals.length === pr.length ? { status: 'ok', value: median(vals), values: vals } : { status: 'failed', value: null, error: `no ${v.stat} in the measurement` };
+      }
+      row[peer.id] = side;
+    }
+    if (v.stat === undefined) {
+      if (Object.keys(a.traffic).length > 0) row.tapbridge.traffic = a.traffic;
+      if (Object.keys(a.drops).length > 0) row.tapbridge.drops = a.drops;
+      row.targetSpec = p.s.targets?.[mid] ?? DEFAULT_TARGETS[mid];
+    }
+    const k = row.kernel.value;
+    const t = row.tapbridge.value;
+    const c = base === null ? null : row[base].value;
+    row.ratio = k !== null && t !== null && k !== 0 ? t / k : null;
+    row.ratioCloopPeer = base;
+    row.ratioCloop = c !== null && t !== null && c !== 0 ? t / c : null;
+    return row;
+  });
+}
+
 function shortReason(msg: string, max = 48): string {
   const line = msg.split('\n')[0].trim();
   return line.length > max ? line.slice(0, max - 1) + '…' : line;
@@ -278,10 +395,12 @@ async function main(): Promise<number> {
   const active = PEERS.filter((p) => opts.compare.includes(p.id));
   const base = cloopBase(opts.compare);
   const scenarios = SCENARIOS.filter((s) => opts.scenarios === null || opts.scenarios.includes(s.name));
-  const plan = scenarios.map((s) => ({
+  const plan: PlannedScenario[] = scenarios.map((s) => ({
     s,
     metrics: s.metrics.filter((m) => opts.only === null || opts.only.includes(m)),
     peers: active.map((p) => ({ peer: p, setup: p.setup(s) })),
+    topo: {},
+    setupError: {},
   }));
   const totalSteps = plan.reduce((n, p) => {
     const k = p.peers.filter((x) => x.setup !== null).length;
@@ -299,128 +418,67 @@ async function main(): Promise<number> {
   log(`tapbridge e2e benchmark: run ${ctx.prefix}, ${opts.durationS} s per measurement, repeat ${opts.repeat}, peers ${active.map((p) => p.id).join(',')}`);
 
   try {
-    for (const { s, metrics, peers } of plan) {
-      const topo: Partial<Record<PeerId, Topology>> = {};
-      const setupError: Partial<Record<PeerId, string>> = {};
+    for (const group of groupScenarios(plan)) {
       try {
-        for (const { peer, setup } of peers) {
-          if (setup === null) continue;
-          progress(`${s.name}: ${peer.column} setup`);
-          try {
-            const t = await setup(ctx);
-            topo[peer.id] = t;
-            topologies[`${s.name}/${peer.id}`] = t.info;
-          } catch (err) {
-            // Reported in every row of this scenario, never dropped; the others still run.
-            setupError[peer.id] = (err as Error).message;
-            errors.push(`${s.name} ${peer.id} setup: ${setupError[peer.id]}`);
-            log(`      ${peer.column} setup FAILED: ${setupError[peer.id]}`);
-            step += metrics.length * opts.repeat;
+        for (const member of group) {
+          for (const { peer, setup } of member.peers) {
+            if (setup === null) continue;
+            progress(`${member.s.name}: ${peer.column} setup`);
+            try {
+              const t = await setup(ctx);
+              member.topo[peer.id] = t;
+              topologies[`${member.s.name}/${peer.id}`] = t.info;
+            } catch (err) {
+              // Reported in every row of this scenario, never dropped; the others still run.
+              member.setupError[peer.id] = (err as Error).message;
+              errors.push(`${member.s.name} ${peer.id} setup: ${member.setupError[peer.id]}`);
+              log(`      ${peer.column} setup FAILED: ${member.setupError[peer.id]}`);
+              step += member.metrics.length * opts.repeat;
+            }
           }
         }
-        const measured = active.filter((p) => topo[p.id] !== undefined);
-        for (const mid of metrics) {
+        const metricIds = [...new Set(group.flatMap((g) => g.metrics))];
+        for (const mid of metricIds) {
           const m = METRICS[mid];
-          // The peers take turns run by run, so a burst of noise hits all of them alike.
-          const runs: Partial<Record<PeerId, Measurement[]>> = {};
-          const failed: Partial<Record<PeerId, string>> = {};
-          const drops: Record<string, Record<string, number>> = {};
-          const traffic: Record<string, { rx: number; tx: number }> = {};
+          const members = group.filter((g) => g.metrics.includes(mid));
+          const acc = new Map(members.map((g) => [g, newMetricRuns()]));
+          // The peers (and twin scenarios) take turns run by run, so a burst of noise hits all of them alike.
           for (let rep = 0; rep < opts.repeat; rep++) {
-            for (const peer of measured) {
-              const t = topo[peer.id]!;
-              if (failed[peer.id] !== undefined) continue;
-              progress(`${s.name}: ${peer.column} ${mid.toUpperCase()}${opts.repeat > 1 ? ` (run ${rep + 1}/${opts.repeat})` : ''}`);
-              const before = t.tapbridge ? await portCounters(t.tapbridge).catch(() => null) : null;
-              try {
-                const r = await m.measure(t.endpoints, mo);
-                (runs[peer.id] ??= []).push(r);
-                log(`      ${peer.column} ${m.label}: ${fmt(r.value, m.decimals)} ${m.unit}`);
-              } catch (err) {
-                failed[peer.id] = (err as Error).message;
-                log(`      ${peer.column} ${mid} FAILED: ${failed[peer.id]}`);
+            for (const member of members) {
+              const a = acc.get(member)!;
+              for (const peer of active) {
+                const t = member.topo[peer.id];
+                if (t === undefined || a.failed[peer.id] !== undefined) continue;
+                progress(`${member.s.name}: ${peer.column} ${mid.toUpperCase()}${opts.repeat > 1 ? ` (run ${rep + 1}/${opts.repeat})` : ''}`);
+                await measureOnce(m, peer, t, mo, a);
+                await sleep(300);
               }
-              if (t.tapbridge && before !== null) {
-                const after = await portCounters(t.tapbridge).catch(() => null);
-                if (after !== null) {
-                  for (const [port, d] of Object.entries(portTrafficDelta(before, after))) {
-                    const acc = (traffic[port] ??= { rx: 0, tx: 0 });
-                    acc.rx += d.rx;
-                    acc.tx += d.tx;
-                  }
-                  const d = portDropsDelta(before, after);
-                  for (const [port, reasons] of Object.entries(d))
-                    for (const [reason, n] of Object.entries(reasons)) (drops[port] ??= {})[reason] = (drops[port]?.[reason] ?? 0) + n;
-                  if (Object.keys(d).length > 0) log(`      tapbridge drops during ${mid}: ${JSON.stringify(d)}`);
-                }
-              }
-              await sleep(300);
             }
           }
-
-          // One row for the metric, one per secondary number of the same measurements.
-          const variants: { stat?: string; label: string; pick: (r: Measurement) => number | null }[] = [
-            { label: m.label, pick: (r) => r.value },
-            ...(m.secondary ?? []).map((x) => ({ stat: x.id, label: x.label, pick: x.pick })),
-          ];
-          for (const v of variants) {
-            const row = {
-              scenario: s.name,
-              metric: mid,
-              ...(v.stat !== undefined ? { stat: v.stat } : {}),
-              label: v.label,
-              unit: m.unit,
-              better: m.better,
-              ratio: null,
-              ratioCloop: null,
-              ratioCloopPeer: null,
-              target: '',
-              verdict: '',
-            } as unknown as Row;
+          for (const member of members) {
+            const made = metricRows(member, mid, acc.get(member)!, opts.compare, base);
             for (const peer of PEERS) {
-              const pr = runs[peer.id] ?? [];
-              let side: SideResult;
-              if (!opts.compare.includes(peer.id)) side = { status: 'not selected', value: null };
-              else if (peer.setup(s) === null) side = { status: 'not applicable', value: null, error: `scenario ${s.name} has no ${peer.column} topology` };
-              else if (setupError[peer.id] !== undefined) side = { status: 'setup failed', value: null, error: setupError[peer.id] };
-              else if (failed[peer.id] !== undefined || pr.length === 0) {
-                side = { status: 'failed', value: null, error: failed[peer.id] ?? 'no run' };
-                if (v.stat === undefined) errors.push(`${s.name} ${peer.id} ${mid}: ${side.error}`);
-              } else if (v.stat === undefined) {
-                const r = summarize(pr);
-                side = { status: 'ok', value: r.value, values: r.values, detail: r.detail };
-              } else {
-                const vals = pr.map(v.pick).filter((x): x is number => x !== null);
-                side = vals.length === pr.length ? { status: 'ok', value: median(vals), values: vals } : { status: 'failed', value: null, error: `no ${v.stat} in the measurement` };
-              }
-              row[peer.id] = side;
+              const side = made[0][peer.id];
+              if (side.status === 'failed') errors.push(`${member.s.name} ${peer.id} ${mid}: ${side.error}`);
             }
-            if (v.stat === undefined) {
-              if (Object.keys(traffic).length > 0) row.tapbridge.traffic = traffic;
-              if (Object.keys(drops).length > 0) row.tapbridge.drops = drops;
-            }
-            const k = row.kernel.value;
-            const t = row.tapbridge.value;
-            const c = base === null ? null : row[base].value;
-            row.ratio = k !== null && t !== null && k !== 0 ? t / k : null;
-            row.ratioCloopPeer = base;
-            row.ratioCloop = c !== null && t !== null && c !== 0 ? t / c : null;
-            if (v.stat === undefined) row.targetSpec = s.targets?.[mid] ?? DEFAULT_TARGETS[mid];
-            rows.push(row);
+            rows.push(...made);
+            const measured = active.filter((p) => member.topo[p.id] !== undefined);
+            if (opts.repeat > 1) log(`      ${member.s.name} median of ${opts.repeat}: ${measured.map((p) => `${p.column} ${fmt(made[0][p.id].value, m.decimals)}`).join(', ')} ${m.unit}`);
           }
-          if (opts.repeat > 1)
-            log(`      median of ${opts.repeat}: ${measured.map((p) => `${p.column} ${fmt(rows[rows.length - variants.length][p.id].value, m.decimals)}`).join(', ')} ${m.unit}`);
         }
       } finally {
-        // Newest first: the C loops and tapbridge before the kernel reference.
-        for (const peer of [...active].reverse()) {
-          const t = topo[peer.id];
-          if (t === undefined) continue;
-          const rep = await t.teardown().catch((e: Error) => ({ error: e.message }));
-          teardownReports[`${s.name}/${peer.id}`] = rep ?? null;
-          if (rep && 'error' in rep) errors.push(`${s.name}: ${peer.id} teardown: ${rep.error}`);
-          if (rep && 'leftovers' in rep && rep.leftovers.length > 0) errors.push(`${s.name}: ${peer.id} left behind: ${rep.leftovers.join(', ')}`);
-          if (rep && 'cleanExit' in rep && !rep.cleanExit) errors.push(`${s.name}: ${peer.id} did not exit cleanly (exit ${rep.exitCode ?? rep.signal})`);
+        // Newest first: the C loops and tapbridge before the kernel reference, the IPv6 twin before IPv4.
+        for (const member of [...group].reverse()) {
+          for (const peer of [...active].reverse()) {
+            const t = member.topo[peer.id];
+            if (t === undefined) continue;
+            const name = member.s.name;
+            const rep = await t.teardown().catch((e: Error) => ({ error: e.message }));
+            teardownReports[`${name}/${peer.id}`] = rep ?? null;
+            if (rep && 'error' in rep) errors.push(`${name}: ${peer.id} teardown: ${rep.error}`);
+            if (rep && 'leftovers' in rep && rep.leftovers.length > 0) errors.push(`${name}: ${peer.id} left behind: ${rep.leftovers.join(', ')}`);
+            if (rep && 'cleanExit' in rep && !rep.cleanExit) errors.push(`${name}: ${peer.id} did not exit cleanly (exit ${rep.exitCode ?? rep.signal})`);
+          }
         }
       }
     }
@@ -437,6 +495,9 @@ async function main(): Promise<number> {
   }
 
   // ---- report ----
+  // The table in scenario order (twins were measured interleaved, metric by metric).
+  const order = (r: Row) => SCENARIOS.findIndex((s) => s.name === r.scenario);
+  rows.sort((x, y) => order(x) - order(y));
   const unmeasuredReferences = judgeTargets(rows);
   const has = (id: PeerId) => opts.compare.includes(id);
   const withRatio = has('kernel') && has('tapbridge');
