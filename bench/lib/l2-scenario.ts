@@ -10,8 +10,8 @@
  *   C loop:    ${prefix}-cv1 eth0 (TAP) <- cfwd in ${prefix}-cvh (read/write, nothing else) -> (TAP) eth0 ${prefix}-cv2
  *              with --vnet-hdr on; ${prefix}-cp1/-cph/-cp2 the same with --vnet-hdr off (plain frames)
  *              (IPv4 only: a copy loop does not care about the family, and the run stays short)
- * IPv6 namespaces are named with a 6 (${prefix}-k61, -t6host, ...): e2e.ts builds both families
- * at once and alternates their runs. The tapbridge ports use offload (IFF_VNET_HDR: checksum offload and 64 KiB GSO frames);
+ * IPv6 namespaces are named with a 6 (${prefix}-k61, -k62, -k6br, -t61, -t62, -host6): e2e.ts
+ * builds both families at once and alternates their runs. The tapbridge ports use offload (IFF_VNET_HDR: checksum offload and 64 KiB GSO frames);
  * the C loop with VNET_HDR is what a copy-based forwarder reaches with the same offloads.
  * switch6's TCP and ping targets compare tapbridge with its own switch (IPv4) figures of the
  * same run; its UDP keeps the kernel-relative target.
@@ -74,7 +74,7 @@ async function setupKernel(ctx: ScenarioContext, plan: L2Plan): Promise<Topology
 }
 
 async function setupTapbridge(ctx: ScenarioContext, plan: L2Plan): Promise<Topology> {
-  const host = `${ctx.prefix}-t${plan.tag}host`;
+  const host = `${ctx.prefix}-host${plan.tag}`;
   const t1 = `${ctx.prefix}-t${plan.tag}1`;
   const t2 = `${ctx.prefix}-t${plan.tag}2`;
   const config = {
