@@ -129,7 +129,7 @@ for (const [file, deps] of graph) for (const d of deps) if (texts.has(d) && fold
 for (const c of cycles(folders, (f) => [...folderEdges.get(f)])) problems.push(`import circle between folders: ${c.join(' <-> ')}`);
 
 // 3. elements never import elements
-const ELEMENT_RE = /\breadonly kind = '/;
+const ELEMENT_RE = /\b(?:readonly kind = '|get kind\(\): string \{)/;
 const isElement = (f) => ELEMENT_RE.test(texts.get(f) ?? '');
 for (const [file, deps] of graph) {
   if (folderOf(file) === 'dataplane' || folderOf(file) === 'core' || !isElement(file)) continue;

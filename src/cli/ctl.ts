@@ -6,6 +6,7 @@ import { Option, type Command } from 'commander';
 import { apiRequest, resolveSocket, table } from '../control/client.js';
 import type { BridgeInfo, FdbRow, PortInfo } from '../dataplane/messages.js';
 import { registerExperimentCtl } from './ctl-experiments.js';
+import { renderNeighbors6, type Neighbor6Row } from './render.js';
 import type { TraceResult } from '../dataplane/trace.js';
 import type { GraphInfo } from '../core/graph.js';
 import type { TraceHop } from '../core/element.js';
@@ -227,56 +228,56 @@ export function registerCtl(program: Command, fail: (err: unknown) => never): vo
       })(),
     );
 
-  ctl
-    .command('arp')
-    .description('neighbour cache (ARP) of the gateway and uplink interfaces')
-    .action(
-      run(async (sock, o) => {
-        const rows = (await apiRequest(sock, 'GET', '/v1/arp')) as { iface: string; ipText: string; macText: string; state: string; ageSeconds: number; queued: number; probes: number }[];
-        out(o, rows, () => table(['IFACE', 'IP', 'MAC', 'STATE', 'AGE', 'QUEUED', 'PROBES'], rows.map((r) => [r.iface, r.ipText, r.macText, r.state, `${r.ageSeconds}s`, r.queued, r.probes])));
-      }),
-    );
+  /** A command that shows one GET answer: as text, or as it came with --json. */
+  const showCommand = <T>(name: string, description: string, path: string, text: (answer: T) => string) =>
+    ctl
+      .command(name)
+      .description(description)
+      .action(
+        run(async (sock, o) => {
+          const answer = (await apiRequest(sock, 'GET', path)) as T;
+          out(o, answer, () => text(answer));
+        }),
+      );
 
-  ctl
-    .command('routes')
-    .description('route table')
-    .action(
-      run(async (sock, o) => {
-        const rows = (await apiRequest(sock, 'GET', '/v1/routes')) as { destination: string; via: string; iface: string; origin: string }[];
-        out(o, rows, () => table(['DESTINATION', 'VIA', 'IFACE', 'ORIGIN'], rows.map((r) => [r.destination, r.via, r.iface, r.origin])));
-      }),
-    );
-
-  ctl
-    .command('graph')
-    .description('the live element graph: elements, their ports and configuration, the links between them with packet counters')
-    .action(
-      run(async (sock, o) => {
-        const g = (await apiRequest(sock, 'GET', '/v1/graph')) as GraphInfo;
-        out(o, g, () => renderGraph(g));
-      }),
-    );
-
-  ctl
-    .command('drops')
-    .description('every drop reason: its name, which element counts it, what happened to the frame')
-    .action(
-      run(async (sock, o) => {
-        const d = (await apiRequest(sock, 'GET', '/v1/drops')) as { name: string; where: string; what: string }[];
-        out(o, d, () => table(['REASON', 'COUNTED BY', 'WHAT'], d.map((r) => [r.name, r.where, r.what])));
-      }),
-    );
+  showCommand<{ iface: string; ipText: string; macText: string; state: string; ageSeconds: number; queued: number; probes: number }[]>(
+    'arp',
+    'neighbour cache (ARP) of the gateway and uplink interfaces',
+    '/v1/arp',
+    (rows) => table(['IFACE', 'IP', 'MAC', 'STATE', 'AGE', 'QUEUED', 'PROBES'], rows.map((r) => [r.iface, r.ipText, r.macText, r.state, `${r.ageSeconds}s`, r.queued, r.probes])),
+  );
+  showCommand<Neighbor6Row[]>(
+    'neigh',
+    'IPv6 neighbour cache (NDP) of the gateway and uplink interfaces: address, MAC, state, age, router flag, queued packets, probes',
+    '/v1/neigh',
+    renderNeighbors6,
+  );
+  showCommand<{ destination: string; via: string; iface: string; origin: string }[]>('routes', 'route table', '/v1/routes', (rows) =>
+    table(['DESTINATION', 'VIA', 'IFACE', 'ORIGIN'], rows.map((r) => [r.destination, r.via, r.iface, r.origin])),
+  );
+  showCommand<GraphInfo>(
+    'graph',
+    'the live element graph: elements, their ports and configuration, the links between them with packet counters',
+    '/v1/graph',
+    renderGraph,
+  );
+  showCommand<{ name: string; where: string; what: string }[]>(
+    'drops',
+    'every drop reason: its name, which element counts it, what happened to the frame',
+    '/v1/drops',
+    (d) => table(['REASON', 'COUNTED BY', 'WHAT'], d.map((r) => [r.name, r.where, r.what])),
+  );
 
   ctl
     .command('trace')
     .description('show what each stage would do with a described packet, without sending it (like ofproto/trace)')
     .requiredOption('--port <name>', 'ingress port (a namespace, tap, packet or the uplink port)')
-    .requiredOption('--dst <ip>', 'destination IPv4 address')
-    .addOption(new Option('--proto <proto>', 'protocol').choices(['icmp', 'tcp', 'udp']).default('icmp'))
-    .option('--src <ip>', "source address (default: the port's configured address)")
+    .requiredOption('--dst <ip>', 'destination address, IPv4 or IPv6 (the family of the packet)')
+    .addOption(new Option('--proto <proto>', 'protocol (icmp: an echo request, ICMPv6 for IPv6)').choices(['icmp', 'tcp', 'udp']).default('icmp'))
+    .option('--src <ip>', "source address, of the destination's family (default: the port's configured address of that family)")
     .option('--sport <n>', 'source port / ICMP id', Number)
     .option('--dport <n>', 'destination port', Number)
-    .option('--ttl <n>', 'IP TTL', Number)
+    .option('--ttl <n>', 'IPv4 TTL or IPv6 hop limit', Number)
     .option('--size <n>', 'payload bytes', Number)
     .option('--src-mac <mac>', 'source MAC (default: the port device MAC)')
     .option('--dst-mac <mac>', 'destination MAC (default: gateway, or the neighbour if on-link)')

@@ -1,5 +1,6 @@
 /*
- * Text views of the experiment features for `ctl` and `top` (pure functions of API answers).
+ * Text views for `ctl` and `top` (pure functions of API answers): tables, the experiment
+ * features (faults, captures, stats, top) and the IPv6 neighbour cache.
  */
 import type { LiveStats } from '../control/live.js';
 import type { FaultRow } from '../dataplane/faults.js';
@@ -19,6 +20,27 @@ export function table(headers: string[], rows: (string | number)[][]): string {
       .join('  ')
       .trimEnd();
   return [line(headers), ...rows.map(line)].join('\n');
+}
+
+/** A row of GET /v1/neigh: the data plane's IPv6 neighbour entry with its interface (src/gateway/neighbors6.ts; cli may not import gateway). */
+export interface Neighbor6Row {
+  iface: string;
+  ip: string;
+  macText: string;
+  state: string;
+  ageSeconds: number;
+  router: boolean;
+  queued: number;
+  probes: number;
+}
+
+/** `ctl neigh`: like `ip -6 neigh`, by interface and address; AGE '-' for permanent entries. */
+export function renderNeighbors6(rows: Neighbor6Row[]): string {
+  const sorted = [...rows].sort((a, b) => a.iface.localeCompare(b.iface) || a.ip.localeCompare(b.ip, 'en', { numeric: true }));
+  return table(
+    ['IFACE', 'ADDRESS', 'MAC', 'STATE', 'AGE', 'ROUTER', 'QUEUED', 'PROBES'],
+    sorted.map((r) => [r.iface, r.ip, r.macText, r.state, r.state === 'permanent' ? '-' : `${r.ageSeconds}s`, r.router ? 'yes' : 'no', r.queued, r.probes]),
+  );
 }
 
 const FAULT_EVENTS: [keyof FaultRow['counters'], string][] = [
@@ -82,6 +104,12 @@ function dropsText(d: Record<string, number>): string {
   return e.length === 0 ? '-' : e.map(([k, v]) => `${k}=${v}`).join(',');
 }
 
+/** Neighbour-cache sizes: "3" (ARP only, as before IPv6), or "3 ARP, 2 NDP" when the data plane answers for IPv6. */
+function neighborsText(s: LiveStats): string {
+  const arp = s.neighbors ?? 'n/a';
+  return typeof s.neighbors6 === 'number' ? `${arp} ARP, ${s.neighbors6} NDP` : String(arp);
+}
+
 /** `ctl stats`: everything in one screenful. */
 export function renderStats(s: LiveStats): string {
   const out: string[] = [];
@@ -124,7 +152,7 @@ export function renderStats(s: LiveStats): string {
   out.push(
     [
       `frame pool: ${s.pool.free}/${s.pool.total} free`,
-      `neighbours: ${s.neighbors ?? 'n/a'}`,
+      `neighbours: ${neighborsText(s)}`,
       `conntrack: ${s.conntrack === null ? 'n/a' : `${s.conntrack.flows}${s.conntrack.max !== undefined ? `/${s.conntrack.max}` : ''} flows`}`,
     ].join('   '),
   );
@@ -177,7 +205,7 @@ export function renderTop(s: LiveStats, o: TopOptions): string[] {
     `tapbridge top — ${o.socket} — ${s.time.replace('T', ' ').replace(/\.\d+Z$/, 'Z')}   rates: last ${o.window === 1 ? '1' : s.rateWindowSeconds || '-'} s   (q quit, w window)`,
   );
   lines.push(
-    `pool ${s.pool.free}/${s.pool.total} free   neighbours ${s.neighbors ?? 'n/a'}   conntrack ${s.conntrack === null ? 'n/a' : s.conntrack.flows}   faults ${activeFaults}   captures ${running}`,
+    `pool ${s.pool.free}/${s.pool.total} free   neighbours ${neighborsText(s)}   conntrack ${s.conntrack === null ? 'n/a' : s.conntrack.flows}   faults ${activeFaults}   captures ${running}`,
   );
   lines.push('');
   const faultBy = new Map<string, string[]>();

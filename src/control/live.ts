@@ -2,7 +2,8 @@
  * Live statistics (main thread): samples the data plane's counters once a second for rates
  * (RateTracker), and assembles one snapshot for `ctl stats`, `top` and /metrics: ports and
  * bridges with counters and rates (last ~5 s and last ~1 s), MAC-table sizes, frame pool,
- * faults with their counters, captures, router counters, neighbour-cache and conntrack sizes.
+ * faults with their counters, captures, router counters (IPv4 and IPv6), neighbour-cache
+ * sizes (ARP and IPv6 NDP) and conntrack sizes.
  * Conntrack comes from the data plane's `conntrack` method ({size, max, ...}; called with
  * limit 1) when NAT is configured; without it `conntrack` is null (looked up again every 30 s).
  */
@@ -29,7 +30,10 @@ export interface LiveStats {
   faults: FaultRow[];
   captures: CaptureInfo[];
   router: Record<string, unknown> | null;
+  /** ARP entries (null: not answered). */
   neighbors: number | null;
+  /** IPv6 neighbour (NDP) entries; absent or null: not answered (a data plane without `neigh`). */
+  neighbors6?: number | null;
   conntrack: { flows: number; max?: number } | null;
 }
 
@@ -105,9 +109,10 @@ export class LiveStatsSource {
       faults: FaultRow[];
       captures: CaptureInfo[];
     };
-    const [router, arp, conntrack] = await Promise.all([
+    const [router, arp, neigh, conntrack] = await Promise.all([
       this.optional('router').catch(() => null),
       this.optional('arp').catch(() => null),
+      this.optional('neigh').catch(() => null),
       this.conntrack(),
     ]);
     const r5 = this.rates.rates(RATE_WINDOW_MS);
@@ -122,6 +127,7 @@ export class LiveStatsSource {
       captures: base.captures,
       router: router !== null && typeof router === 'object' ? (router as Record<string, unknown>) : null,
       neighbors: Array.isArray(arp) ? arp.length : null,
+      neighbors6: Array.isArray(neigh) ? neigh.length : null,
       conntrack,
     };
   }

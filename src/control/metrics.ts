@@ -1,6 +1,9 @@
 /*
  * Prometheus exposition (prom-client) of the live statistics: port and bridge counters,
- * drops by reason, fault events, captures, frame pool, router and conntrack sizes.
+ * drops by reason (every reason of the registry, IPv6 ones included), fault events, captures,
+ * frame pool, router events of both families (IPv6 ones named forwarded6, icmp6ErrorsSent,
+ * neighborSolicitsSent, routerAdvertsSent, ...), neighbour caches (tapbridge_neighbors: ARP,
+ * tapbridge_neighbors6: IPv6 NDP) and conntrack sizes.
  * Values mirror the data plane's own counters: on each scrape the registry is refilled from
  * one snapshot (reset + set), so label sets of removed faults/captures disappear.
  * Served at GET /metrics on the control socket and, with `experiment.metrics.listen`, on a
@@ -107,10 +110,11 @@ export class MetricsExporter {
       if (a.refused > 0) pr.inc({ account: a.name }, a.refused);
     }
     if (s.router !== null) {
-      const rc = this.counter('tapbridge_router_events_total', 'Router events (forwarded, ARP, ICMP, ...)', ['event']);
+      const rc = this.counter('tapbridge_router_events_total', 'Router events: IPv4 (forwarded, ARP, ICMP, ...) and IPv6 (forwarded6, icmp6ErrorsSent, neighborSolicitsSent, routerAdvertsSent, ...)', ['event']);
       for (const [event, v] of Object.entries(s.router)) if (typeof v === 'number') rc.inc({ event }, v);
     }
     if (s.neighbors !== null) this.gauge('tapbridge_neighbors', 'Entries in the neighbour (ARP) cache', []).set(s.neighbors);
+    if (typeof s.neighbors6 === 'number') this.gauge('tapbridge_neighbors6', 'Entries in the IPv6 neighbour (NDP) cache', []).set(s.neighbors6);
     if (s.conntrack !== null) this.gauge('tapbridge_conntrack_flows', 'Connection-tracking entries', []).set(s.conntrack.flows);
     return this.registry.metrics();
   }

@@ -161,6 +161,15 @@ export const DROP_NAT_CLASH = reason('nat_clash', 'nat', 'the new flow\'s reply 
 export const DROP_NAT_UNTRACKED = reason('nat_untracked_leak', 'nat', 'untracked packet from a masqueraded source leaving untranslated');
 export const DROP_NAT_PORT_LIMIT = reason('nat_port_limit', 'nat', 'new flow refused: its ingress port holds its share of the table');
 export const DROP_NAT_SOURCE_LIMIT = reason('nat_source_limit', 'nat', 'new flow refused: its source address holds its share of the table');
+export const DROP_NAT6_MALFORMED = reason('nat6_malformed', 'nat6', 'IPv6 extension chain or L4 header NAT66 cannot track');
+export const DROP_NAT6_FRAGMENT = reason('nat6_fragment_untracked', 'nat6', 'later IPv6 fragment whose first fragment was not seen');
+export const DROP_NAT6_TABLE_FULL = reason('nat6_table_full', 'nat6', 'IPv6 conntrack table full and nothing to early-drop');
+export const DROP_NAT6_TCP_INVALID = reason('nat6_tcp_invalid', 'nat6', 'TCP segment (IPv6) invalid for the flow\'s state');
+export const DROP_NAT6_NO_PORT = reason('nat6_no_port', 'nat6', 'no free SNAT port on the external IPv6 address');
+export const DROP_NAT6_CLASH = reason('nat6_clash', 'nat6', 'the new IPv6 flow\'s reply tuple is taken');
+export const DROP_NAT6_UNTRACKED = reason('nat6_untracked_leak', 'nat6', 'IPv6 packet from a masqueraded source that would leave the uplink untranslated (untracked, or no external IPv6 address)');
+export const DROP_NAT6_PORT_LIMIT = reason('nat6_port_limit', 'nat6', 'new IPv6 flow refused: its ingress port holds its share of the table');
+export const DROP_NAT6_SOURCE_LIMIT = reason('nat6_source_limit', 'nat6', 'new IPv6 flow refused: its source address holds its share of the table');
 
 /* --- services: DHCP server, DNS resolver (src/services/) --- */
 export const DROP_DHCP_NOT_REQUEST = reason('dhcp_not_request', 'dhcp', 'a BOOTREPLY sent to the server');

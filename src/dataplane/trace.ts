@@ -5,18 +5,30 @@
  * what they would transmit, captures and faults let it pass untouched. Afterwards everything
  * the packet changed is put back: port and element counters, flows NAT confirmed or left
  * pending. The answer names the elements the packet visited by their graph names.
+ *
+ * IPv4 or IPv6, by the address family of `dst` (`src`, if given, must be of the same one):
+ * proto tcp (a SYN), udp, or icmp (an ICMP echo request; ICMPv6 echo for IPv6); `ttl` is the
+ * TTL or the hop limit. Defaults: the source is the port's configured address of that family
+ * (for a link-local IPv6 destination the port's EUI-64 link-local address); the destination
+ * MAC is the gateway's for an off-link destination, the neighbour's (ARP or NDP cache) for an
+ * on-link one, the group's for IPv6 multicast. On the uplink port the uplink's interface and
+ * addresses decide the same way.
  */
 import { ACCOUNT_CONTROL } from '../core/arena.js';
 import { COUNTER_SLOTS, DROP_BASE } from '../core/counters.js';
 import { dropName } from '../core/drops.js';
 import type { TraceHop } from '../core/element.js';
 import { VNET_HDR_LEN } from '../core/frame.js';
-import { fillL4Checksum } from '../wire/checksum.js';
+import type { RouterIface } from '../gateway/ifaces.js';
+import { fillL4Checksum, fillL4Checksum6 } from '../wire/checksum.js';
 import { describePacket } from '../wire/describe.js';
-import { ETH_HEADER_LEN, ETH_MIN_FRAME_LEN, ETHERTYPE_IPV4, writeEthernetHeader } from '../wire/ethernet.js';
+import { ETH_HEADER_LEN, ETH_MIN_FRAME_LEN, ETHERTYPE_IPV4, ETHERTYPE_IPV6, writeEthernetHeader } from '../wire/ethernet.js';
 import { ICMP_ECHO_REQUEST, IcmpView } from '../wire/icmp.js';
+import { ICMPV6_ECHO_REQUEST } from '../wire/icmpv6.js';
 import { ip4ToString, parseIp4 } from '../wire/ip4.js';
+import { ip6ToString, isLinkLocalIp6, isMulticastIp6, linkLocalFromMac, multicastMacIp6, parseIp6 } from '../wire/ip6.js';
 import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IPV4_FLAG_DF, writeIpv4Header } from '../wire/ipv4.js';
+import { IPPROTO_ICMPV6, IPV6_HEADER_LEN, writeIpv6Header } from '../wire/ipv6.js';
 import { BROADCAST_MAC, parseMac } from '../wire/mac.js';
 import { TCP_FLAG_SYN, TCP_MIN_HEADER_LEN, TcpView } from '../wire/tcp.js';
 import { UDP_HEADER_LEN, UdpView } from '../wire/udp.js';
@@ -59,10 +71,25 @@ function num(v: unknown, name: string, min: number, max: number, dflt: number): 
   return n;
 }
 
-function ip(v: unknown, name: string): number {
-  const a = typeof v === 'string' ? parseIp4(v) : null;
-  if (a === null) throw new ApiError(400, `'${name}' must be an IPv4 address`);
+/** An address of either family: IPv4 as a number, IPv6 as four words. */
+type TraceAddress = number | Uint32Array;
+
+function address(v: unknown, name: string): TraceAddress {
+  const a = typeof v !== 'string' ? null : v.includes(':') ? parseIp6(v) : parseIp4(v);
+  if (a === null) throw new ApiError(400, `'${name}' must be an IPv4 or IPv6 address`);
   return a;
+}
+
+function familyOf(a: TraceAddress): 'IPv4' | 'IPv6' {
+  return typeof a === 'number' ? 'IPv4' : 'IPv6';
+}
+
+/** The port's configured address of dst's family (IPv6 toward a link-local destination: its EUI-64 link-local address). */
+function defaultSource(engine: Engine, port: string, mac: number, dst: TraceAddress): TraceAddress | undefined {
+  if (typeof dst !== 'number' && isLinkLocalIp6(dst)) return linkLocalFromMac(mac);
+  const configured = engine.spec.ports.find((p) => p.name === port)?.addresses ?? [];
+  const text = configured.map((a) => a.split('/')[0]).find((a) => a.includes(':') === (typeof dst !== 'number'));
+  return text === undefined ? undefined : address(text, 'src');
 }
 
 function mac(v: string | undefined, name: string): number | null {
@@ -70,6 +97,38 @@ function mac(v: string | undefined, name: string): number | null {
   const m = parseMac(v);
   if (m === null) throw new ApiError(400, `'${name}' is not a MAC address`);
   return m;
+}
+
+/**
+ * The MAC a host on `ifaceName` (a bridge, or the uplink) would send to dst: the neighbour's
+ * for an on-link address that is not ours, the gateway's otherwise, the group's for IPv6
+ * multicast; broadcast (with a note) when tapbridge does not know it.
+ */
+function defaultDstMac(engine: Engine, ifaceName: string, dst: TraceAddress, notes: string[]): number {
+  if (typeof dst !== 'number' && isMulticastIp6(dst)) return multicastMacIp6(dst);
+  const iface = engine.shared.ifaces.byName(ifaceName);
+  const known = iface === undefined ? undefined : neighborMac(engine, iface, dst);
+  if (iface === undefined || known === undefined) {
+    notes.push(`no ${familyOf(dst)} gateway on this ${ifaceName === UPLINK_PORT ? 'uplink' : 'bridge'} and no dstMac given: using broadcast`);
+    return BROADCAST_MAC;
+  }
+  const onLink = typeof dst === 'number' ? iface.onLink(dst) && dst !== iface.address : iface.onLink6(dst) && !iface.isOwn6(dst);
+  if (!onLink) return iface.mac;
+  if (known !== 0) return known;
+  notes.push(`MAC of ${typeof dst === 'number' ? ip4ToString(dst) : ip6ToString(dst)} not known to tapbridge (pass dstMac): using broadcast`);
+  return BROADCAST_MAC;
+}
+
+/** dst's MAC in the interface's ARP or NDP cache (0: not known), undefined without a gateway of dst's family there. */
+function neighborMac(engine: Engine, iface: RouterIface, dst: TraceAddress): number | undefined {
+  if (typeof dst === 'number') {
+    const n = iface.hasV4 ? engine.gateways.find((g) => g.iface === iface)?.neigh : undefined;
+    const i = n === undefined ? -1 : n.find(dst);
+    return n === undefined ? undefined : i >= 0 ? n.macs[i] : 0;
+  }
+  const n = engine.gateways6.find((g) => g.iface === iface)?.neigh;
+  const i = n === undefined ? -1 : n.find(dst);
+  return n === undefined ? undefined : i >= 0 ? n.macs[i] : 0;
 }
 
 export function runTrace(engine: Engine, req: TraceRequest): TraceResult {
@@ -80,46 +139,34 @@ export function runTrace(engine: Engine, req: TraceRequest): TraceResult {
   if (device === undefined) throw new ApiError(400, `'${req.port}' is the gateway's own port; trace from a namespace, tap, packet or uplink port`);
   const proto = req.proto ?? 'icmp';
   if (!['tcp', 'udp', 'icmp'].includes(proto)) throw new ApiError(400, "'proto' must be tcp, udp or icmp");
-  const dst = ip(req.dst, 'dst');
-  const cfgSrc = engine.spec.ports.find((p) => p.name === record.name)?.addresses[0]?.split('/')[0];
-  if (req.src === undefined && cfgSrc === undefined) throw new ApiError(400, `port '${record.name}' has no configured address: pass 'src'`);
-  const src = ip(req.src ?? cfgSrc, 'src');
+  const dst = address(req.dst, 'dst');
+  const src = req.src !== undefined ? address(req.src, 'src') : defaultSource(engine, record.name, record.mac, dst);
+  if (src === undefined) throw new ApiError(400, `port '${record.name}' has no configured ${familyOf(dst)} address: pass 'src'`);
+  if (familyOf(src) !== familyOf(dst)) throw new ApiError(400, `'src' is an ${familyOf(src)} address but 'dst' an ${familyOf(dst)} one: both must be of one family`);
   const ttl = num(req.ttl, 'ttl', 1, 255, 64);
   const sport = num(req.sport, 'sport', 1, 65535, 40000);
   const dport = num(req.dport, 'dport', 1, 65535, proto === 'icmp' ? 1 : 80);
   const size = num(req.size, 'size', 0, 9000, 0);
   const notes: string[] = [];
   const srcMac = mac(req.srcMac, 'srcMac') ?? (record.name === UPLINK_PORT ? TRACE_UPLINK_SRC_MAC : record.mac);
-  let dstMac = mac(req.dstMac, 'dstMac');
-  if (dstMac === null) {
-    const iface = engine.shared.ifaces.byName(record.name === UPLINK_PORT ? UPLINK_PORT : (record.bridge ?? ''));
-    const gw = iface === undefined ? undefined : engine.gateways.find((g) => g.iface === iface);
-    if (iface === undefined || gw === undefined) {
-      dstMac = BROADCAST_MAC;
-      notes.push('no gateway on this bridge and no dstMac given: using broadcast');
-    } else if (iface.onLink(dst) && dst !== iface.address) {
-      const i = gw.neigh.find(dst);
-      if (i >= 0 && gw.neigh.macs[i] !== 0) dstMac = gw.neigh.macs[i];
-      else {
-        dstMac = BROADCAST_MAC;
-        notes.push(`MAC of ${ip4ToString(dst)} not known to tapbridge (pass dstMac): using broadcast`);
-      }
-    } else dstMac = iface.mac;
-  }
+  const dstMac = mac(req.dstMac, 'dstMac') ?? defaultDstMac(engine, record.name === UPLINK_PORT ? UPLINK_PORT : (record.bridge ?? ''), dst, notes);
 
   // Build the frame in a pool slot, through the wire layer.
   const arena = engine.arena;
   const slot = arena.alloc(ACCOUNT_CONTROL);
   if (slot < 0) throw new ApiError(503, 'no free frame slot');
   const b = arena.u8;
-  const protoNum = proto === 'tcp' ? IPPROTO_TCP : proto === 'udp' ? IPPROTO_UDP : IPPROTO_ICMP;
+  const v6 = typeof dst !== 'number';
+  const ipHeaderLen = v6 ? IPV6_HEADER_LEN : 20;
+  const protoNum = proto === 'tcp' ? IPPROTO_TCP : proto === 'udp' ? IPPROTO_UDP : v6 ? IPPROTO_ICMPV6 : IPPROTO_ICMP;
   const l4len = (proto === 'tcp' ? TCP_MIN_HEADER_LEN : UDP_HEADER_LEN) + size;
-  b.fill(0, slot, slot + VNET_HDR_LEN + ETH_HEADER_LEN + 20 + l4len);
+  b.fill(0, slot, slot + VNET_HDR_LEN + ETH_HEADER_LEN + ipHeaderLen + l4len);
   const e = slot + VNET_HDR_LEN;
-  writeEthernetHeader(b, e, dstMac, srcMac, ETHERTYPE_IPV4);
+  writeEthernetHeader(b, e, dstMac, srcMac, v6 ? ETHERTYPE_IPV6 : ETHERTYPE_IPV4);
   const ipOff = e + ETH_HEADER_LEN;
-  writeIpv4Header(b, ipOff, 20 + l4len, TRACE_IP_ID, IPV4_FLAG_DF, ttl, protoNum, src, dst);
-  const l4 = ipOff + 20;
+  if (v6) writeIpv6Header(b, ipOff, l4len, protoNum, ttl, src as Uint32Array, dst);
+  else writeIpv4Header(b, ipOff, 20 + l4len, TRACE_IP_ID, IPV4_FLAG_DF, ttl, protoNum, src as number, dst);
+  const l4 = ipOff + ipHeaderLen;
   if (proto === 'tcp') {
     const t = new TcpView().reset(b, l4, l4len);
     t.srcPort = sport;
@@ -134,13 +181,15 @@ export function runTrace(engine: Engine, req: TraceRequest): TraceResult {
     u.dstPort = dport;
     u.length = l4len;
   } else {
+    // ICMP and ICMPv6 echo share the layout: type, code, checksum, id, sequence.
     const c = new IcmpView().reset(b, l4, l4len);
-    c.type = ICMP_ECHO_REQUEST;
+    c.type = v6 ? ICMPV6_ECHO_REQUEST : ICMP_ECHO_REQUEST;
     c.id = sport;
     c.seq = 1;
   }
-  fillL4Checksum(b, ipOff);
-  const frameLen = Math.max(ETH_MIN_FRAME_LEN, ETH_HEADER_LEN + 20 + l4len);
+  if (v6) fillL4Checksum6(b, ipOff, protoNum, l4, l4len);
+  else fillL4Checksum(b, ipOff);
+  const frameLen = Math.max(ETH_MIN_FRAME_LEN, ETH_HEADER_LEN + ipHeaderLen + l4len);
   const packet = describePacket(b, ipOff);
 
   // What the packet may change: counters everywhere (put back after), NAT flows (removed).

@@ -183,9 +183,13 @@ export class GatewayInterface extends InterfaceLink {
     const port = this.ctx.arena.anno.port[slotOf(off)];
     const i = neigh.findOrCreate(nextHop, now, port);
     if (i < 0) return this.drop(i === CREATE_PORT_LIMIT ? DROP_NEIGH_PORT_LIMIT : DROP_NEIGH_TABLE_FULL);
+    const stateBefore = neigh.states[i];
+    const updatedBefore = neigh.updated[i];
     const mac = neigh.resolved(i, now);
     if (tracer.active) {
       const state = NEIGH_STATE_NAMES[neigh.states[i]];
+      neigh.states[i] = stateBefore; // a trace leaves the entry as it found it (a use ages reachable to stale)
+      neigh.updated[i] = updatedBefore;
       tracer.note(this.name, `ARP ${ip4ToString(nextHop)}: ${mac >= 0 ? `${macToString(mac)} (${state})` : `${state}: ${neigh.states[i] === NEIGH_FAILED ? 'ICMP host unreachable' : 'the packet would wait for an ARP reply'}`}`);
       if (mac < 0 && neigh.states[i] !== NEIGH_FAILED) {
         if (!existed) neigh.remove(i); // leave no trace of the trace

@@ -330,11 +330,15 @@ export class GatewayInterface6 extends InterfaceLink {
     const port = anno.port[s];
     const i = neigh.findOrCreate(hops, now, port, at);
     if (i < 0) return this.drop(i === ND_CREATE_PORT_LIMIT ? DROP_ND_PORT_LIMIT : DROP_ND_TABLE_FULL);
+    const stateBefore = neigh.states[i];
+    const updatedBefore = neigh.updated[i];
     const mac = neigh.resolved(i, now);
     if (tracer.active) {
-      const state = ND_STATE_NAMES[neigh.states[i]];
-      tracer.note(this.name, `NDP ${ip6ToString(neigh.key(i))}: ${mac >= 0 ? `${macToString(mac)} (${state})` : `${state}: ${neigh.states[i] === ND_FAILED ? 'ICMPv6 address unreachable' : 'the packet would wait for a neighbour advertisement'}`}`);
-      if (mac < 0 && neigh.states[i] !== ND_FAILED) {
+      const after = neigh.states[i] !== stateBefore ? ` -> ${ND_STATE_NAMES[neigh.states[i]]}` : '';
+      neigh.states[i] = stateBefore; // a trace leaves the NUD state as it found it (a use moves stale to delay)
+      neigh.updated[i] = updatedBefore;
+      tracer.note(this.name, `NDP ${ip6ToString(neigh.key(i))}: ${mac >= 0 ? `${macToString(mac)} (${ND_STATE_NAMES[stateBefore]}${after})` : `${ND_STATE_NAMES[stateBefore]}: ${stateBefore === ND_FAILED ? 'ICMPv6 address unreachable' : 'the packet would wait for a neighbour advertisement'}`}`);
+      if (mac < 0 && stateBefore !== ND_FAILED) {
         if (!existed) neigh.remove(i); // leave no trace of the trace
         return;
       }

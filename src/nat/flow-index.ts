@@ -19,6 +19,41 @@
 export const KP_ICMP_REQ = 1;
 export const KP_ICMP_REP = 0x101;
 
+/** Hash (int32) of four 32-bit words and a seed (murmur3-style mixing). */
+export function hash4(a: number, b: number, c: number, d: number, seed: number): number {
+  let h = Math.imul(a ^ seed, 0x9e3779b1);
+  h ^= h >>> 15;
+  h = Math.imul(h ^ b, 0x85ebca77);
+  h ^= h >>> 13;
+  h = Math.imul(h ^ c, 0xc2b2ae3d);
+  h ^= h >>> 16;
+  h = Math.imul(h ^ d, 0x27d4eb2f);
+  return h ^ (h >>> 15);
+}
+
+/**
+ * Empty slot i of an open-addressing table of [value, hash] pairs (-1: empty; the hash's low
+ * bits are the home slot) by backward-shift deletion: later members of the cluster move back
+ * into the hole when their home allows it.
+ */
+export function deleteSlot(slots: Int32Array, mask: number, i: number): void {
+  let j = i;
+  for (;;) {
+    j = (j + 1) & mask;
+    const x = slots[j << 1];
+    if (x < 0) break;
+    const home = slots[(j << 1) + 1] & mask;
+    // x may move to i only if its home is not in the cyclic range (i, j].
+    const inRange = i <= j ? home > i && home <= j : home > i || home <= j;
+    if (!inRange) {
+      slots[i << 1] = x;
+      slots[(i << 1) + 1] = slots[(j << 1) + 1];
+      i = j;
+    }
+  }
+  slots[i << 1] = -1;
+}
+
 export class FlowIndex {
   /** 4 words per entry: src, dst, ports (sport << 16 | dport), key proto. */
   readonly tup: Uint32Array;
@@ -71,21 +106,10 @@ export class FlowIndex {
     this.tup[(e << 2) + 2] = (sport << 16) | dport;
   }
 
-  hash(kp: number, src: number, dst: number, ports: number): number {
-    let h = Math.imul(src ^ this.seed, 0x9e3779b1);
-    h ^= h >>> 15;
-    h = Math.imul(h ^ dst, 0x85ebca77);
-    h ^= h >>> 13;
-    h = Math.imul(h ^ ports, 0xc2b2ae3d);
-    h ^= h >>> 16;
-    h = Math.imul(h ^ kp, 0x27d4eb2f);
-    return h ^ (h >>> 15); // int32
-  }
-
   /** Entry id matching the tuple, or -1. */
   lookup(kp: number, src: number, dst: number, sport: number, dport: number): number {
     const ports = ((sport << 16) | dport) >>> 0;
-    const h = this.hash(kp, src, dst, ports);
+    const h = hash4(src, dst, ports, kp, this.seed); // called directly: one level less of the inlining budget on the hot path
     const slots = this.slots;
     const t = this.tup;
     const mask = this.mask;
@@ -104,7 +128,7 @@ export class FlowIndex {
   private entryHash(e: number): number {
     const b = e << 2;
     const t = this.tup;
-    return this.hash(t[b + 3], t[b], t[b + 1], t[b + 2]);
+    return hash4(t[b], t[b + 1], t[b + 2], t[b + 3], this.seed);
   }
 
   /** Index entry e under its current tuple (the caller made sure it is not present). */
@@ -131,22 +155,7 @@ export class FlowIndex {
       if (x === e) break;
       i = (i + 1) & mask;
     }
-    // Shift later members of the cluster back into the hole when their home allows it.
-    let j = i;
-    for (;;) {
-      j = (j + 1) & mask;
-      const x = slots[j << 1];
-      if (x < 0) break;
-      const home = slots[(j << 1) + 1] & mask;
-      // x may move to i only if its home is not in the cyclic range (i, j].
-      const inRange = i <= j ? home > i && home <= j : home > i || home <= j;
-      if (!inRange) {
-        slots[i << 1] = x;
-        slots[(i << 1) + 1] = slots[(j << 1) + 1];
-        i = j;
-      }
-    }
-    slots[i << 1] = -1;
+    deleteSlot(slots, mask, i);
     this.entries--;
     return true;
   }

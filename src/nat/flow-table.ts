@@ -16,7 +16,13 @@
  *
  * Tenants (connlimit): confirmed flows are counted per ingress port and per original source
  * address, so the owner can refuse a new flow to a port or a source over its share.
+ *
+ * Address values: with `refs` (IPv6: interned address ids, addr-table.ts) every flow but the
+ * scratch one holds the values of its ORIGINAL source and destination and its REPLY source
+ * from init() until it is destroyed (the REPLY destination is the ORIGINAL source or one of
+ * the engine's own addresses, which the engine holds itself).
  */
+import type { AddrRefs } from './family.js';
 import { SourceCounts } from './source-counts.js';
 import { FlowIndex } from './flow-index.js';
 import { TimerWheel, WHEEL_SLOTS } from './timer-wheel.js';
@@ -79,6 +85,7 @@ export class FlowTable {
     maxFlows: number,
     seed: number,
     private readonly counters: TableCounters,
+    private readonly refs: AddrRefs | null = null,
   ) {
     this.maxFlows = maxFlows;
     this.scratch = maxFlows;
@@ -185,6 +192,23 @@ export class FlowTable {
     this.m64[pktsAt(eo) + 1] = firstBytes;
     this.m64[pktsAt(eo | 1)] = 0;
     this.m64[pktsAt(eo | 1) + 1] = 0;
+    if (this.refs !== null && f !== this.scratch) this.holdAddrs(f, true);
+  }
+
+  /** Hold (or release) the address values flow f keeps (see the header). */
+  private holdAddrs(f: number, hold: boolean): void {
+    const r = this.refs!;
+    const idx = this.idx;
+    const eo = f << 1;
+    if (hold) {
+      r.hold(idx.src(eo));
+      r.hold(idx.dst(eo));
+      r.hold(idx.src(eo | 1));
+    } else {
+      r.release(idx.src(eo));
+      r.release(idx.dst(eo));
+      r.release(idx.src(eo | 1));
+    }
   }
 
   /** Index both tuples of f, arm its timer, count it. */
@@ -230,6 +254,7 @@ export class FlowTable {
       if (port >= 0) this.perPort[port]--;
       this.perSource.remove(this.idx.src(f << 1));
     }
+    if (this.refs !== null) this.holdAddrs(f, false);
     this.m8[(f << 6) + B_FLAGS] = 0;
     this.freeStack[this.freeTop++] = f;
   }
@@ -268,7 +293,10 @@ export class FlowTable {
   clear(): void {
     this.idx.clear();
     this.wheel.clear();
-    for (let f = 0; f < this.maxFlows; f++) this.m8[(f << 6) + B_FLAGS] = 0;
+    for (let f = 0; f < this.maxFlows; f++) {
+      if (this.refs !== null && (this.m8[(f << 6) + B_FLAGS] & F_USED) !== 0) this.holdAddrs(f, false);
+      this.m8[(f << 6) + B_FLAGS] = 0;
+    }
     this.uNext.fill(-1);
     this.uPrev.fill(-1);
     this.uHead = this.uTail = -1;

@@ -1,9 +1,10 @@
 /*
  * ICMP errors related to tracked flows, translated like netfilter's nf_nat_icmp_reply_
  * translation: the outer destination (and source, when the flow translates it in that
- * direction), the quoted header's addresses and ports, its IP checksum, its UDP/TCP/ICMP
- * checksum when present, and the outer ICMP checksum, all incrementally. They do not refresh
- * the flow.
+ * direction), the quoted header's addresses and ports, its checksums when present, and the
+ * outer ICMP checksum, all incrementally. They do not refresh the flow. One implementation
+ * for both families: the family's QuoteEditor and HeaderRewriter know the headers (over IPv6
+ * the ICMPv6 checksum also covers the pseudo header, which the outer rewriter keeps right).
  *
  *   find, pre   an error arriving from either side: find the flow whose tuple the quoted
  *               packet (inverted) is, translate the destination half
@@ -12,22 +13,20 @@
  *               translated (anno.related: that packet's flow entry): the quote is put back to
  *               the tuple the sender used, and the error goes to that sender
  */
-import { ICMP_HEADER_LEN } from '../wire/icmp.js';
-import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IPV4_DST, IPV4_SRC } from '../wire/ipv4.js';
+import { ERR_QUOTE_AT, Q_ECHO, Q_PORTS, type HeaderRewriter, type KeyParser, type QuoteEditor } from './family.js';
 import type { FlowTable } from './flow-table.js';
-import { PacketKey } from './packet-key.js';
-import { PacketRewriter, QuoteRewriter } from './rewrite.js';
 
 export class IcmpRelated {
-  private readonly quoted = new PacketKey();
-  private readonly quote = new QuoteRewriter();
-  private readonly outer = new PacketRewriter();
-
-  constructor(private readonly table: FlowTable) {}
+  constructor(
+    private readonly table: FlowTable,
+    private readonly quoted: KeyParser,
+    private readonly quote: QuoteEditor,
+    private readonly outer: HeaderRewriter,
+  ) {}
 
   /** The entry (flow f, direction of the error) whose tuple the quoted packet, inverted, is; -1 when none. */
   find(buf: Uint8Array, icmp: number, len: number): number {
-    if (!this.quoted.parseQuoted(buf, icmp + ICMP_HEADER_LEN, len - ICMP_HEADER_LEN)) return -1;
+    if (!this.quoted.parseQuoted(buf, icmp + ERR_QUOTE_AT, len - ERR_QUOTE_AT)) return -1;
     const q = this.quoted;
     return this.table.idx.lookup(q.kp, q.dst, q.src, q.dport, q.sport);
   }
@@ -40,9 +39,9 @@ export class IcmpRelated {
     if (idx.src(o) !== idx.dst(e)) this.outer.reset(buf, ipOff, len + (icmp - ipOff), false).setDst(idx.src(o));
     // Quoted header: it went out in the other direction; restore its source half.
     const r = this.quote.reset(buf, icmp, len);
-    r.setAddr(IPV4_SRC, idx.src(o));
-    if (r.innerProto === IPPROTO_TCP || r.innerProto === IPPROTO_UDP) r.setPort(0, idx.sport(o));
-    else if (r.innerProto === IPPROTO_ICMP && (e & 1) === 1) r.setIcmpId(idx.sport(o));
+    r.setSrcAddr(idx.src(o));
+    if (r.kind === Q_PORTS) r.setPort(0, idx.sport(o));
+    else if (r.kind === Q_ECHO && (e & 1) === 1) r.setIcmpId(idx.sport(o));
   }
 
   /** Source half for related entry e (from pre) after routing. */
@@ -51,9 +50,9 @@ export class IcmpRelated {
     const o = e ^ 1;
     if (idx.dst(o) !== idx.src(e)) this.outer.reset(buf, ipOff, len + (icmp - ipOff), false).setSrc(idx.dst(o));
     const r = this.quote.reset(buf, icmp, len);
-    r.setAddr(IPV4_DST, idx.dst(o));
-    if (r.innerProto === IPPROTO_TCP || r.innerProto === IPPROTO_UDP) r.setPort(2, idx.dport(o));
-    else if (r.innerProto === IPPROTO_ICMP && (e & 1) === 0) r.setIcmpId(idx.dport(o));
+    r.setDstAddr(idx.dst(o));
+    if (r.kind === Q_PORTS) r.setPort(2, idx.dport(o));
+    else if (r.kind === Q_ECHO && (e & 1) === 0) r.setIcmpId(idx.dport(o));
   }
 
   /**
@@ -64,12 +63,12 @@ export class IcmpRelated {
   local(buf: Uint8Array, ipOff: number, icmp: number, len: number, e: number): void {
     const idx = this.table.idx;
     const r = this.quote.reset(buf, icmp, len);
-    r.setAddr(IPV4_SRC, idx.src(e));
-    r.setAddr(IPV4_DST, idx.dst(e));
-    if (r.innerProto === IPPROTO_TCP || r.innerProto === IPPROTO_UDP) {
+    r.setSrcAddr(idx.src(e));
+    r.setDstAddr(idx.dst(e));
+    if (r.kind === Q_PORTS) {
       r.setPort(0, idx.sport(e));
       r.setPort(2, idx.dport(e));
-    } else if (r.innerProto === IPPROTO_ICMP) r.setIcmpId(idx.sport(e));
+    } else if (r.kind === Q_ECHO) r.setIcmpId(idx.sport(e));
     this.outer.reset(buf, ipOff, len + (icmp - ipOff), false).setDst(idx.src(e));
   }
 }

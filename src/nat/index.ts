@@ -1,6 +1,8 @@
 /*
- * NAT / connection tracking: the engine (engine.ts) and its elements (element.ts).
+ * NAT / connection tracking: the engines (engine.ts IPv4, engine6.ts IPv6, both on
+ * engine-base.ts) and their elements (element.ts).
  */
 export * from './engine.js';
+export * from './engine6.js';
 export * from './element.js';
 export { TCP_STATE_NAMES } from './tcp-state.js';

@@ -1,41 +1,24 @@
 /*
- * The conntrack key of one IPv4 packet, read through the wire views into reused fields:
- * protocol and key protocol (ICMP echo requests and replies are different keys, see
- * flow-index.ts), addresses, ports (the echo id for ICMP), TCP flags, fragment word and the
- * L4 offset. `parse` returns what kind of packet it is; nothing is allocated.
+ * The conntrack key of one IPv4 packet (family.ts KeyParser), read through the wire views into
+ * reused fields: protocol and key protocol (ICMP echo requests and replies are different
+ * keys, see flow-index.ts), addresses, ports (the echo id for ICMP), TCP flags, fragment
+ * fields and the L4 offset. `parse` returns what kind of packet it is; nothing is allocated.
  */
 import { ICMP_DEST_UNREACH, ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, ICMP_HEADER_LEN, ICMP_PARAM_PROBLEM, ICMP_TIME_EXCEEDED, IcmpView } from '../wire/icmp.js';
-import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IPV4_FRAG_OFF_MASK, Ipv4View } from '../wire/ipv4.js';
+import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IPV4_FLAG_MF, IPV4_FRAG_OFF_MASK, Ipv4View } from '../wire/ipv4.js';
 import { TCP_MIN_HEADER_LEN, TcpView } from '../wire/tcp.js';
 import { UDP_HEADER_LEN, UdpView } from '../wire/udp.js';
+import { FlowKeyFields, PK_FLOW, PK_ICMP_ERROR, PK_LATER_FRAGMENT, PK_MALFORMED, PK_UNTRACKED, type KeyParser } from './family.js';
 import { KP_ICMP_REP, KP_ICMP_REQ } from './flow-index.js';
 
-/* What parse() found. */
-export const PK_FLOW = 0; // a packet of a trackable flow (TCP, UDP, ICMP echo, other protocol)
-export const PK_MALFORMED = 1;
-export const PK_LATER_FRAGMENT = 2;
-export const PK_ICMP_ERROR = 3; // destination unreachable, time exceeded, parameter problem
-export const PK_UNTRACKED = 4; // other ICMP messages
-
-export class PacketKey {
+export class PacketKey extends FlowKeyFields implements KeyParser {
   readonly ip = new Ipv4View();
   private readonly tcp = new TcpView();
   private readonly udp = new UdpView();
   private readonly icmp = new IcmpView();
-  proto = 0;
-  /** Key protocol (ICMP echo: KP_ICMP_REQ / KP_ICMP_REP). */
-  kp = 0;
-  src = 0;
-  dst = 0;
-  sport = 0;
-  dport = 0;
-  tcpFlags = 0;
   /** Flags + fragment offset word. */
   frag = 0;
-  id = 0;
-  total = 0;
   headerLen = 0;
-  l4 = 0;
 
   parse(buf: Uint8Array, ipOff: number, ipLen: number): number {
     const v = this.ip.reset(buf, ipOff, ipLen);
@@ -44,16 +27,18 @@ export class PacketKey {
     this.proto = proto;
     this.src = v.src;
     this.dst = v.dst;
-    this.frag = v.flagsFrag;
-    this.id = v.id;
+    const frag = (this.frag = v.flagsFrag);
+    this.more = (frag & IPV4_FLAG_MF) !== 0;
+    this.fragId = v.id;
+    this.fragProto = proto;
     this.total = v.totalLength;
     this.headerLen = v.headerLen;
     this.l4 = v.payloadOffset;
+    const l4len = (this.l4len = this.total - this.headerLen);
     this.sport = 0;
     this.dport = 0;
     this.tcpFlags = 0;
-    if ((this.frag & IPV4_FRAG_OFF_MASK) !== 0) return PK_LATER_FRAGMENT;
-    const l4len = this.total - this.headerLen;
+    if ((frag & IPV4_FRAG_OFF_MASK) !== 0) return PK_LATER_FRAGMENT;
     if (proto === IPPROTO_TCP) {
       if (l4len < TCP_MIN_HEADER_LEN) return PK_MALFORMED;
       const t = this.tcp.reset(buf, this.l4, l4len);

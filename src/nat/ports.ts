@@ -1,6 +1,7 @@
 /*
  * Published ports (DNAT targets of the external address, by protocol and port: a direct
- * table of 2 x 65536 entries) and the SNAT port picker.
+ * table of 2 x 65536 entries) and the SNAT port picker. Addresses are the engine's address
+ * values (family.ts).
  *
  * Port choice: keep the source port (or echo id) when the reply tuple is free, else scan the
  * configured range linearly from a pseudo-random start, at most MAX_PORT_TRIES candidates.
@@ -13,11 +14,20 @@ import type { PortForward } from './types.js';
 export const MAX_PORT_TRIES = 1024;
 const UDP_BASE = 65536;
 
+/** A published range, with its internal address as an address value (IPv4 address, IPv6 id). */
+export interface Published {
+  proto: 6 | 17;
+  externalPort: number;
+  externalPortEnd: number;
+  internalPort: number;
+  internalVal: number;
+}
+
 export class PublishedPorts {
   /** Internal port per (proto, external port), -1 when not published. */
   private readonly toPort = new Int32Array(2 * 65536).fill(-1);
   private readonly toIp = new Uint32Array(2 * 65536);
-  private readonly list: PortForward[] = [];
+  private readonly list: Published[] = [];
 
   get memoryBytes(): number {
     return this.toPort.byteLength + this.toIp.byteLength;
@@ -28,12 +38,13 @@ export class PublishedPorts {
     return this.toPort[(proto === 17 ? UDP_BASE : 0) + externalPort];
   }
 
-  /** Internal address for a published (proto, port) (valid when port() >= 0). */
+  /** Internal address value for a published (proto, port) (valid when port() >= 0). */
   ip(proto: number, externalPort: number): number {
     return this.toIp[(proto === 17 ? UDP_BASE : 0) + externalPort];
   }
 
-  add(f: PortForward): void {
+  /** Throws (naming the field) unless f can be published; returns its last external port. */
+  check(f: Omit<PortForward, 'internalIp'>): number {
     const end = f.externalPortEnd ?? f.externalPort;
     if (f.proto !== 6 && f.proto !== 17) throw new Error(`nat.forwards: proto must be 6 or 17, got ${f.proto}`);
     if (!Number.isInteger(f.externalPort) || !Number.isInteger(end) || f.externalPort < 1 || end > 65535 || end < f.externalPort) {
@@ -42,22 +53,28 @@ export class PublishedPorts {
     if (!Number.isInteger(f.internalPort) || f.internalPort < 1 || f.internalPort + (end - f.externalPort) > 65535) {
       throw new Error(`nat.forwards: bad internal port ${f.internalPort} for a range of ${end - f.externalPort + 1}`);
     }
-    if (!Number.isInteger(f.internalIp) || f.internalIp < 0 || f.internalIp > 0xffffffff) throw new Error('nat.forwards: bad internalIp');
     const base = f.proto === 17 ? UDP_BASE : 0;
     for (let p = f.externalPort; p <= end; p++) {
       if (this.toPort[base + p] >= 0) throw new Error(`nat.forwards: ${f.proto === 6 ? 'tcp' : 'udp'} port ${p} is already published`);
     }
-    for (let p = f.externalPort; p <= end; p++) {
-      this.toPort[base + p] = f.internalPort + (p - f.externalPort);
-      this.toIp[base + p] = f.internalIp >>> 0;
-    }
-    this.list.push({ proto: f.proto, externalPort: f.externalPort, externalPortEnd: end, internalIp: f.internalIp >>> 0, internalPort: f.internalPort });
+    return end;
   }
 
-  /** Remove the published range containing externalPort. Existing flows keep their mapping until they end. */
-  remove(proto: number, externalPort: number): boolean {
+  /** Publish f (checked with check()) to internal address value `internalVal`. */
+  add(f: Omit<PortForward, 'internalIp'>, internalVal: number): void {
+    const end = this.check(f);
+    const base = f.proto === 17 ? UDP_BASE : 0;
+    for (let p = f.externalPort; p <= end; p++) {
+      this.toPort[base + p] = f.internalPort + (p - f.externalPort);
+      this.toIp[base + p] = internalVal >>> 0;
+    }
+    this.list.push({ proto: f.proto, externalPort: f.externalPort, externalPortEnd: end, internalPort: f.internalPort, internalVal: internalVal >>> 0 });
+  }
+
+  /** Remove the published range containing externalPort; returns it (null: none). Existing flows keep their mapping until they end. */
+  remove(proto: number, externalPort: number): Published | null {
     const i = this.list.findIndex((f) => f.proto === proto && externalPort >= f.externalPort && externalPort <= f.externalPortEnd);
-    if (i < 0) return false;
+    if (i < 0) return null;
     const f = this.list[i];
     const base = f.proto === 17 ? UDP_BASE : 0;
     for (let p = f.externalPort; p <= f.externalPortEnd; p++) {
@@ -65,11 +82,15 @@ export class PublishedPorts {
       this.toIp[base + p] = 0;
     }
     this.list.splice(i, 1);
-    return true;
+    return f;
   }
 
-  all(): PortForward[] {
+  all(): Published[] {
     return this.list.map((f) => ({ ...f }));
+  }
+
+  get count(): number {
+    return this.list.length;
   }
 }
 

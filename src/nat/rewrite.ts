@@ -1,5 +1,6 @@
 /*
- * Header rewriting for NAT, through the wire views, with incremental checksums:
+ * Header rewriting for NAT over IPv4 (family.ts HeaderRewriter, QuoteEditor), through the
+ * wire views, with incremental checksums:
  *
  *   PacketRewriter  the packet's own addresses, ports and ICMP echo id. The IPv4 header
  *                   checksum is complete (RFC 1624); the TCP/UDP checksum is either complete
@@ -17,21 +18,28 @@ import { ICMP_CSUM, ICMP_HEADER_LEN, ICMP_ID, IcmpView } from '../wire/icmp.js';
 import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IPV4_CSUM, IPV4_DST, IPV4_SRC, Ipv4View } from '../wire/ipv4.js';
 import { TCP_CSUM, TCP_DST_PORT, TCP_SRC_PORT, TcpView } from '../wire/tcp.js';
 import { UDP_CSUM, UdpView } from '../wire/udp.js';
+import { Q_ECHO, Q_OTHER, Q_PORTS, type HeaderRewriter, type QuoteEditor } from './family.js';
 
-export class PacketRewriter {
+export class PacketRewriter implements HeaderRewriter {
   readonly ip = new Ipv4View();
   private readonly tcp = new TcpView();
   private readonly udp = new UdpView();
   private readonly icmp = new IcmpView();
-  private proto = 0;
+  proto = 0;
+  l4 = 0;
   private partial = false;
+
+  /** Bytes of the upper layer by the header's total length (read only when asked). */
+  get l4len(): number {
+    return this.ip.payloadLength;
+  }
 
   /** Make the IPv4 packet at buf[ipOff, ipOff+len) the current one (header already checked). */
   reset(buf: Uint8Array, ipOff: number, len: number, partialCsum: boolean): this {
     const v = this.ip.reset(buf, ipOff, len);
     this.proto = v.protocol;
     this.partial = partialCsum;
-    const l4 = v.payloadOffset;
+    const l4 = (this.l4 = v.payloadOffset);
     const l4len = len - v.headerLen;
     if (this.proto === IPPROTO_TCP) this.tcp.reset(buf, l4, l4len);
     else if (this.proto === IPPROTO_UDP) this.udp.reset(buf, l4, l4len);
@@ -101,8 +109,16 @@ export class PacketRewriter {
   }
 }
 
+/** Write the 16-bit word at buf[pos] inside a message whose (complete) checksum is at csumAt, keeping that checksum right. */
+export function putCovered16(buf: Uint8Array, pos: number, v: number, csumAt: number): void {
+  const old = readU16(buf, pos);
+  if (old === v) return;
+  writeU16(buf, pos, v);
+  writeU16(buf, csumAt, csumReplace16(readU16(buf, csumAt), old, v));
+}
+
 /** Rewrites the packet quoted in an ICMP error (outer ICMP message at icmp, `len` bytes). */
-export class QuoteRewriter {
+export class QuoteRewriter implements QuoteEditor {
   private buf: Uint8Array = new Uint8Array(0);
   private icmp = 0;
   private len = 0;
@@ -112,6 +128,7 @@ export class QuoteRewriter {
   innerL4 = 0;
   /** Protocol of the quoted packet. */
   innerProto = 0;
+  kind = Q_OTHER;
 
   reset(buf: Uint8Array, icmp: number, len: number): this {
     this.buf = buf;
@@ -119,21 +136,26 @@ export class QuoteRewriter {
     this.len = len;
     this.inner = icmp + ICMP_HEADER_LEN;
     this.innerL4 = this.inner + ((buf[this.inner] & 15) << 2);
-    this.innerProto = buf[this.inner + 9];
+    const p = (this.innerProto = buf[this.inner + 9]);
+    this.kind = p === IPPROTO_TCP || p === IPPROTO_UDP ? Q_PORTS : p === IPPROTO_ICMP ? Q_ECHO : Q_OTHER;
     return this;
   }
 
   /** Write a 16-bit word inside the ICMP message, keeping the ICMP checksum right. */
   private put16(pos: number, v: number): void {
-    const b = this.buf;
-    const old = readU16(b, pos);
-    if (old === v) return;
-    writeU16(b, pos, v);
-    writeU16(b, this.icmp + ICMP_CSUM, csumReplace16(readU16(b, this.icmp + ICMP_CSUM), old, v));
+    putCovered16(this.buf, pos, v, this.icmp + ICMP_CSUM);
+  }
+
+  setSrcAddr(v: number): void {
+    this.setAddr(IPV4_SRC, v);
+  }
+
+  setDstAddr(v: number): void {
+    this.setAddr(IPV4_DST, v);
   }
 
   /** The quoted header's source (`IPV4_SRC`) or destination (`IPV4_DST`) address. */
-  setAddr(at: typeof IPV4_SRC | typeof IPV4_DST, v: number): void {
+  private setAddr(at: typeof IPV4_SRC | typeof IPV4_DST, v: number): void {
     const b = this.buf;
     const pos = this.inner + at;
     const old = readU32(b, pos);

@@ -1,5 +1,6 @@
 /*
- * NAT configuration, verdicts and the control-plane view of a flow.
+ * NAT configuration (IPv4: NatConfig, IPv6: Nat6Config, both on NatCommonConfig), verdicts
+ * and the control-plane view of a flow.
  */
 
 /* Verdicts of prerouting/postrouting: 0 accepts, anything else is a drop (NAT_DROP_REASON_NAMES). */
@@ -23,7 +24,7 @@ export const NAT_DROP_PORT_LIMIT = 8;
 /** New flow refused: its source address holds its share of the table. */
 export const NAT_DROP_SOURCE_LIMIT = 9;
 
-/** Verdict names: the drop reasons of the registry (src/core/drops.ts) with the same names. */
+/** Verdict names (IPv4): the drop reasons of the registry (src/core/drops.ts) with the same names. */
 export const NAT_DROP_REASON_NAMES: readonly string[] = [
   'ok',
   'nat_malformed',
@@ -36,6 +37,9 @@ export const NAT_DROP_REASON_NAMES: readonly string[] = [
   'nat_port_limit',
   'nat_source_limit',
 ];
+
+/** Verdict names of NAT66 (same verdicts, its own table): nat6_*. */
+export const NAT6_DROP_REASON_NAMES: readonly string[] = NAT_DROP_REASON_NAMES.map((n) => n.replace(/^nat_/, 'nat6_'));
 
 export interface PortForward {
   proto: 6 | 17;
@@ -82,17 +86,14 @@ export const DEFAULT_TIMEOUTS: Readonly<Timeouts> = {
   generic: 600,
 };
 
-export interface NatConfig {
+/** What both families' engines are configured with. */
+export interface NatCommonConfig {
   /** Interface id of the uplink; -1: none (no masquerade, no DNAT). */
   uplinkIf: number;
-  /** Own address per interface id: the gateway IP of a bridge, the external IP of the uplink. */
-  ifAddr: Uint32Array;
-  masqueradeSources: { net: number; prefixLen: number }[];
   /** SNAT ports (and ICMP ids) to pick from when the original one is taken. Default 32768..60999. */
   portRange?: [number, number];
   maxFlows: number;
   timeouts?: Partial<Timeouts>;
-  forwards?: PortForward[];
   /** Most confirmed flows created through one ingress port (0: no limit). */
   maxFlowsPerPort?: number;
   /** Most confirmed flows from one source address (0: no limit). */
@@ -101,13 +102,50 @@ export interface NatConfig {
   seed?: number;
 }
 
+export interface NatConfig extends NatCommonConfig {
+  /** Own address per interface id: the gateway IP of a bridge, the external IP of the uplink. */
+  ifAddr: Uint32Array;
+  masqueradeSources: { net: number; prefixLen: number }[];
+  forwards?: PortForward[];
+}
+
+/** An IPv6 prefix: the address as four uint32 words (wire/ip6.ts), its length 0..128. */
+export interface Prefix6 {
+  net: Uint32Array;
+  prefixLen: number;
+}
+
+export interface PortForward6 {
+  proto: 6 | 17;
+  externalPort: number;
+  /** Inclusive; equal to externalPort for a single port. Ranges map port by port. */
+  externalPortEnd: number;
+  /** Four uint32 words. */
+  internalIp: Uint32Array;
+  internalPort: number;
+}
+
+export interface Nat6Config extends NatCommonConfig {
+  /**
+   * Own IPv6 address per router interface id (null: the interface has none): the gateway's
+   * global address of a bridge, the external address of the uplink.
+   */
+  ifAddr6: (Uint32Array | null)[];
+  /** Sources masqueraded to the uplink's address when they leave through it. */
+  masqueradeSources6: Prefix6[];
+  /** Prefixes routed without NAT: no SNAT for these sources (even inside a masqueraded prefix), replies just pass. */
+  routed6?: Prefix6[];
+  /** Published ports of the uplink's address (at most MAX_FORWARDS6). */
+  forwards6?: PortForward6[];
+}
+
 export interface FlowInfo {
   id: number;
   proto: number;
   protoName: string;
   state: string;
   secondsLeft: number;
-  /** conntrack style: "src=10.100.0.2 dst=203.0.113.1 sport=40000 dport=80". */
+  /** conntrack style: "src=10.100.0.2 dst=203.0.113.1 sport=40000 dport=80" (IPv6 addresses in RFC 5952 text). */
   original: string;
   reply: string;
   packetsOrig: number;

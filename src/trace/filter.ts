@@ -6,15 +6,27 @@
  *         Ethernet header.
  * Output: PacketFilter.match() -> boolean.
  * Config: the expression. Primitives:
- *   arp | ip | ip6 | icmp | tcp | udp | vlan [ID] | proto N
- *   [src|dst|src or dst|src and dst] host A      (IPv4 src/dst, ARP sender/target address)
- *   [src|dst|...] net A/LEN | net A mask M | net A[.B[.C]]
- *   [src|dst|...] port N | portrange A-B        (TCP/UDP, first fragment only)
+ *   arp | ip | ip6 | icmp | icmp6 | tcp | udp | vlan [ID] | proto N|NAME
+ *   [src|dst|src or dst|src and dst] host A      (IPv4: src/dst, ARP sender/target address;
+ *                                                  IPv6: src/dst of the fixed header)
+ *   [src|dst|...] net A/LEN | net A mask M | net A[.B[.C]]   (IPv4)
+ *   [src|dst|...] net A6/LEN | net A6            (IPv6 prefix; without /LEN a host, as in pcap)
+ *   [src|dst|...] port N | portrange A-B        (TCP/UDP/SCTP over either family, first fragment only)
  *   ether [src|dst|...] [host] MAC | ether broadcast | ether multicast | broadcast | multicast
+ *   ip multicast | ip6 multicast                 (destination 224.0.0.0/4 | ff00::/8)
  *   len < N | len <= N | len > N | len >= N | len = N | len != N | less N | greater N
- *   a bare IPv4 address (= host A) or A/LEN (= net A/LEN); `src A` = `src host A`
+ *   a bare address of either family (= host A) or prefix (= net A/LEN); `src A` = `src host A`
  *   A protocol keyword followed by a qualifier is ANDed with it: `tcp port 80`,
- *   `udp dst port 53`, `arp host 10.100.0.1`, `ip proto 17`.
+ *   `udp dst port 53`, `arp host 10.100.0.1`, `ip proto 17`, `ip6 proto 58`, `ip6 src fe80::1`;
+ *   an address of the other family after ip/ip6/arp/icmp/icmp6 is an error (it never matches).
+ * Protocols as in pcap-filter(7): `proto N` is IPv4's protocol or IPv6's; `tcp`/`udp` = `proto
+ *   6`/`proto 17` of either family; `icmp` = IPv4 ICMP only; `icmp6` = ICMPv6 = `ip6 proto 58`.
+ *   IPv6's protocol is the upper layer found by walking the extension-header chain (hop-by-
+ *   hop, routing, fragment, destination options; bounded by Ipv6ExtWalker: 8 headers, 1 KiB),
+ *   so ICMPv6 behind a hop-by-hop header (MLD) is `icmp6` too; like pcap's `ip6 proto`, the
+ *   first next-header value also matches (`ip6 proto 44`: fragments; `ip6 proto 0`:
+ *   hop-by-hop). A later fragment has its fragment header's protocol but no ports; a chain
+ *   that does not walk (truncated, too long) has no protocol.
  * Combined with and/&&, or/||, not/!, parentheses. As in tcpdump (pcap-filter(7)), `and`
  * and `or` have EQUAL precedence and associate left to right; `not` binds tightest:
  * `a or b and c` means `(a or b) and c`. An empty expression matches every frame.
@@ -24,11 +36,16 @@
  * message like "expected a port number after 'port' at 12".
  * Counters: none (callers count matches).
  *
- * Program layout: Int32Array, 8 ints per instruction:
- *   [op, dir, a, b, c, jumpIfTrue, jumpIfFalse, 0]; a jump < 0 ends evaluation (ACCEPT/REJECT).
+ * Program layout: Int32Array, 9 ints per instruction:
+ *   [op, dir, a, b, c, d, e, jumpIfTrue, jumpIfFalse]; a jump < 0 ends evaluation (ACCEPT/REJECT).
+ *   IPv6 addresses are four int32 words in a..d (most significant first), a prefix length in e.
  * All jumps go forward, so evaluation always terminates. Headers are decoded once per frame
- * into number fields of the PacketFilter instance (so an instance is not re-entrant).
+ * into number fields and a scratch Int32Array of the PacketFilter instance (so an instance is
+ * not re-entrant).
  */
+
+import { ip6ToString, parseCidrIp6, parseIp6 } from '../wire/ip6.js';
+import { IPV6_HEADER_LEN, IPV6_NEXT_HEADER, IPV6_PAYLOAD_LEN, IPV6_SRC, Ipv6ExtWalker } from '../wire/ipv6.js';
 
 export class FilterSyntaxError extends Error {
   readonly position: number;
@@ -42,7 +59,7 @@ export class FilterSyntaxError extends Error {
 /* ---- opcodes ---- */
 const OP_TRUE = 0;
 const OP_ETHERTYPE = 1; // a = ethertype (after VLAN tags)
-const OP_IPPROTO = 2; // a = IPv4 protocol
+const OP_IPPROTO = 2; // a = protocol, b = FAMILY_*
 const OP_VLAN = 3; // a = VID or -1
 const OP_HOST = 4; // a = IPv4 addr (int32)
 const OP_NET = 5; // a = net, b = mask
@@ -51,6 +68,12 @@ const OP_ETHER = 7; // a = hi16, b = lo32
 const OP_BCAST = 8;
 const OP_MCAST = 9;
 const OP_LEN = 10; // a = cmp, b = N
+const OP_HOST6 = 11; // a..d = IPv6 address words
+const OP_NET6 = 12; // a..d = network words, e = prefix length
+
+const FAMILY_ANY = 0;
+const FAMILY_4 = 4;
+const FAMILY_6 = 6;
 
 const CMP_LT = 0;
 const CMP_LE = 1;
@@ -66,9 +89,12 @@ const DIR_AND = 4;
 
 const ACCEPT = -1;
 const REJECT = -2;
-const STRIDE = 8;
+const STRIDE = 9;
+const JT = 7; // offsets of the jumps in an instruction
+const JF = 8;
+const IP6_BITS = 128;
 
-const OP_NAMES = ['true', 'ethertype', 'ipproto', 'vlan', 'host', 'net', 'port', 'ether', 'broadcast', 'multicast', 'len'];
+const OP_NAMES = ['true', 'ethertype', 'ipproto', 'vlan', 'host', 'net', 'port', 'ether', 'broadcast', 'multicast', 'len', 'host6', 'net6'];
 const DIR_NAMES = ['', 'src ', 'dst ', 'src or dst ', 'src and dst '];
 
 const ETH_IPV4 = 0x0800;
@@ -79,10 +105,15 @@ const ETH_IPV6 = 0x86dd;
 type Node =
   | { k: 'and' | 'or'; a: Node; b: Node }
   | { k: 'not'; a: Node }
-  | { k: 'prim'; op: number; dir: number; a: number; b: number; c: number };
+  | { k: 'prim'; op: number; dir: number; a: number; b: number; c: number; d: number; e: number };
 
-function prim(op: number, dir = 0, a = 0, b = 0, c = 0): Node {
-  return { k: 'prim', op, dir, a, b, c };
+function prim(op: number, dir = 0, a = 0, b = 0, c = 0, d = 0, e = 0): Node {
+  return { k: 'prim', op, dir, a, b, c, d, e };
+}
+
+/** An IPv6 host (prefixLen 128) or network: the four words as int32. */
+function prim6(dir: number, w: Uint32Array, prefixLen: number): Node {
+  return prefixLen === IP6_BITS ? prim(OP_HOST6, dir, w[0] | 0, w[1] | 0, w[2] | 0, w[3] | 0) : prim(OP_NET6, dir, w[0] | 0, w[1] | 0, w[2] | 0, w[3] | 0, prefixLen);
 }
 
 /* ---- tokenizer ---- */
@@ -172,14 +203,34 @@ function prefixMask(len: number): number {
   return len === 0 ? 0 : (0xffffffff << (32 - len)) | 0;
 }
 
+/** Mask of word i (0..3) of an IPv6 prefix of length len, as int32. */
+function prefixMask6(len: number, i: number): number {
+  const bits = len - 32 * i;
+  return bits <= 0 ? 0 : bits >= 32 ? -1 : -1 << (32 - bits);
+}
+
+/** "A6" or "A6/LEN" (LEN 0..128); null when the text is not an IPv6 address. */
+function parseIpv6Prefix(text: string): { addr: Uint32Array; prefixLen: number } | null {
+  if (!text.includes(':')) return null;
+  const slash = text.indexOf('/');
+  if (slash < 0) {
+    const addr = parseIp6(text);
+    return addr === null ? null : { addr, prefixLen: IP6_BITS };
+  }
+  return parseCidrIp6(text);
+}
+
 const PROTO_KEYWORDS: Record<string, Node> = {
   arp: prim(OP_ETHERTYPE, 0, ETH_ARP),
   ip: prim(OP_ETHERTYPE, 0, ETH_IPV4),
   ip6: prim(OP_ETHERTYPE, 0, ETH_IPV6),
-  icmp: prim(OP_IPPROTO, 0, 1),
-  tcp: prim(OP_IPPROTO, 0, 6),
-  udp: prim(OP_IPPROTO, 0, 17),
+  icmp: prim(OP_IPPROTO, 0, 1, FAMILY_4),
+  icmp6: prim(OP_IPPROTO, 0, 58, FAMILY_6),
+  tcp: prim(OP_IPPROTO, 0, 6, FAMILY_ANY),
+  udp: prim(OP_IPPROTO, 0, 17, FAMILY_ANY),
 };
+/** The address family a protocol keyword implies (its host/net qualifiers must be of it). */
+const KEYWORD_FAMILY: Record<string, number> = { arp: FAMILY_4, ip: FAMILY_4, icmp: FAMILY_4, ip6: FAMILY_6, icmp6: FAMILY_6 };
 const QUALIFIER_STARTS = new Set(['src', 'dst', 'host', 'net', 'port', 'portrange', 'proto']);
 
 /* ---- parser ---- */
@@ -279,16 +330,19 @@ class Parser {
   private parseHostArg(after: Token, dir: number): Node {
     const t = this.next();
     const a = t.kind === 'word' ? parseIpv4(t.text) : null;
-    if (!a) throw new FilterSyntaxError(`expected an IPv4 address after '${after.text}' (host names are not resolved)`, t.pos);
-    return prim(OP_HOST, dir || DIR_OR, a.addr);
+    if (a) return prim(OP_HOST, dir || DIR_OR, a.addr);
+    const a6 = t.kind === 'word' && t.text.includes(':') && !t.text.includes('/') ? parseIp6(t.text) : null;
+    if (a6) return prim6(dir || DIR_OR, a6, IP6_BITS);
+    throw new FilterSyntaxError(`expected an IPv4 or IPv6 address after '${after.text}' (host names are not resolved)`, t.pos);
   }
 
   private parseNetArg(after: Token, dir: number): Node {
     const t = this.next();
     const bad = (): never => {
-      throw new FilterSyntaxError(`expected a network like 10.100.0.0/24 after '${after.text}'`, t.pos);
+      throw new FilterSyntaxError(`expected a network like 10.100.0.0/24 or 2001:db8::/64 after '${after.text}'`, t.pos);
     };
     if (t.kind !== 'word') bad();
+    if (t.text.includes(':')) return this.parseNet6(t, dir, bad);
     const slash = t.text.indexOf('/');
     let addr: number;
     let mask: number;
@@ -317,6 +371,20 @@ class Parser {
     return prim(OP_NET, dir || DIR_OR, addr & mask, mask);
   }
 
+  /** An IPv6 network A6/LEN, or A6 alone (a host: pcap-filter's IPv6 `net` without a length). */
+  private parseNet6(t: Token, dir: number, bad: () => never): Node {
+    const p = parseIpv6Prefix(t.text);
+    if (p === null) bad();
+    const { addr, prefixLen } = p!;
+    for (let i = 0; i < 4; i++) {
+      if ((addr[i] & ~prefixMask6(prefixLen, i)) !== 0) throw new FilterSyntaxError(`non-network bits set in '${t.text}'`, t.pos);
+    }
+    if (this.isWord(this.peek(), 'mask')) {
+      throw new FilterSyntaxError(`'mask' is for IPv4 networks: write an IPv6 network as ${t.text.split('/')[0]}/LEN`, this.peek().pos);
+    }
+    return prim6(dir || DIR_OR, addr, prefixLen);
+  }
+
   private parsePortRange(after: Token, dir: number): Node {
     const t = this.next();
     const m = t.kind === 'word' ? /^([0-9]+)-([0-9]+)$/.exec(t.text) : null;
@@ -325,6 +393,16 @@ class Parser {
     const hi = Number(m[2]);
     if (lo > 65535 || hi > 65535) throw new FilterSyntaxError(`port range ${t.text} out of range (max 65535)`, t.pos);
     return prim(OP_PORT, dir || DIR_OR, Math.min(lo, hi), Math.max(lo, hi));
+  }
+
+  /** `ip6 host 10.100.0.1`, `arp net 2001:db8::/32`: a keyword and an address of the other family never match. */
+  private checkFamily(keyword: Token, q: Node, pos: number): void {
+    const family = KEYWORD_FAMILY[keyword.text.toLowerCase()];
+    if (family === undefined || q.k !== 'prim') return;
+    const addrFamily = q.op === OP_HOST || q.op === OP_NET ? FAMILY_4 : q.op === OP_HOST6 || q.op === OP_NET6 ? FAMILY_6 : FAMILY_ANY;
+    if (addrFamily !== FAMILY_ANY && addrFamily !== family) {
+      throw new FilterSyntaxError(`an IPv${addrFamily} address after '${keyword.text}' never matches`, pos);
+    }
   }
 
   private parsePrimitive(): Node {
@@ -337,9 +415,16 @@ class Parser {
     if (proto) {
       this.next();
       const n = this.peek();
+      if ((w === 'ip' || w === 'ip6') && this.isWord(n, 'multicast')) {
+        this.next();
+        const group = w === 'ip' ? prim(OP_NET, DIR_DST, 0xe0000000 | 0, prefixMask(4)) : prim(OP_NET6, DIR_DST, 0xff000000 | 0, 0, 0, 0, 8);
+        return { k: 'and', a: proto, b: group };
+      }
       if (this.isWord(n, ...QUALIFIER_STARTS)) {
-        // `tcp port 80`, `arp host A`, `ip proto 17`: protocol AND the qualified primitive.
-        return { k: 'and', a: proto, b: this.parsePrimitive() };
+        // `tcp port 80`, `arp host A`, `ip proto 17`, `ip6 proto 58`: protocol AND the qualified primitive.
+        const q = this.parsePrimitive();
+        this.checkFamily(t, q, n.pos);
+        return { k: 'and', a: proto, b: q };
       }
       return proto;
     }
@@ -434,6 +519,9 @@ class Parser {
     if (k.kind === 'word' && /^[0-9.]+\/[0-9]+$/.test(k.text)) {
       return this.parseNetArg(after, dir);
     }
+    if (k.kind === 'word' && parseIpv6Prefix(k.text) !== null) {
+      return this.parseNetArg(after, dir); // an IPv6 address is a host, A6/LEN a network
+    }
     if (dir) {
       throw new FilterSyntaxError(`expected 'host', 'net', 'port' or 'portrange' after '${after.text}'`, k.pos);
     }
@@ -475,8 +563,8 @@ class CodeGen {
         return;
       case 'prim': {
         const at = this.code.length;
-        this.code.push(n.op, n.dir, n.a, n.b, n.c, t, f, 0);
-        this.fixups.push(at + 5, at + 6);
+        this.code.push(n.op, n.dir, n.a, n.b, n.c, n.d, n.e, t, f);
+        this.fixups.push(at + JT, at + JF);
         return;
       }
     }
@@ -511,6 +599,14 @@ export class PacketFilter {
   private arpOk = false;
   private arpSpa = 0;
   private arpTpa = 0;
+  private ip6Ok = false;
+  /** Source address words 0..3, destination 4..7 (int32). */
+  private readonly ip6Addr = new Int32Array(8);
+  /** Upper-layer protocol after the extension headers (-1: the chain did not walk). */
+  private ip6Proto = -1;
+  /** The fixed header's next header (pcap's `ip6 proto`). */
+  private ip6FirstHeader = -1;
+  private readonly ext = new Ipv6ExtWalker();
 
   constructor(source: string, code: Int32Array) {
     this.source = source;
@@ -526,6 +622,8 @@ export class PacketFilter {
     this.ipProto = -1;
     this.portsOk = false;
     this.arpOk = false;
+    this.ip6Ok = false;
+    this.ip6Proto = -1;
     if (len < 14) return;
     const end = off + len;
     let p = off + 12;
@@ -549,11 +647,9 @@ export class PacketFilter {
       this.ipDst = (buf[l3 + 16]! << 24) | (buf[l3 + 17]! << 16) | (buf[l3 + 18]! << 8) | buf[l3 + 19]!;
       const fragOff = ((buf[l3 + 6]! << 8) | buf[l3 + 7]!) & 0x1fff;
       const l4 = l3 + ihl;
-      if (fragOff === 0 && (this.ipProto === 6 || this.ipProto === 17 || this.ipProto === 132) && l4 + 4 <= end) {
-        this.portsOk = true;
-        this.sport = (buf[l4]! << 8) | buf[l4 + 1]!;
-        this.dport = (buf[l4 + 2]! << 8) | buf[l4 + 3]!;
-      }
+      if (fragOff === 0 && hasPorts(this.ipProto)) this.decodePorts(buf, l4, end);
+    } else if (et === ETH_IPV6) {
+      this.decodeIpv6(buf, l3, end);
     } else if (et === ETH_ARP) {
       if (l3 + 28 > end) return;
       // Ethernet/IPv4 ARP only
@@ -562,6 +658,37 @@ export class PacketFilter {
       this.arpSpa = (buf[l3 + 14]! << 24) | (buf[l3 + 15]! << 16) | (buf[l3 + 16]! << 8) | buf[l3 + 17]!;
       this.arpTpa = (buf[l3 + 24]! << 24) | (buf[l3 + 25]! << 16) | (buf[l3 + 26]! << 8) | buf[l3 + 27]!;
     }
+  }
+
+  private decodePorts(buf: Uint8Array, l4: number, end: number): void {
+    if (l4 + 4 > end) return;
+    this.portsOk = true;
+    this.sport = (buf[l4]! << 8) | buf[l4 + 1]!;
+    this.dport = (buf[l4 + 2]! << 8) | buf[l4 + 3]!;
+  }
+
+  /** The IPv6 packet at l3: addresses, protocol through the extension chain, ports of a first fragment. */
+  private decodeIpv6(buf: Uint8Array, l3: number, end: number): void {
+    if (l3 + IPV6_HEADER_LEN > end || buf[l3]! >>> 4 !== 6) return;
+    this.ip6Ok = true;
+    const a = this.ip6Addr;
+    for (let i = 0, o = l3 + IPV6_SRC; i < 8; i++, o += 4) a[i] = (buf[o]! << 24) | (buf[o + 1]! << 16) | (buf[o + 2]! << 8) | buf[o + 3]!;
+    this.ip6FirstHeader = buf[l3 + IPV6_NEXT_HEADER]!;
+    // Without link padding: at most what the payload length says.
+    const avail = Math.min(end - l3, IPV6_HEADER_LEN + ((buf[l3 + IPV6_PAYLOAD_LEN]! << 8) | buf[l3 + IPV6_PAYLOAD_LEN + 1]!));
+    const w = this.ext;
+    if (w.walk(buf, l3, avail) !== 0) return;
+    this.ip6Proto = w.protocol;
+    if (!w.isLaterFragment && hasPorts(w.protocol)) this.decodePorts(buf, w.offset, l3 + avail);
+  }
+
+  /** Word i..i+3 of ip6Addr (0: source, 4: destination) in the prefix at code[base+2 .. base+6) of length prefixLen. */
+  private inPrefix6(at: number, code: Int32Array, base: number, prefixLen: number): boolean {
+    const a = this.ip6Addr;
+    for (let i = 0; i < 4; i++) {
+      if (((a[at + i]! ^ code[base + 2 + i]!) & prefixMask6(prefixLen, i)) !== 0) return false;
+    }
+    return true;
   }
 
   /** Does the frame at buf[off .. off+len) (Ethernet header first) match? */
@@ -584,7 +711,9 @@ export class PacketFilter {
           r = this.etype === a;
           break;
         case OP_IPPROTO:
-          r = this.ipOk && this.ipProto === a;
+          r =
+            (b !== FAMILY_6 && this.ipOk && this.ipProto === a) ||
+            (b !== FAMILY_4 && this.ip6Ok && (this.ip6Proto === a || this.ip6FirstHeader === a));
           break;
         case OP_VLAN:
           r = this.vlanCount > 0 && (a < 0 || this.vlanId === a);
@@ -631,6 +760,13 @@ export class PacketFilter {
         case OP_MCAST:
           r = len >= 6 && (buf[off]! & 1) === 1;
           break;
+        case OP_HOST6:
+        case OP_NET6: {
+          if (!this.ip6Ok) break;
+          const plen = code[base]! === OP_HOST6 ? IP6_BITS : code[base + 6]!;
+          r = dirMatch(dir, this.inPrefix6(0, code, base, plen), this.inPrefix6(4, code, base, plen));
+          break;
+        }
         case OP_LEN:
           switch (a) {
             case CMP_LT: r = len < b; break;
@@ -642,7 +778,7 @@ export class PacketFilter {
           }
           break;
       }
-      const nx = r ? code[base + 5]! : code[base + 6]!;
+      const nx = r ? code[base + JT]! : code[base + JF]!;
       if (nx < 0) return nx === ACCEPT;
       pc = nx;
     }
@@ -655,12 +791,21 @@ export class PacketFilter {
     const target = (j: number): string => (j === ACCEPT ? 'accept' : j === REJECT ? 'reject' : `${j}`);
     for (let pc = 0; pc * STRIDE < c.length; pc++) {
       const b = pc * STRIDE;
-      lines.push(
-        `${pc}: ${DIR_NAMES[c[b + 1]!] ?? ''}${OP_NAMES[c[b]!]} ${c[b + 2]} ${c[b + 3]} -> t:${target(c[b + 5]!)} f:${target(c[b + 6]!)}`,
-      );
+      const op = c[b]!;
+      let args = `${c[b + 2]} ${c[b + 3]}`;
+      if (op === OP_HOST6 || op === OP_NET6) {
+        const words = Uint32Array.of(c[b + 2]!, c[b + 3]!, c[b + 4]!, c[b + 5]!);
+        args = `${ip6ToString(words)}${op === OP_NET6 ? `/${c[b + 6]}` : ''}`;
+      } else if (op === OP_IPPROTO && c[b + 3] !== FAMILY_ANY) args = `${c[b + 2]} (ip${c[b + 3] === FAMILY_6 ? '6' : ''} only)`;
+      lines.push(`${pc}: ${DIR_NAMES[c[b + 1]!] ?? ''}${OP_NAMES[op]} ${args} -> t:${target(c[b + JT]!)} f:${target(c[b + JF]!)}`);
     }
     return lines.join('\n');
   }
+}
+
+/** TCP, UDP and SCTP carry ports in their first four bytes. */
+function hasPorts(proto: number): boolean {
+  return proto === 6 || proto === 17 || proto === 132;
 }
 
 function dirMatch(dir: number, s: boolean, d: boolean): boolean {
@@ -675,7 +820,7 @@ function dirMatch(dir: number, s: boolean, d: boolean): boolean {
 /** Compile a filter expression. Throws FilterSyntaxError on malformed input. */
 export function compileFilter(source: string): PacketFilter {
   const ast = new Parser(tokenize(source)).parseAll();
-  if (ast === null) return new PacketFilter(source, Int32Array.from([OP_TRUE, 0, 0, 0, 0, ACCEPT, ACCEPT, 0]));
+  if (ast === null) return new PacketFilter(source, Int32Array.from([OP_TRUE, 0, 0, 0, 0, 0, 0, ACCEPT, ACCEPT]));
   const g = new CodeGen();
   g.gen(ast, 0, 1);
   return new PacketFilter(source, g.finish());

@@ -426,3 +426,26 @@ test('metrics text carries the counters with labels', async () => {
   s.faults = [];
   assert.doesNotMatch(await m.render(s), /tapbridge_fault_events_total\{/);
 });
+
+test('metrics, stats and top with IPv6: router events of both families, ARP and NDP neighbour gauges, IPv6 drop reasons', async () => {
+  const s = fakeStats();
+  s.router = { forwarded: 4, forwarded6: 2, icmp6ErrorsSent: 1, neighborSolicitsSent: 3, routerAdvertsSent: 5 };
+  s.neighbors = 2;
+  s.neighbors6 = 3;
+  s.ports[0].counters = { ...s.ports[0].counters, drops: { ipv6_no_route: 1, hop_limit_exceeded: 2 }, dropped: 3 };
+  const text = await new MetricsExporter().render(s);
+  assert.match(text, /^tapbridge_router_events_total\{event="forwarded"\} 4$/m);
+  assert.match(text, /^tapbridge_router_events_total\{event="forwarded6"\} 2$/m);
+  assert.match(text, /^tapbridge_router_events_total\{event="neighborSolicitsSent"\} 3$/m);
+  assert.match(text, /^tapbridge_router_events_total\{event="routerAdvertsSent"\} 5$/m);
+  assert.match(text, /^tapbridge_neighbors 2$/m, 'the ARP gauge keeps its name');
+  assert.match(text, /^tapbridge_neighbors6 3$/m);
+  assert.match(text, /^tapbridge_port_drops_total\{port="quiet",bridge="br0",reason="ipv6_no_route"\} 1$/m);
+  assert.match(text, /^tapbridge_port_drops_total\{port="quiet",bridge="br0",reason="hop_limit_exceeded"\} 2$/m);
+  assert.match(renderStats(s), /neighbours: 2 ARP, 3 NDP/);
+  assert.match(renderStats(s), /router: forwarded=4 forwarded6=2 icmp6ErrorsSent=1 neighborSolicitsSent=3 routerAdvertsSent=5/);
+  assert.match(renderTop(s, { width: 200, height: 40, window: 5, socket: '/run/x.sock' })[1], /neighbours 2 ARP, 3 NDP/);
+  // a data plane that does not answer for IPv6: as before
+  assert.match(renderStats(fakeStats()), /neighbours: n\/a /);
+  assert.doesNotMatch(await new MetricsExporter().render(fakeStats()), /tapbridge_neighbors6/);
+});

@@ -3,12 +3,21 @@
  * neighbour discovery (answers for global and link-local addresses, resolution with queued
  * packets, NUD to DELAY and PROBE, failure to address unreachable), router advertisements
  * (content, rate limit), echo, hop limit, no route, packet too big per GSO segment, closed
- * ports, link-local scope, tenant RAs and multicast noise. Frames are built with the wire
- * layer's emitters and read back with its parsers.
+ * ports, link-local scope, tenant RAs and multicast noise; `ctl trace` for IPv6 (and that it
+ * leaves nothing behind), `ctl neigh`, live stats and metrics of the IPv6 counters. Frames are
+ * built with the wire layer's emitters and read back with its parsers.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { ACCOUNT_CONTROL } from '../../src/core/arena.js';
 import { VNET_GSO_SIZE, VNET_GSO_TYPE } from '../../src/core/frame.js';
+import { dataPlaneApi } from '../../src/dataplane/api.js';
+import { runTrace } from '../../src/dataplane/trace.js';
+import { renderNeighbors6, renderStats, type Neighbor6Row } from '../../src/cli/render.js';
+import { CallError, type DataPlaneWorker } from '../../src/control/dataplane-client.js';
+import { LiveStatsSource } from '../../src/control/live.js';
+import { MetricsExporter } from '../../src/control/metrics.js';
+import { ApiError } from '../../src/dataplane/errors.js';
 import type { DataPlaneSpec, PortSpec } from '../../src/dataplane/spec.js';
 import { fillL4Checksum6, verifyL4Checksum6 } from '../../src/wire/checksum.js';
 import { ETHERTYPE_IPV6, writeEthernetHeader } from '../../src/wire/ethernet.js';
@@ -393,4 +402,173 @@ test('port security for IPv6: configured, link-local and SLAAC sources pass; oth
   p.inject('red', ra.subarray(0, 14 + n));
   assert.equal(p.drops('red').ra_guard, 1);
   assert.equal(p.take().length, 0, 'nothing of it reached blue');
+});
+
+/* ------------------------------------------------------- ctl trace (IPv6) */
+
+function traceSteps(r: ReturnType<typeof runTrace>): string {
+  return r.steps.map((s) => `${s.stage}: ${s.decision}`).join('\n');
+}
+
+test('trace red -> the gateway (ICMPv6 echo): local delivery and an echo reply to red', () => {
+  const p = lab();
+  resolveNeighbours(p);
+  const r = runTrace(p.engine, { port: 'red', dst: GW });
+  assert.equal(r.packet, `icmp6 ${RED} -> ${GW} type 128 id 40000`);
+  const steps = traceSteps(r);
+  assert.match(steps, /^gw6\/br0: IPv6 icmp6 2001:db8:100::2 -> 2001:db8:100::1 type 128 id 40000 hop limit 64$/m);
+  assert.match(steps, /^router6: 2001:db8:100::1 is an address of tapbridge: local delivery$/m);
+  assert.match(steps, /^local6: ICMPv6 echo request: reply$/m);
+  assert.deepEqual(r.outputs, [`port red (red:eth0): 02:74:62:00:00:01 -> 02:00:00:00:00:02, icmp6 ${GW} -> ${RED} type 129 id 40000 hop limit 64`]);
+  assert.deepEqual(r.drops, []);
+  const hops = r.path.map((h) => `${h.from}[${h.output}]->[${h.input}]${h.to}`);
+  assert.deepEqual(hops.slice(0, 7), [
+    'dev/red[rx]->[red]switch/br0',
+    'switch/br0[gw-br0]->[wire]gw/br0',
+    'gw/br0[ip6]->[wire]gw6/br0',
+    'gw6/br0[ip]->[br0]router6',
+    'router6[local]->[in]local6',
+    'local6[reply]->[local]router6',
+    'router6[br0]->[ip]gw6/br0',
+  ]);
+});
+
+test('trace red -> wan: routed to the uplink with the hop limit decremented; an unresolved next hop is named (NDP)', () => {
+  const p = lab();
+  p.inject('red', nsFrame(MAC.red, RED, GW));
+  p.take();
+  const waiting = runTrace(p.engine, { port: 'red', dst: WAN, proto: 'tcp', dport: 80 });
+  assert.equal(waiting.packet, `tcp [${RED}]:40000 -> [${WAN}]:80`);
+  assert.match(traceSteps(waiting), /^router6: hop limit 64 -> 63; out of uplink \(MTU 1500\) to next hop 2001:db8:113::1$/m);
+  assert.match(traceSteps(waiting), /^gw6\/uplink: NDP 2001:db8:113::1: incomplete: the packet would wait for a neighbour advertisement$/m);
+  assert.deepEqual(waiting.outputs, []);
+  assert.equal(p.engine.gateways6.flatMap((g) => g.neighbors()).length, 1, 'the trace left no neighbour entry behind (only red)');
+
+  resolveNeighbours(p);
+  const r = runTrace(p.engine, { port: 'red', dst: WAN, proto: 'udp', dport: 53, sport: 5353 });
+  assert.match(traceSteps(r), /^gw6\/uplink: NDP 2001:db8:113::1: 02:00:00:00:71:01 \(reachable\)$/m);
+  assert.deepEqual(r.outputs, [`port uplink (eth0): 02:74:62:00:71:02 -> 02:00:00:00:71:01, udp [${RED}]:5353 -> [${WAN}]:53 hop limit 63`]);
+  assert.match(r.verdict, /would transmit on 1 port/);
+});
+
+test('trace with hop limit 1: hop_limit_exceeded and ICMPv6 time exceeded to the source', () => {
+  const p = lab();
+  resolveNeighbours(p);
+  const r = runTrace(p.engine, { port: 'red', dst: WAN, ttl: 1 });
+  assert.match(traceSteps(r), /hop limit 1 expires here: ICMPv6 time exceeded to the source/);
+  assert.deepEqual(r.drops, ['hop_limit_exceeded (counted on port gw-br0)']);
+  assert.equal(r.outputs.length, 1);
+  assert.match(r.outputs[0], /^port red .*icmp6 2001:db8:100::1 -> 2001:db8:100::2 time exceeded code 0, about icmp6 2001:db8:100::2 -> 2001:db8:113::1 type 128 id 40000 hop limit 64$/);
+  assert.match(r.verdict, /^dropped: hop_limit_exceeded/);
+});
+
+test('trace from the uplink to tapbridge\'s external IPv6 address: the uplink MAC by default, an echo reply back out', () => {
+  const p = lab();
+  resolveNeighbours(p);
+  const r = runTrace(p.engine, { port: 'uplink', src: WAN, dst: '2001:db8:113::2' });
+  assert.match(r.packet, /^icmp6 2001:db8:113::1 -> 2001:db8:113::2 type 128/);
+  assert.match(traceSteps(r), /^gw6\/uplink: IPv6 icmp6/m);
+  assert.match(traceSteps(r), /local delivery/);
+  assert.equal(r.outputs.length, 1);
+  assert.match(r.outputs[0], /^port uplink \(eth0\): 02:74:62:00:71:02 -> 02:00:00:00:71:01, icmp6 2001:db8:113::2 -> 2001:db8:113::1 type 129/);
+  assert.throws(() => runTrace(p.engine, { port: 'uplink', dst: '2001:db8:113::2' }), /port 'uplink' has no configured IPv6 address: pass 'src'/);
+});
+
+test('trace: the address family decides; defaults of a dual-stack port; link-local and multicast destinations', () => {
+  const dual = { ...port('red', RED), addresses: ['2001:db8:100::2/64', '10.100.0.2/24'] };
+  const p = lab({ ports: [dual, port('blue', '2001:db8:100::3')] });
+  const v4 = runTrace(p.engine, { port: 'red', dst: '10.100.0.3' });
+  assert.equal(v4.packet, 'icmp 10.100.0.2 -> 10.100.0.3 type 8 id 40000', 'the IPv4 address of the port, though listed second');
+  assert.match(v4.steps[0].decision, /no IPv4 gateway on this bridge and no dstMac given: using broadcast/);
+  const ll = runTrace(p.engine, { port: 'red', dst: GW_LL });
+  assert.equal(ll.packet, `icmp6 ${ip6ToString(linkLocalFromMac(MAC.red))} -> ${GW_LL} type 128 id 40000`, "toward a link-local address: the port's own link-local source");
+  assert.match(traceSteps(ll), /is an address of tapbridge: local delivery/);
+  const group = runTrace(p.engine, { port: 'red', dst: 'ff02::1', proto: 'udp', dport: 9 });
+  assert.ok(group.outputs.some((o) => /^port blue .* -> 33:33:00:00:00:01, udp \[2001:db8:100::2\]:40000 -> \[ff02::1\]:9/.test(o)), group.outputs.join('\n'));
+  const unknown = runTrace(p.engine, { port: 'red', dst: '2001:db8:100::3' });
+  assert.match(unknown.steps[0].decision, /MAC of 2001:db8:100::3 not known to tapbridge \(pass dstMac\): using broadcast/);
+  assert.throws(() => runTrace(p.engine, { port: 'red', src: '10.100.0.2', dst: WAN }), /'src' is an IPv4 address but 'dst' an IPv6 one: both must be of one family/);
+  assert.throws(() => runTrace(p.engine, { port: 'red', dst: '2001:db8::zz' }), /'dst' must be an IPv4 or IPv6 address/);
+});
+
+test('an IPv6 decision trace leaves no neighbour, no learned MAC, no counter and no frame behind', () => {
+  const p = lab();
+  resolveNeighbours(p);
+  p.clock.t += 31_000; // wan's entry is stale now: a use would move it to delay
+  const snapshot = () =>
+    JSON.stringify({
+      ports: p.engine.portInfo(),
+      fdb: p.engine.fdbRows(),
+      neigh: p.engine.gateways6.flatMap((g) => g.neighbors()).map((n) => [n.ip, n.state, n.mac, n.probes, n.ageSeconds]),
+      links: p.engine.graph.links().map((l) => l.packets),
+      elements: p.engine.graph.elements.map((e) => e.counters),
+      pool: p.engine.arena.poolFree,
+      budget: p.engine.shared.budget6.limited,
+    });
+  const before = snapshot();
+  for (const r of [
+    { port: 'red', dst: GW },
+    { port: 'red', dst: WAN, proto: 'tcp', dport: 80 },
+    { port: 'red', dst: '2001:db8:113::9', proto: 'udp' },
+    { port: 'red', dst: WAN, ttl: 1 },
+    { port: 'red', dst: GW, proto: 'udp', dport: 9 },
+    { port: 'red', dst: '2001:db8:100::3', srcMac: '02:00:00:00:00:99' },
+    { port: 'uplink', src: WAN, dst: RED, proto: 'tcp', dport: 22 },
+    { port: 'blue', dst: 'ff02::2' },
+  ] as const) {
+    const res = runTrace(p.engine, { ...r } as never);
+    assert.ok(res.steps.length > 0 && res.path.length > 0, JSON.stringify(res));
+  }
+  assert.equal(snapshot(), before);
+  assert.equal(p.engine.arena.accounts()[ACCOUNT_CONTROL].used, 0);
+});
+
+test('ctl neigh: the API lists IPv6 neighbours of every interface; the text view is a table by interface and address', () => {
+  const p = lab();
+  resolveNeighbours(p);
+  p.inject('uplink', ip6Frame({ srcMac: WAN_MAC, dstMac: UP_MAC, src: WAN, dst: '2001:db8:100::99' })); // resolving ::99 on br0
+  const rows = dataPlaneApi(p.engine, () => {}).methods.neigh({}) as Neighbor6Row[];
+  const brief = rows.map((r) => [r.iface, r.ip, r.macText, r.state, r.router, r.queued, r.probes]).sort();
+  assert.deepEqual(brief, [
+    ['br0', '2001:db8:100::2', '02:00:00:00:00:02', 'stale', false, 0, 0],
+    ['br0', '2001:db8:100::99', '-', 'incomplete', false, 1, 1],
+    ['uplink', WAN, macToString(WAN_MAC), 'reachable', true, 0, 0],
+  ]);
+  const text = renderNeighbors6(rows).split('\n');
+  assert.match(text[0], /^IFACE\s+ADDRESS\s+MAC\s+STATE\s+AGE\s+ROUTER\s+QUEUED\s+PROBES$/);
+  assert.match(text[1], /^br0\s+2001:db8:100::2\s+02:00:00:00:00:02\s+stale\s+0s\s+no\s+0\s+0$/);
+  assert.match(text[2], /^br0\s+2001:db8:100::99\s+-\s+incomplete\s+0s\s+no\s+1\s+1$/);
+  assert.match(text[3], /^uplink\s+2001:db8:113::1\s+02:00:00:00:71:01\s+reachable\s+0s\s+yes\s+0\s+0$/);
+  p.take();
+});
+
+test('live stats and metrics of a real IPv6 graph: router6 events, the NDP neighbour gauge, IPv6 drop reasons', async () => {
+  const p = lab();
+  resolveNeighbours(p); // one packet forwarded red -> wan, one NS sent on the uplink
+  p.inject('red', ip6Frame({ srcMac: MAC.red, dstMac: GW_MAC, src: RED, dst: WAN, hop: 1 }));
+  p.inject('red', ip6Frame({ srcMac: MAC.red, dstMac: GW_MAC, src: 'fe80::2', dst: WAN }));
+  p.take();
+  const { methods } = dataPlaneApi(p.engine, () => {});
+  // The worker's calls, answered in this thread (an ApiError is a status, as the worker client makes it).
+  const dp = {
+    call: async (method: string, params: Record<string, unknown> = {}) => {
+      try {
+        return methods[method](params);
+      } catch (err) {
+        throw err instanceof ApiError ? new CallError(err.status, err.message) : err;
+      }
+    },
+  } as unknown as DataPlaneWorker;
+  const stats = await new LiveStatsSource(dp).collect();
+  assert.equal(stats.neighbors6, 2, 'red on br0, wan on the uplink');
+  assert.equal(stats.router?.forwarded6, 1);
+  assert.equal(stats.router?.neighborSolicitsSent, 1);
+  const text = await new MetricsExporter().render(stats);
+  assert.match(text, /^tapbridge_neighbors6 2$/m);
+  assert.match(text, /^tapbridge_router_events_total\{event="forwarded6"\} 1$/m);
+  assert.match(text, /^tapbridge_router_events_total\{event="icmp6ErrorsSent"\} 1$/m);
+  assert.match(text, /^tapbridge_router_events_total\{event="neighborSolicitsSent"\} 1$/m);
+  assert.match(text, /^tapbridge_port_drops_total\{port="gw-br0",bridge="br0",reason="hop_limit_exceeded"\} 1$/m);
+  assert.match(text, /^tapbridge_port_drops_total\{port="gw-br0",bridge="br0",reason="ipv6_beyond_scope"\} 1$/m);
+  assert.match(renderStats(stats), /neighbours: 0 ARP, 2 NDP/);
 });
