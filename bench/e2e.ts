@@ -5,13 +5,31 @@
  * in turn, then everything is torn down — also on failure or Ctrl-C.
  *
  *   node dist/bench/e2e.js [--duration S] [--quick] [--only tcp,udp,ping] [--repeat N]
- *                          [--scenario NAME] [--compare kernel,tapbridge,cloop] [--verbose]
+ *                          [--scenario NAME[,NAME...]] [--compare kernel,tapbridge,cloop] [--verbose]
+ *
+ * Scenarios (in this order; `--help` lists them with their addresses):
+ *   switch   ns -> ns through one bridge, IPv4: TCP, UDP 64 B, ping (median and p99)
+ *   switch6  the same in IPv6 (2001:db8:100::2 -> ::3): kernel bridge and tapbridge
+ *   nat      masquerade out to a wan namespace, a published port in, conn/s (iptables in kh)
+ *   nat6     the same through NAT66 (2001:db8:100::2 -> wan 2001:db8:113::1, published
+ *            [2001:db8:113::2]:5201; kernel: ip6tables MASQUERADE/DNAT in kh)
+ * One module builds both families of a scenario (l2-scenario.ts, nat-scenario.ts). An IPv6
+ * scenario is built and measured together with its IPv4 twin: both topologies stand at once
+ * and, metric by metric, the runs alternate (switch kernel, switch tapbridge, ..., switch6
+ * kernel, switch6 tapbridge, then the next repeat), so noise hits both families alike.
+ *
+ * Targets (the "target" and "result" columns): relative to the kernel (ratio), absolute (ping
+ * < 150 µs), or, for the IPv6 rows, relative to tapbridge's own IPv4 figure of the same metric
+ * in the same run ("of tapbridge in switch"): switch6 and nat6 TCP >= 90% of it, switch6 ping
+ * median <= 110% of it; the result then shows that ratio, and the kernel ratio stays in its
+ * column. Such a target needs its IPv4 scenario in the run (`--scenario switch,switch6`), else
+ * it is "?". IPv6 UDP and nat6 conn/s keep the kernel-relative targets of IPv4.
  *
  * Peers: kernel (the reference), tapbridge, and the C loop (bench/cfwd/cfwd.c, built here
- * with cc -O2: a bare TAP-to-TAP read/write loop, once with VNET_HDR and once plain; L2
- * scenarios only). `--compare` takes kernel, tapbridge, cloop (both C variants), cloop-vnet,
- * cloop-plain; default all. A peer that fails to build or start stays in the table as
- * "failed: <reason>"; one a scenario cannot have shows "n/a".
+ * with cc -O2: a bare TAP-to-TAP read/write loop, once with VNET_HDR and once plain; the
+ * IPv4 switch scenario only). `--compare` takes kernel, tapbridge, cloop (both C variants),
+ * cloop-vnet, cloop-plain; default all. A peer that fails to build or start stays in the table
+ * as "failed: <reason>"; one a scenario cannot have shows "n/a".
  *
  * Output: progress on stderr, a table (metric | kernel | tapbridge | C loop ... | ratio |
  * tapbridge / C loop | target) on stdout, and bench/results/e2e-<timestamp>.json. Numbers
@@ -34,19 +52,25 @@ import {
   describeTarget,
   evaluateTarget,
   summarize,
+  targetRatio,
   type MeasureOptions,
   type Measurement,
+  type Metric,
   type MetricId,
   type Scenario,
   type ScenarioContext,
+  type Target,
   type Topology,
 } from './lib/scenario.js';
 import { fileStamp, fmt, median, table } from './lib/stats.js';
 import { REPO_ROOT } from './lib/tapbridge.js';
 import { portCounters, portDropsDelta, portTrafficDelta } from './lib/counters.js';
 
-/** Every scenario the benchmark knows; add new ones (e.g. NAT) here. */
-const SCENARIOS: Scenario[] = [l2Scenario, natScenario];
+/**
+ * Every scenario the benchmark knows, in the order they run; add new ones here. Each IPv6
+ * scenario runs right after its IPv4 twin, whose tapbridge figures its 'family' targets use.
+ */
+const SCENARIOS: Scenario[] = [l2Scenario(4), l2Scenario(6), natScenario(4), natScenario(6)];
 
 /** The systems compared; each is a topology a scenario may or may not offer. */
 type PeerId = 'kernel' | 'tapbridge' | 'cloopVnet' | 'cloopPlain';
@@ -79,24 +103,27 @@ interface Options {
   durationS: number;
   only: MetricId[] | null;
   repeat: number;
-  scenario: string | null;
+  /** Scenario names (--scenario a,b), or null for all. */
+  scenarios: string[] | null;
   compare: PeerId[];
   verbose: boolean;
   quick: boolean;
 }
 
 function usage(): never {
+  const width = Math.max(...SCENARIOS.map((s) => s.name.length));
   process.stderr.write(
-    'usage: node dist/bench/e2e.js [--duration S] [--quick] [--only tcp,udp,ping] [--repeat N] [--scenario NAME]\n' +
+    'usage: node dist/bench/e2e.js [--duration S] [--quick] [--only tcp,udp,ping] [--repeat N] [--scenario NAME[,NAME...]]\n' +
       '                              [--compare kernel,tapbridge,cloop] [--verbose]\n' +
-      `scenarios: ${SCENARIOS.map((s) => s.name).join(', ')}\n` +
+      `scenarios (default: all, in this order):\n${SCENARIOS.map((s) => `  ${s.name.padEnd(width)}  ${s.description}\n`).join('')}` +
+      `  (switch6 and nat6 have targets relative to tapbridge's switch and nat figures: run those too, e.g. --scenario switch,switch6)\n` +
       `--compare names: ${Object.keys(COMPARE_NAMES).join(', ')} (cloop = both C loop variants; default: all)\n`,
   );
   process.exit(2);
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { durationS: 5, only: null, repeat: 1, scenario: null, compare: PEERS.map((p) => p.id), verbose: false, quick: false };
+  const o: Options = { durationS: 5, only: null, repeat: 1, scenarios: null, compare: PEERS.map((p) => p.id), verbose: false, quick: false };
   let durationSet = false;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -117,7 +144,11 @@ function parseArgs(argv: string[]): Options {
     } else if (a === '--repeat') {
       o.repeat = Number(val());
       if (!(Number.isInteger(o.repeat) && o.repeat >= 1 && o.repeat <= 20)) usage();
-    } else if (a === '--scenario') o.scenario = val();
+    } else if (a === '--scenario') {
+      const names = val().split(',').map((s) => s.trim()).filter(Boolean);
+      if (names.length === 0 || names.some((n) => !SCENARIOS.some((s) => s.name === n))) usage();
+      o.scenarios = names;
+    }
     else if (a === '--compare') {
       const names = val().split(',').map((s) => s.trim()).filter(Boolean);
       if (names.length === 0) usage();
@@ -131,7 +162,6 @@ function parseArgs(argv: string[]): Options {
     else usage();
   }
   if (o.quick && !durationSet) o.durationS = 1;
-  if (o.scenario !== null && !SCENARIOS.some((s) => s.name === o.scenario)) usage();
   return o;
 }
 
@@ -186,15 +216,156 @@ type Row = {
   /** tapbridge / the C loop named by ratioCloopPeer. */
   ratioCloop: number | null;
   ratioCloopPeer: PeerId | null;
+  /** The target of the metric's main row (none on secondary rows). */
+  targetSpec?: Target;
   target: string;
   verdict: string;
+  /** 'family' targets: tapbridge / tapbridge's value of the same metric in `reference.scenario`. */
+  targetRatio?: number | null;
+  reference?: { scenario: string; tapbridge: number | null; run: boolean };
 } & Record<PeerId, SideResult>;
+
+/**
+ * Judge every row's target once all scenarios ran: a 'family' target (switch6 vs switch) needs
+ * another scenario's tapbridge value of the same run. Returns the scenarios that such a target
+ * referred to but this run did not measure.
+ */
+function judgeTargets(rows: Row[]): string[] {
+  const missing = new Set<string>();
+  for (const row of rows) {
+    const t = row.targetSpec;
+    if (t === undefined) continue;
+    const ref = t.kind === 'family' ? rows.find((r) => r.scenario === t.scenario && r.metric === row.metric && r.stat === undefined) : undefined;
+    const inputs = { kernel: row.kernel.value, tapbridge: row.tapbridge.value, reference: ref?.tapbridge.value ?? null };
+    row.target = describeTarget(t);
+    row.verdict = evaluateTarget(t, inputs);
+    if (t.kind === 'family') {
+      row.targetRatio = targetRatio(t, inputs);
+      row.reference = { scenario: t.scenario, tapbridge: inputs.reference, run: ref !== undefined };
+      if (ref === undefined) missing.add(t.scenario);
+    }
+  }
+  return [...missing];
+}
 
 /** Which C loop "tapbridge / C loop" divides by: VNET_HDR (same offloads as tapbridge) unless left out. */
 function cloopBase(compare: PeerId[]): PeerId | null {
   if (compare.includes('cloopVnet')) return 'cloopVnet';
   if (compare.includes('cloopPlain')) return 'cloopPlain';
   return null;
+}
+
+/** A scenario of this run: what it measures, its peers' setups, and (while it runs) their topologies. */
+interface PlannedScenario {
+  s: Scenario;
+  metrics: MetricId[];
+  peers: { peer: Peer; setup: ((ctx: ScenarioContext) => Promise<Topology>) | null }[];
+  topo: Partial<Record<PeerId, Topology>>;
+  setupError: Partial<Record<PeerId, string>>;
+}
+
+/**
+ * Scenarios built and measured together: an IPv6 scenario joins the IPv4 one its 'family'
+ * targets name (when both run), so the runs of the two interleave like the peers' do.
+ */
+function groupScenarios(plan: PlannedScenario[]): PlannedScenario[][] {
+  const groups: PlannedScenario[][] = [];
+  for (const p of plan) {
+    const refs = Object.values(p.s.targets ?? {}).flatMap((t) => (t?.kind === 'family' ? [t.scenario] : []));
+    const twin = groups.find((g) => g.some((x) => refs.includes(x.s.name)));
+    if (twin !== undefined) twin.push(p);
+    else groups.push([p]);
+  }
+  return groups;
+}
+
+/** One scenario's runs of one metric, per peer, with tapbridge's port counters over them. */
+interface MetricRuns {
+  runs: Partial<Record<PeerId, Measurement[]>>;
+  failed: Partial<Record<PeerId, string>>;
+  drops: Record<string, Record<string, number>>;
+  traffic: Record<string, { rx: number; tx: number }>;
+}
+
+function newMetricRuns(): MetricRuns {
+  return { runs: {}, failed: {}, drops: {}, traffic: {} };
+}
+
+/** Measure `m` once on one peer's topology; a failure is kept (that peer is not measured again). */
+async function measureOnce(m: Metric, peer: Peer, t: Topology, mo: MeasureOptions, a: MetricRuns): Promise<void> {
+  const before = t.tapbridge ? await portCounters(t.tapbridge).catch(() => null) : null;
+  try {
+    const r = await m.measure(t.endpoints, mo);
+    (a.runs[peer.id] ??= []).push(r);
+    log(`      ${peer.column} ${m.label}: ${fmt(r.value, m.decimals)} ${m.unit}`);
+  } catch (err) {
+    a.failed[peer.id] = (err as Error).message;
+    log(`      ${peer.column} ${m.id} FAILED: ${a.failed[peer.id]}`);
+  }
+  if (!t.tapbridge || before === null) return;
+  const after = await portCounters(t.tapbridge).catch(() => null);
+  if (after === null) return;
+  for (const [port, d] of Object.entries(portTrafficDelta(before, after))) {
+    const acc = (a.traffic[port] ??= { rx: 0, tx: 0 });
+    acc.rx += d.rx;
+    acc.tx += d.tx;
+  }
+  const d = portDropsDelta(before, after);
+  for (const [port, reasons] of Object.entries(d))
+    for (const [reason, n] of Object.entries(reasons)) (a.drops[port] ??= {})[reason] = (a.drops[port]?.[reason] ?? 0) + n;
+  if (Object.keys(d).length > 0) log(`      tapbridge drops during ${m.id}: ${JSON.stringify(d)}`);
+}
+
+/** The rows of one metric of one scenario: the metric's own, then one per secondary number (e.g. ping p99). */
+function metricRows(p: PlannedScenario, mid: MetricId, a: MetricRuns, compare: PeerId[], base: PeerId | null): Row[] {
+  const m = METRICS[mid];
+  const variants: { stat?: string; label: string; pick: (r: Measurement) => number | null }[] = [
+    { label: m.label, pick: (r) => r.value },
+    ...(m.secondary ?? []).map((x) => ({ stat: x.id, label: x.label, pick: x.pick })),
+  ];
+  return variants.map((v) => {
+    const row = {
+      scenario: p.s.name,
+      metric: mid,
+      ...(v.stat !== undefined ? { stat: v.stat } : {}),
+      label: v.label,
+      unit: m.unit,
+      better: m.better,
+      ratio: null,
+      ratioCloop: null,
+      ratioCloopPeer: null,
+      target: '',
+      verdict: '',
+    } as unknown as Row;
+    for (const peer of PEERS) {
+      const pr = a.runs[peer.id] ?? [];
+      let side: SideResult;
+      if (!compare.includes(peer.id)) side = { status: 'not selected', value: null };
+      else if (peer.setup(p.s) === null) side = { status: 'not applicable', value: null, error: `scenario ${p.s.name} has no ${peer.column} topology` };
+      else if (p.setupError[peer.id] !== undefined) side = { status: 'setup failed', value: null, error: p.setupError[peer.id] };
+      else if (a.failed[peer.id] !== undefined || pr.length === 0) side = { status: 'failed', value: null, error: a.failed[peer.id] ?? 'no run' };
+      else if (v.stat === undefined) {
+        const r = summarize(pr);
+        side = { status: 'ok', value: r.value, values: r.values, detail: r.detail };
+      } else {
+        const vals = pr.map(v.pick).filter((x): x is number => x !== null);
+        side = vals.length === pr.length ? { status: 'ok', value: median(vals), values: vals } : { status: 'failed', value: null, error: `no ${v.stat} in the measurement` };
+      }
+      row[peer.id] = side;
+    }
+    if (v.stat === undefined) {
+      if (Object.keys(a.traffic).length > 0) row.tapbridge.traffic = a.traffic;
+      if (Object.keys(a.drops).length > 0) row.tapbridge.drops = a.drops;
+      row.targetSpec = p.s.targets?.[mid] ?? DEFAULT_TARGETS[mid];
+    }
+    const k = row.kernel.value;
+    const t = row.tapbridge.value;
+    const c = base === null ? null : row[base].value;
+    row.ratio = k !== null && t !== null && k !== 0 ? t / k : null;
+    row.ratioCloopPeer = base;
+    row.ratioCloop = c !== null && t !== null && c !== 0 ? t / c : null;
+    return row;
+  });
 }
 
 function shortReason(msg: string, max = 48): string {
@@ -223,11 +394,13 @@ async function main(): Promise<number> {
   };
   const active = PEERS.filter((p) => opts.compare.includes(p.id));
   const base = cloopBase(opts.compare);
-  const scenarios = SCENARIOS.filter((s) => opts.scenario === null || s.name === opts.scenario);
-  const plan = scenarios.map((s) => ({
+  const scenarios = SCENARIOS.filter((s) => opts.scenarios === null || opts.scenarios.includes(s.name));
+  const plan: PlannedScenario[] = scenarios.map((s) => ({
     s,
     metrics: s.metrics.filter((m) => opts.only === null || opts.only.includes(m)),
     peers: active.map((p) => ({ peer: p, setup: p.setup(s) })),
+    topo: {},
+    setupError: {},
   }));
   const totalSteps = plan.reduce((n, p) => {
     const k = p.peers.filter((x) => x.setup !== null).length;
@@ -245,132 +418,67 @@ async function main(): Promise<number> {
   log(`tapbridge e2e benchmark: run ${ctx.prefix}, ${opts.durationS} s per measurement, repeat ${opts.repeat}, peers ${active.map((p) => p.id).join(',')}`);
 
   try {
-    for (const { s, metrics, peers } of plan) {
-      const topo: Partial<Record<PeerId, Topology>> = {};
-      const setupError: Partial<Record<PeerId, string>> = {};
+    for (const group of groupScenarios(plan)) {
       try {
-        for (const { peer, setup } of peers) {
-          if (setup === null) continue;
-          progress(`${s.name}: ${peer.column} setup`);
-          try {
-            const t = await setup(ctx);
-            topo[peer.id] = t;
-            topologies[`${s.name}/${peer.id}`] = t.info;
-          } catch (err) {
-            // Reported in every row of this scenario, never dropped; the others still run.
-            setupError[peer.id] = (err as Error).message;
-            errors.push(`${s.name} ${peer.id} setup: ${setupError[peer.id]}`);
-            log(`      ${peer.column} setup FAILED: ${setupError[peer.id]}`);
-            step += metrics.length * opts.repeat;
+        for (const member of group) {
+          for (const { peer, setup } of member.peers) {
+            if (setup === null) continue;
+            progress(`${member.s.name}: ${peer.column} setup`);
+            try {
+              const t = await setup(ctx);
+              member.topo[peer.id] = t;
+              topologies[`${member.s.name}/${peer.id}`] = t.info;
+            } catch (err) {
+              // Reported in every row of this scenario, never dropped; the others still run.
+              member.setupError[peer.id] = (err as Error).message;
+              errors.push(`${member.s.name} ${peer.id} setup: ${member.setupError[peer.id]}`);
+              log(`      ${peer.column} setup FAILED: ${member.setupError[peer.id]}`);
+              step += member.metrics.length * opts.repeat;
+            }
           }
         }
-        const measured = active.filter((p) => topo[p.id] !== undefined);
-        for (const mid of metrics) {
+        const metricIds = [...new Set(group.flatMap((g) => g.metrics))];
+        for (const mid of metricIds) {
           const m = METRICS[mid];
-          // The peers take turns run by run, so a burst of noise hits all of them alike.
-          const runs: Partial<Record<PeerId, Measurement[]>> = {};
-          const failed: Partial<Record<PeerId, string>> = {};
-          const drops: Record<string, Record<string, number>> = {};
-          const traffic: Record<string, { rx: number; tx: number }> = {};
+          const members = group.filter((g) => g.metrics.includes(mid));
+          const acc = new Map(members.map((g) => [g, newMetricRuns()]));
+          // The peers (and twin scenarios) take turns run by run, so a burst of noise hits all of them alike.
           for (let rep = 0; rep < opts.repeat; rep++) {
-            for (const peer of measured) {
-              const t = topo[peer.id]!;
-              if (failed[peer.id] !== undefined) continue;
-              progress(`${s.name}: ${peer.column} ${mid.toUpperCase()}${opts.repeat > 1 ? ` (run ${rep + 1}/${opts.repeat})` : ''}`);
-              const before = t.tapbridge ? await portCounters(t.tapbridge).catch(() => null) : null;
-              try {
-                const r = await m.measure(t.endpoints, mo);
-                (runs[peer.id] ??= []).push(r);
-                log(`      ${peer.column} ${m.label}: ${fmt(r.value, m.decimals)} ${m.unit}`);
-              } catch (err) {
-                failed[peer.id] = (err as Error).message;
-                log(`      ${peer.column} ${mid} FAILED: ${failed[peer.id]}`);
+            for (const member of members) {
+              const a = acc.get(member)!;
+              for (const peer of active) {
+                const t = member.topo[peer.id];
+                if (t === undefined || a.failed[peer.id] !== undefined) continue;
+                progress(`${member.s.name}: ${peer.column} ${mid.toUpperCase()}${opts.repeat > 1 ? ` (run ${rep + 1}/${opts.repeat})` : ''}`);
+                await measureOnce(m, peer, t, mo, a);
+                await sleep(300);
               }
-              if (t.tapbridge && before !== null) {
-                const after = await portCounters(t.tapbridge).catch(() => null);
-                if (after !== null) {
-                  for (const [port, d] of Object.entries(portTrafficDelta(before, after))) {
-                    const acc = (traffic[port] ??= { rx: 0, tx: 0 });
-                    acc.rx += d.rx;
-                    acc.tx += d.tx;
-                  }
-                  const d = portDropsDelta(before, after);
-                  for (const [port, reasons] of Object.entries(d))
-                    for (const [reason, n] of Object.entries(reasons)) (drops[port] ??= {})[reason] = (drops[port]?.[reason] ?? 0) + n;
-                  if (Object.keys(d).length > 0) log(`      tapbridge drops during ${mid}: ${JSON.stringify(d)}`);
-                }
-              }
-              await sleep(300);
             }
           }
-
-          // One row for the metric, one per secondary number of the same measurements.
-          const variants: { stat?: string; label: string; pick: (r: Measurement) => number | null }[] = [
-            { label: m.label, pick: (r) => r.value },
-            ...(m.secondary ?? []).map((x) => ({ stat: x.id, label: x.label, pick: x.pick })),
-          ];
-          for (const v of variants) {
-            const row = {
-              scenario: s.name,
-              metric: mid,
-              ...(v.stat !== undefined ? { stat: v.stat } : {}),
-              label: v.label,
-              unit: m.unit,
-              better: m.better,
-              ratio: null,
-              ratioCloop: null,
-              ratioCloopPeer: null,
-              target: '',
-              verdict: '',
-            } as unknown as Row;
+          for (const member of members) {
+            const made = metricRows(member, mid, acc.get(member)!, opts.compare, base);
             for (const peer of PEERS) {
-              const pr = runs[peer.id] ?? [];
-              let side: SideResult;
-              if (!opts.compare.includes(peer.id)) side = { status: 'not selected', value: null };
-              else if (peer.setup(s) === null) side = { status: 'not applicable', value: null, error: `scenario ${s.name} has no ${peer.column} topology` };
-              else if (setupError[peer.id] !== undefined) side = { status: 'setup failed', value: null, error: setupError[peer.id] };
-              else if (failed[peer.id] !== undefined || pr.length === 0) {
-                side = { status: 'failed', value: null, error: failed[peer.id] ?? 'no run' };
-                if (v.stat === undefined) errors.push(`${s.name} ${peer.id} ${mid}: ${side.error}`);
-              } else if (v.stat === undefined) {
-                const r = summarize(pr);
-                side = { status: 'ok', value: r.value, values: r.values, detail: r.detail };
-              } else {
-                const vals = pr.map(v.pick).filter((x): x is number => x !== null);
-                side = vals.length === pr.length ? { status: 'ok', value: median(vals), values: vals } : { status: 'failed', value: null, error: `no ${v.stat} in the measurement` };
-              }
-              row[peer.id] = side;
+              const side = made[0][peer.id];
+              if (side.status === 'failed') errors.push(`${member.s.name} ${peer.id} ${mid}: ${side.error}`);
             }
-            if (v.stat === undefined) {
-              if (Object.keys(traffic).length > 0) row.tapbridge.traffic = traffic;
-              if (Object.keys(drops).length > 0) row.tapbridge.drops = drops;
-            }
-            const k = row.kernel.value;
-            const t = row.tapbridge.value;
-            const c = base === null ? null : row[base].value;
-            row.ratio = k !== null && t !== null && k !== 0 ? t / k : null;
-            row.ratioCloopPeer = base;
-            row.ratioCloop = c !== null && t !== null && c !== 0 ? t / c : null;
-            if (v.stat === undefined) {
-              const target = s.targets?.[mid] ?? DEFAULT_TARGETS[mid];
-              row.target = describeTarget(target);
-              row.verdict = evaluateTarget(target, k, t);
-            }
-            rows.push(row);
+            rows.push(...made);
+            const measured = active.filter((p) => member.topo[p.id] !== undefined);
+            if (opts.repeat > 1) log(`      ${member.s.name} median of ${opts.repeat}: ${measured.map((p) => `${p.column} ${fmt(made[0][p.id].value, m.decimals)}`).join(', ')} ${m.unit}`);
           }
-          if (opts.repeat > 1)
-            log(`      median of ${opts.repeat}: ${measured.map((p) => `${p.column} ${fmt(rows[rows.length - variants.length][p.id].value, m.decimals)}`).join(', ')} ${m.unit}`);
         }
       } finally {
-        // Newest first: the C loops and tapbridge before the kernel reference.
-        for (const peer of [...active].reverse()) {
-          const t = topo[peer.id];
-          if (t === undefined) continue;
-          const rep = await t.teardown().catch((e: Error) => ({ error: e.message }));
-          teardownReports[`${s.name}/${peer.id}`] = rep ?? null;
-          if (rep && 'error' in rep) errors.push(`${s.name}: ${peer.id} teardown: ${rep.error}`);
-          if (rep && 'leftovers' in rep && rep.leftovers.length > 0) errors.push(`${s.name}: ${peer.id} left behind: ${rep.leftovers.join(', ')}`);
-          if (rep && 'cleanExit' in rep && !rep.cleanExit) errors.push(`${s.name}: ${peer.id} did not exit cleanly (exit ${rep.exitCode ?? rep.signal})`);
+        // Newest first: the C loops and tapbridge before the kernel reference, the IPv6 twin before IPv4.
+        for (const member of [...group].reverse()) {
+          for (const peer of [...active].reverse()) {
+            const t = member.topo[peer.id];
+            if (t === undefined) continue;
+            const name = member.s.name;
+            const rep = await t.teardown().catch((e: Error) => ({ error: e.message }));
+            teardownReports[`${name}/${peer.id}`] = rep ?? null;
+            if (rep && 'error' in rep) errors.push(`${name}: ${peer.id} teardown: ${rep.error}`);
+            if (rep && 'leftovers' in rep && rep.leftovers.length > 0) errors.push(`${name}: ${peer.id} left behind: ${rep.leftovers.join(', ')}`);
+            if (rep && 'cleanExit' in rep && !rep.cleanExit) errors.push(`${name}: ${peer.id} did not exit cleanly (exit ${rep.exitCode ?? rep.signal})`);
+          }
         }
       }
     }
@@ -387,10 +495,20 @@ async function main(): Promise<number> {
   }
 
   // ---- report ----
+  // The table in scenario order (twins were measured interleaved, metric by metric).
+  const order = (r: Row) => SCENARIOS.findIndex((s) => s.name === r.scenario);
+  rows.sort((x, y) => order(x) - order(y));
+  const unmeasuredReferences = judgeTargets(rows);
   const has = (id: PeerId) => opts.compare.includes(id);
   const withRatio = has('kernel') && has('tapbridge');
   const withCloopRatio = has('tapbridge') && base !== null;
   const pct = (r: number | null) => (r === null ? '-' : `${(r * 100).toFixed(r < 0.1 ? 1 : 0)}%`);
+  /** The verdict; for a 'family' target with the ratio it was judged on (or why there was none). */
+  const result = (r: Row) => {
+    if (r.reference === undefined) return r.verdict;
+    if (!r.reference.run) return `${r.verdict} (${r.reference.scenario} not run)`;
+    return r.targetRatio == null ? r.verdict : `${r.verdict} (${pct(r.targetRatio)})`;
+  };
   const cell = (x: SideResult, d: number) => {
     if (x.status === 'ok') return fmt(x.value, d);
     if (x.status === 'not applicable') return 'n/a';
@@ -415,11 +533,15 @@ async function main(): Promise<number> {
       ...(withRatio ? [pct(r.ratio)] : []),
       ...(withCloopRatio ? [pct(r.ratioCloop)] : []),
       r.target,
-      r.verdict,
+      result(r),
     ];
   });
   process.stdout.write('\n' + table([header, ...body]) + '\n');
   if (withRatio) process.stdout.write('ratio = tapbridge / kernel (for ping RTT, > 100% means slower than the kernel)\n');
+  if (rows.some((r) => r.reference !== undefined))
+    process.stdout.write(`"of tapbridge in S": tapbridge's value of the same metric in scenario S of this run (IPv6 vs IPv4); the result shows that ratio\n`);
+  if (unmeasuredReferences.length > 0)
+    process.stdout.write(`targets relative to ${unmeasuredReferences.join(', ')} could not be judged: add ${unmeasuredReferences.join(',')} to --scenario\n`);
   if (withCloopRatio)
     process.stdout.write(
       `tapbridge / C loop = tapbridge / ${PEERS.find((p) => p.id === base)!.column}${base === 'cloopVnet' ? ' (the same offloads as tapbridge\'s ports)' : ''}; a bare copy loop (bench/cfwd/cfwd.c) as the ceiling for a TAP forwarder (for ping RTT, > 100% means slower than it)\n`,
@@ -464,6 +586,7 @@ async function main(): Promise<number> {
       loadavgAfter: loadavg(),
     },
     targets: DEFAULT_TARGETS,
+    scenarios: scenarios.map((s) => ({ name: s.name, description: s.description, metrics: s.metrics, targets: s.targets ?? {} })),
     results: rows,
     topologies,
     teardown: teardownReports,

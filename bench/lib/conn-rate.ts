@@ -25,9 +25,10 @@ export interface ConnRateResult {
   served?: number;
 }
 
-/** Start the close-after-response HTTP server in `ns` on `port`; resolves once it listens. */
-export async function startHttpCloseServer(ns: string, port: number, maxLifetimeMs: number): Promise<Background> {
-  const srv = startBackground(`http server in ${ns}:${port}`, IP, ['netns', 'exec', ns, process.execPath, CONNECT_STORM_JS, 'server', '--port', String(port)], maxLifetimeMs);
+/** Start the close-after-response HTTP server in `ns` on `port` (all IPv4 addresses, or all IPv6 ones with `family` 6); resolves once it listens. */
+export async function startHttpCloseServer(ns: string, port: number, maxLifetimeMs: number, family: 4 | 6 = 4): Promise<Background> {
+  const host = family === 6 ? '::' : '0.0.0.0';
+  const srv = startBackground(`http server in ${ns}:${port}`, IP, ['netns', 'exec', ns, process.execPath, CONNECT_STORM_JS, 'server', '--port', String(port), '--host', host], maxLifetimeMs);
   await srv.waitForLine(/^listening/, 10_000);
   return srv;
 }
@@ -41,11 +42,11 @@ export interface ConnRateOptions {
 
 /**
  * Run the server in `serverNs` on `port` and the connect storm from `clientNs` against
- * `addr:port`; the server is stopped afterwards (its served count is kept).
+ * `addr:port` (IPv4 or IPv6); the server is stopped afterwards (its served count is kept).
  */
 export async function connRate(clientNs: string, serverNs: string, addr: string, port: number, o: ConnRateOptions): Promise<ConnRateResult> {
   const timeoutMs = o.timeoutMs ?? 3000;
-  const srv = await startHttpCloseServer(serverNs, port, (o.durationS + 60) * 1000);
+  const srv = await startHttpCloseServer(serverNs, port, (o.durationS + 60) * 1000, addr.includes(':') ? 6 : 4);
   let j: ConnRateResult;
   try {
     const args = [

@@ -77,7 +77,9 @@ function client(args: string[]): void {
   const durationS = num(args, '--duration', 5, 0.1, 600);
   const max = num(args, '--max', 2_000_000, 1, 100_000_000);
   const timeoutMs = num(args, '--timeout-ms', 3000, 100, 60_000);
-  const request = Buffer.from(`GET / HTTP/1.1\r\nHost: ${host}\r\nUser-Agent: tapbridge-connect-storm\r\nConnection: close\r\n\r\n`);
+  const hostName = host.includes(':') ? `[${host}]` : host; // an IPv6 literal in brackets (RFC 3986)
+  const hostPort = `${hostName}:${port}`;
+  const request = Buffer.from(`GET / HTTP/1.1\r\nHost: ${hostName}\r\nUser-Agent: tapbridge-connect-storm\r\nConnection: close\r\n\r\n`);
 
   const MAX_SAMPLES = 1 << 20;
   const latUs = new Float64Array(MAX_SAMPLES);
@@ -178,7 +180,7 @@ function client(args: string[]): void {
 
   // Warm-up: one request outside the window (neighbour resolution, first-packet paths).
   one((ok, why) => {
-    if (!ok) fail(`warm-up request to ${host}:${port} failed: ${why}`);
+    if (!ok) fail(`warm-up request to ${hostPort} failed: ${why}`);
     t0 = performance.now();
     setTimeout(() => {
       stop = true;

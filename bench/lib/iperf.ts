@@ -1,7 +1,8 @@
 /*
  * iperf3 runners: a one-shot server (`iperf3 -s -1`) in one namespace, the client in another,
  * JSON output parsed into the few numbers the benchmarks report. Every process is bounded
- * (client: duration + margin; server: killed after the client returns, or at its lifetime).
+ * (client: duration + margin, and 5 s to connect; server: killed after the client returns, or
+ * at its lifetime). Either family: the server listens on both, the client follows the address.
  */
 import { Background, runIn, startBackground, IP, sleep } from './proc.js';
 
@@ -36,25 +37,37 @@ export interface UdpResult {
   receiverUdp?: UdpSnmp;
 }
 
-/** Deltas of the Udp: line of /proc/net/snmp (per network namespace). */
+/** Deltas of the UDP counters of a network namespace (/proc/net/snmp, or /proc/net/snmp6 for IPv6). */
 export interface UdpSnmp {
   InDatagrams: number;
   RcvbufErrors: number;
   InErrors: number;
 }
 
-/** The Udp: counters of /proc/net/snmp inside `ns`. */
-export async function udpSnmp(ns: string): Promise<UdpSnmp> {
-  const r = await runIn(ns, 'cat', ['/proc/net/snmp'], { timeoutMs: 5000 });
-  const lines = r.stdout.split('\n').filter((l) => l.startsWith('Udp:'));
-  if (lines.length < 2) throw new Error(`no Udp: lines in /proc/net/snmp of ${ns}`);
-  const names = lines[0].split(/\s+/).slice(1);
-  const vals = lines[1].split(/\s+/).slice(1).map(Number);
-  const get = (n: string) => vals[names.indexOf(n)] ?? NaN;
+/**
+ * The UDP counters inside `ns`: IPv4's from the Udp: lines of /proc/net/snmp (a header line
+ * and a value line), IPv6's from /proc/net/snmp6 (one `Udp6InDatagrams  N` line per counter).
+ */
+export async function udpSnmp(ns: string, family: 4 | 6 = 4): Promise<UdpSnmp> {
+  const file = family === 6 ? '/proc/net/snmp6' : '/proc/net/snmp';
+  const r = await runIn(ns, 'cat', [file], { timeoutMs: 5000 });
+  const values = new Map<string, number>();
+  if (family === 6) {
+    for (const m of r.stdout.matchAll(/^Udp6(\w+)\s+(\d+)$/gm)) values.set(m[1], Number(m[2]));
+  } else {
+    const lines = r.stdout.split('\n').filter((l) => l.startsWith('Udp:'));
+    const names = (lines[0] ?? '').split(/\s+/).slice(1);
+    const vals = (lines[1] ?? '').split(/\s+/).slice(1).map(Number);
+    names.forEach((n, i) => values.set(n, vals[i]));
+  }
+  if (!values.has('InDatagrams')) throw new Error(`no UDP counters in ${file} of ${ns}`);
+  const get = (n: string) => values.get(n) ?? NaN;
   return { InDatagrams: get('InDatagrams'), RcvbufErrors: get('RcvbufErrors'), InErrors: get('InErrors') };
 }
 
 const SERVER_READY = /Server listening/;
+/** A path that does not carry the control connection fails in seconds, not at the client's time limit. */
+const CONNECT_TIMEOUT_MS = 5000;
 
 /** Start `iperf3 -s -1 -p port` in `ns`; resolves once it listens. */
 export async function startIperfServer(ns: string, port: number, maxLifetimeMs: number): Promise<Background> {
@@ -76,7 +89,7 @@ async function iperfClient(ep: Endpoints, port: number | undefined, durationS: n
   const connect = port ?? ep.connectPort ?? listen;
   const srv = await startIperfServer(ep.serverNs, listen, (durationS + 60) * 1000);
   try {
-    const r = await runIn(ep.clientNs, 'iperf3', ['-c', ep.serverAddr, '-p', String(connect), '-t', String(durationS), '-J', ...extra], {
+    const r = await runIn(ep.clientNs, 'iperf3', ['-c', ep.serverAddr, '-p', String(connect), '-t', String(durationS), '--connect-timeout', String(CONNECT_TIMEOUT_MS), '-J', ...extra], {
       timeoutMs: (durationS + 30) * 1000,
       check: false,
     });
@@ -112,9 +125,10 @@ export async function iperfTcp(ep: Endpoints, durationS: number, opts: { port?: 
  */
 export async function iperfUdp(ep: Endpoints, durationS: number, opts: { port?: number; len?: number; bandwidth?: string } = {}): Promise<UdpResult> {
   const len = opts.len ?? 64;
-  const snmp0 = await udpSnmp(ep.serverNs).catch(() => null);
+  const family = ep.serverAddr.includes(':') ? 6 : 4;
+  const snmp0 = await udpSnmp(ep.serverNs, family).catch(() => null);
   const j = await iperfClient(ep, opts.port, durationS, ['-u', '-l', String(len), '-b', opts.bandwidth ?? '0']);
-  const snmp1 = snmp0 === null ? null : await udpSnmp(ep.serverNs).catch(() => null);
+  const snmp1 = snmp0 === null ? null : await udpSnmp(ep.serverNs, family).catch(() => null);
   const rx = j.end?.sum_received;
   const tx = j.end?.sum_sent;
   if (rx === undefined || rx.packets === undefined) throw new Error('iperf3 UDP: no sum_received in the JSON');

@@ -1,6 +1,7 @@
 /*
- * Scenario "nat": a namespace behind a gateway with masquerade and published ports, and a
- * `wan` namespace outside; the same addresses for both topologies.
+ * Scenarios "nat" and "nat6": a namespace behind a gateway with masquerade and published
+ * ports, and a `wan` namespace outside; the same addresses for both topologies. One module for
+ * both address families (`natScenario(family)`, the addresses from NAT_PLANS):
  *
  *   kernel:    ${prefix}-kr eth0 10.100.0.2 <veth> vr [br0 10.100.0.1 in ${prefix}-kh] eth0 203.0.113.2
  *                <veth> eth0 203.0.113.1 ${prefix}-kw
@@ -10,6 +11,14 @@
  *              gateway 10.100.0.1, uplink eth0 (tapbridge owns 203.0.113.2; the host kernel has
  *              .3), NAT publishing tcp+udp 5201 -> 10.100.0.2, maxFlows 262144
  *                -> veth -> eth0 203.0.113.1 ${prefix}-tw (created by tapbridge's lab section)
+ *
+ * nat6 is the same shape in IPv6 (NAT66), namespaces ${prefix}-k6r/-k6h/-k6w and
+ * ${prefix}-t6r/-t6w/-host6: inside 2001:db8:100::2/64, gateway 2001:db8:100::1, external
+ * 2001:db8:113::2/64 (tapbridge's, or kh's eth0), wan 2001:db8:113::1/64; the host kernel has
+ * no IPv6 address on the uplink (as in the default lab). Kernel reference: kh with
+ * net.ipv6.conf.all.forwarding=1 and ip6tables MASQUERADE 2001:db8:100::/64 / DNAT to
+ * [2001:db8:100::2]:port, inside kh only. Targets: TCP (both directions) within 10% of
+ * tapbridge's own nat (IPv4) figures of the same run; UDP and conn/s as for IPv4.
  *
  * Rows (kernel vs tapbridge, same run):
  *   tcp     TCP ns -> wan (iperf3 server in wan, client in the inside namespace to 203.0.113.1)
@@ -30,6 +39,7 @@
  * They need the NatEndpoints below; on another scenario's endpoints they fail with a message.
  */
 import { existsSync } from 'node:fs';
+import type { Family } from '../../src/config/addresses.js';
 import { connRate, type ConnRateResult } from './conn-rate.js';
 import { iperfTcp, type Endpoints } from './iperf.js';
 import { bridgePort, createKernelBridge, createNetns, createVeth, deleteNetns, sysctl } from './netns.js';
@@ -37,18 +47,62 @@ import { runIn } from './proc.js';
 import { METRICS, type Measurement, type MeasureOptions, type Metric, type MetricId, type Scenario, type ScenarioContext, type Topology } from './scenario.js';
 import { startTapbridge, type TapbridgeInstance } from './tapbridge.js';
 
-export const INSIDE_ADDR = '10.100.0.2';
-export const GATEWAY_ADDR = '10.100.0.1';
-export const WAN_ADDR = '203.0.113.1';
-export const EXTERNAL_ADDR = '203.0.113.2';
-export const HOST_KERNEL_ADDR = '203.0.113.3';
 export const PUBLISHED_PORT = 5201;
 export const HTTP_PORT = 80;
 export const MTU = 1500;
 export const MAX_FLOWS = 262144;
 export const STORM_CONCURRENCY = 32;
 
-const IPTABLES = ['/usr/sbin/iptables', '/sbin/iptables', '/usr/bin/iptables', '/bin/iptables'].find((p) => existsSync(p)) ?? null;
+/** The addresses of one family: inside namespace, gateway, wan and tapbridge's (or kh's) external address. */
+export interface NatPlan {
+  family: Family;
+  /** Scenario name (`--scenario`). */
+  name: string;
+  /** Inserted into namespace names, so both families' topologies can coexist. */
+  tag: string;
+  inside: string;
+  gateway: string;
+  insidePrefixLen: number;
+  /** The inside subnet, masqueraded by the kernel reference. */
+  insideNet: string;
+  wan: string;
+  external: string;
+  outsidePrefixLen: number;
+  /** The kernel's own address on the uplink in tapbridge's namespace (none for IPv6, as in the default lab). */
+  hostKernel: string | null;
+}
+
+export const NAT_PLANS: Record<Family, NatPlan> = {
+  4: {
+    family: 4,
+    name: 'nat',
+    tag: '',
+    inside: '10.100.0.2',
+    gateway: '10.100.0.1',
+    insidePrefixLen: 24,
+    insideNet: '10.100.0.0/24',
+    wan: '203.0.113.1',
+    external: '203.0.113.2',
+    outsidePrefixLen: 24,
+    hostKernel: '203.0.113.3',
+  },
+  6: {
+    family: 6,
+    name: 'nat6',
+    tag: '6',
+    inside: '2001:db8:100::2',
+    gateway: '2001:db8:100::1',
+    insidePrefixLen: 64,
+    insideNet: '2001:db8:100::/64',
+    wan: '2001:db8:113::1',
+    external: '2001:db8:113::2',
+    outsidePrefixLen: 64,
+    hostKernel: null,
+  },
+};
+
+const findTool = (name: string) => [`/usr/sbin/${name}`, `/sbin/${name}`, `/usr/bin/${name}`, `/bin/${name}`].find((p) => existsSync(p)) ?? null;
+const IPTABLES: Record<Family, string | null> = { 4: findTool('iptables'), 6: findTool('ip6tables') };
 
 /** Endpoints of a NAT topology: the default direction (ns -> wan) plus what the NAT metrics need. */
 export interface NatEndpoints extends Endpoints {
@@ -169,40 +223,55 @@ function fmtUs(v: number | null): string {
 (METRICS as Record<string, Metric>).tcp_in ??= tcpIn;
 (METRICS as Record<string, Metric>).conn ??= conn;
 
-async function iptables(ns: string, args: string[]): Promise<void> {
-  if (IPTABLES === null) throw new Error('install iptables to run the NAT kernel reference');
-  await runIn(ns, IPTABLES, ['-w', '5', ...args], { timeoutMs: 10_000 });
+/** Run the family's iptables (iptables / ip6tables) inside the namespace `ns`, never the root namespace. */
+async function iptables(plan: NatPlan, ns: string, args: string[]): Promise<void> {
+  const bin = IPTABLES[plan.family];
+  if (bin === null) throw new Error(`install ${iptablesName(plan)} to run the NAT kernel reference`);
+  await runIn(ns, bin, ['-w', '5', ...args], { timeoutMs: 10_000 });
 }
 
-async function setupKernel(ctx: ScenarioContext): Promise<Topology> {
-  if (IPTABLES === null) {
-    const msg = 'install iptables to run the NAT kernel reference: iptables not found (looked in /usr/sbin, /sbin, /usr/bin, /bin); NAT scenario SKIPPED';
+function iptablesName(plan: NatPlan): string {
+  return plan.family === 4 ? 'iptables' : 'ip6tables';
+}
+
+/** iptables' DNAT destination: a.b.c.d:port, [v6]:port. */
+function dnatTo(plan: NatPlan, port: number): string {
+  return plan.family === 4 ? `${plan.inside}:${port}` : `[${plan.inside}]:${port}`;
+}
+
+async function setupKernel(ctx: ScenarioContext, plan: NatPlan): Promise<Topology> {
+  const tool = iptablesName(plan);
+  if (IPTABLES[plan.family] === null) {
+    const msg = `install ${tool} to run the NAT kernel reference: ${tool} not found (looked in /usr/sbin, /sbin, /usr/bin, /bin); ${plan.name} kernel reference SKIPPED`;
     ctx.log(`\n!!! ${msg}\n`);
     throw new Error(msg);
   }
-  const kr = `${ctx.prefix}-kr`;
-  const kh = `${ctx.prefix}-kh`;
-  const kw = `${ctx.prefix}-kw`;
+  const kr = `${ctx.prefix}-k${plan.tag}r`;
+  const kh = `${ctx.prefix}-k${plan.tag}h`;
+  const kw = `${ctx.prefix}-k${plan.tag}w`;
   const made: string[] = [];
   const teardown = async () => {
     for (const ns of made.reverse()) await deleteNetns(ns);
     made.length = 0;
   };
+  const inside = plan.insidePrefixLen;
+  const outside = plan.outsidePrefixLen;
   try {
     for (const ns of [kh, kr, kw]) made.push(await createNetns(ns));
-    await createKernelBridge(kh, 'br0', { mtu: MTU, addresses: [`${GATEWAY_ADDR}/24`] });
-    await createVeth({ ns: kh, ifname: 'vr', mtu: MTU }, { ns: kr, ifname: 'eth0', mtu: MTU, addresses: [`${INSIDE_ADDR}/24`], gateway: GATEWAY_ADDR });
+    await createKernelBridge(kh, 'br0', { mtu: MTU, addresses: [`${plan.gateway}/${inside}`] });
+    await createVeth({ ns: kh, ifname: 'vr', mtu: MTU }, { ns: kr, ifname: 'eth0', mtu: MTU, addresses: [`${plan.inside}/${inside}`], gateway: plan.gateway });
     await bridgePort(kh, 'br0', 'vr');
-    await createVeth({ ns: kh, ifname: 'eth0', mtu: MTU, addresses: [`${EXTERNAL_ADDR}/24`] }, { ns: kw, ifname: 'eth0', mtu: MTU, addresses: [`${WAN_ADDR}/24`] });
-    await sysctl(kh, 'net.ipv4.ip_forward', '1');
+    await createVeth({ ns: kh, ifname: 'eth0', mtu: MTU, addresses: [`${plan.external}/${outside}`] }, { ns: kw, ifname: 'eth0', mtu: MTU, addresses: [`${plan.wan}/${outside}`] });
+    // Forwarding inside kh only (its own sysctls: the root namespace's stay as they are).
+    await sysctl(kh, plan.family === 4 ? 'net.ipv4.ip_forward' : 'net.ipv6.conf.all.forwarding', '1');
     // Every rule lives in kh's own tables (`ip netns exec kh iptables ...`), never the root namespace's.
     try {
-      await iptables(kh, ['-t', 'nat', '-A', 'POSTROUTING', '-s', '10.100.0.0/24', '-o', 'eth0', '-j', 'MASQUERADE']);
+      await iptables(plan, kh, ['-t', 'nat', '-A', 'POSTROUTING', '-s', plan.insideNet, '-o', 'eth0', '-j', 'MASQUERADE']);
       for (const port of [8000, PUBLISHED_PORT])
         for (const proto of ['tcp', 'udp'])
-          await iptables(kh, ['-t', 'nat', '-A', 'PREROUTING', '-d', EXTERNAL_ADDR, '-p', proto, '--dport', String(port), '-j', 'DNAT', '--to-destination', `${INSIDE_ADDR}:${port}`]);
+          await iptables(plan, kh, ['-t', 'nat', '-A', 'PREROUTING', '-d', plan.external, '-p', proto, '--dport', String(port), '-j', 'DNAT', '--to-destination', dnatTo(plan, port)]);
     } catch (err) {
-      throw new Error(`NAT kernel reference: iptables failed inside ${kh} (install iptables / the nf_tables or nf_nat modules to run it): ${(err as Error).message}`);
+      throw new Error(`NAT kernel reference: ${tool} failed inside ${kh} (install ${tool} / the nf_tables or nf_nat modules to run it): ${(err as Error).message}`);
     }
   } catch (err) {
     await teardown();
@@ -211,43 +280,52 @@ async function setupKernel(ctx: ScenarioContext): Promise<Topology> {
   const endpoints: NatEndpoints = {
     clientNs: kr,
     serverNs: kw,
-    serverAddr: WAN_ADDR,
-    inbound: { clientNs: kw, serverNs: kr, serverAddr: EXTERNAL_ADDR, serverPort: PUBLISHED_PORT },
-    http: { serverNs: kw, addr: WAN_ADDR, port: HTTP_PORT },
+    serverAddr: plan.wan,
+    inbound: { clientNs: kw, serverNs: kr, serverAddr: plan.external, serverPort: PUBLISHED_PORT },
+    http: { serverNs: kw, addr: plan.wan, port: HTTP_PORT },
     conntrack: { kernelNs: kh },
     log: ctx.log,
   };
   return {
     endpoints,
-    info: { namespaces: [kr, kh, kw], iptables: IPTABLES, mtu: MTU },
+    info: { namespaces: [kr, kh, kw], iptables: IPTABLES[plan.family], family: plan.family, mtu: MTU },
     teardown,
   };
 }
 
-async function setupTapbridge(ctx: ScenarioContext): Promise<Topology> {
-  const host = `${ctx.prefix}-host`;
-  const tr = `${ctx.prefix}-tr`;
-  const tw = `${ctx.prefix}-tw`;
+async function setupTapbridge(ctx: ScenarioContext, plan: NatPlan): Promise<Topology> {
+  const host = `${ctx.prefix}-host${plan.tag}`;
+  const tr = `${ctx.prefix}-t${plan.tag}r`;
+  const tw = `${ctx.prefix}-t${plan.tag}w`;
   const config = {
-    instance: `${ctx.prefix}-nat`,
+    instance: `${ctx.prefix}-${plan.name}`,
     namespace: { name: host, create: true },
     bridges: [
       {
         name: 'br0',
-        gateway: { address: `${GATEWAY_ADDR}/24` },
-        ports: [{ type: 'namespace', name: 'tr', namespace: tr, addresses: [`${INSIDE_ADDR}/24`], defaultRoute: GATEWAY_ADDR, mtu: MTU, offload: true }],
+        gateway: { address: `${plan.gateway}/${plan.insidePrefixLen}` },
+        ports: [{ type: 'namespace', name: 'tr', namespace: tr, addresses: [`${plan.inside}/${plan.insidePrefixLen}`], defaultRoute: plan.gateway, mtu: MTU, offload: true }],
       },
     ],
-    uplink: { interface: 'eth0', address: `${EXTERNAL_ADDR}/24`, gateway: WAN_ADDR },
+    uplink: { interface: 'eth0', address: `${plan.external}/${plan.outsidePrefixLen}`, gateway: plan.wan },
     nat: {
       publish: [
-        { proto: 'tcp', port: PUBLISHED_PORT, to: INSIDE_ADDR },
-        { proto: 'udp', port: PUBLISHED_PORT, to: INSIDE_ADDR },
+        { proto: 'tcp', port: PUBLISHED_PORT, to: plan.inside },
+        { proto: 'udp', port: PUBLISHED_PORT, to: plan.inside },
       ],
       maxFlows: MAX_FLOWS,
     },
     lab: {
-      veths: [{ namespace: tw, ifname: 'eth0', addresses: [`${WAN_ADDR}/24`], peer: 'eth0', peerAddresses: [`${HOST_KERNEL_ADDR}/24`], mtu: MTU }],
+      veths: [
+        {
+          namespace: tw,
+          ifname: 'eth0',
+          addresses: [`${plan.wan}/${plan.outsidePrefixLen}`],
+          peer: 'eth0',
+          peerAddresses: plan.hostKernel === null ? [] : [`${plan.hostKernel}/${plan.outsidePrefixLen}`],
+          mtu: MTU,
+        },
+      ],
     },
   };
   const tb = await startTapbridge({
@@ -258,33 +336,47 @@ async function setupTapbridge(ctx: ScenarioContext): Promise<Topology> {
   const endpoints: NatEndpoints = {
     clientNs: tr,
     serverNs: tw,
-    serverAddr: WAN_ADDR,
-    inbound: { clientNs: tw, serverNs: tr, serverAddr: EXTERNAL_ADDR, serverPort: PUBLISHED_PORT },
-    http: { serverNs: tw, addr: WAN_ADDR, port: HTTP_PORT },
+    serverAddr: plan.wan,
+    inbound: { clientNs: tw, serverNs: tr, serverAddr: plan.external, serverPort: PUBLISHED_PORT },
+    http: { serverNs: tw, addr: plan.wan, port: HTTP_PORT },
     conntrack: { tapbridge: tb },
     log: ctx.log,
   };
   return {
     endpoints,
     tapbridge: tb,
-    info: { namespaces: [tr, tw, host], config, mtu: MTU },
+    info: { namespaces: [tr, tw, host], config, family: plan.family, mtu: MTU },
     teardown: () => tb.stop(),
   };
 }
 
-/**
- * Without iptables, setupKernel fails loudly ("install iptables to run the NAT kernel
- * reference"); e2e.ts ends the run at a failing setup, so this scenario is listed last.
- */
-export const natScenario: Scenario = {
-  name: 'nat',
-  description: `masquerade ${INSIDE_ADDR} -> wan ${WAN_ADDR} and a published port ${EXTERNAL_ADDR}:${PUBLISHED_PORT} -> ${INSIDE_ADDR} (MTU ${MTU}); kernel: bridge + iptables MASQUERADE/DNAT`,
-  setupKernel,
-  setupTapbridge,
-  metrics: ['tcp', 'tcp_in' as MetricId, 'udp', 'conn' as MetricId],
-  targets: {
-    tcp: { kind: 'ratio', min: 0.25, aim: 0.6 },
-    ['tcp_in' as MetricId]: { kind: 'ratio', min: 0.25, aim: 0.6 },
-    ['conn' as MetricId]: { kind: 'ratio', min: 0.25, aim: 0.5 },
-  },
+const IPV4_TARGETS: Scenario['targets'] = {
+  tcp: { kind: 'ratio', min: 0.25, aim: 0.6 },
+  ['tcp_in' as MetricId]: { kind: 'ratio', min: 0.25, aim: 0.6 },
+  ['conn' as MetricId]: { kind: 'ratio', min: 0.25, aim: 0.5 },
 };
+
+/** NAT66 against tapbridge's own NAT (IPv4) figures of the same run (issue 9); UDP and conn/s as for IPv4. */
+const IPV6_TARGETS: Scenario['targets'] = {
+  tcp: { kind: 'family', scenario: NAT_PLANS[4].name, min: 0.9 },
+  ['tcp_in' as MetricId]: { kind: 'family', scenario: NAT_PLANS[4].name, min: 0.9 },
+  ['conn' as MetricId]: IPV4_TARGETS['conn' as MetricId],
+};
+
+/**
+ * The NAT scenario of one address family. Without iptables (ip6tables) setupKernel fails
+ * loudly ("install iptables to run the NAT kernel reference"); e2e.ts reports that peer as
+ * "setup failed" in every row and measures the others.
+ */
+export function natScenario(family: Family): Scenario {
+  const plan = NAT_PLANS[family];
+  const kernel = `bridge + ${iptablesName(plan)} MASQUERADE/DNAT`;
+  return {
+    name: plan.name,
+    description: `masquerade ${plan.inside} -> wan ${plan.wan} and a published port ${family === 4 ? plan.external : `[${plan.external}]`}:${PUBLISHED_PORT} -> ${plan.inside} (MTU ${MTU}); kernel: ${kernel}`,
+    setupKernel: (ctx) => setupKernel(ctx, plan),
+    setupTapbridge: (ctx) => setupTapbridge(ctx, plan),
+    metrics: ['tcp', 'tcp_in' as MetricId, 'udp', 'conn' as MetricId],
+    targets: family === 4 ? IPV4_TARGETS : IPV6_TARGETS,
+  };
+}

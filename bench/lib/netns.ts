@@ -4,34 +4,29 @@
  * an error (never adopt or delete what this run did not create).
  *
  * Safety: callers only put addresses of their own lab ranges (10.100.0.0/24, 198.51.100.0/24,
- * 203.0.113.0/24) on devices inside namespaces they created; `assertLabAddress` enforces it.
+ * 203.0.113.0/24, and IPv6 inside the documentation prefix 2001:db8::/32) on devices inside
+ * namespaces they created; `assertLabAddress` enforces it. IPv6 addresses are added like
+ * tapbridge's lab adds them: without duplicate address detection (`nodad`, usable at once),
+ * on a device that takes nothing from router advertisements (accept_ra=0, autoconf=0).
  */
 import { existsSync, readdirSync } from 'node:fs';
+import { familyOf, inSubnet, subnetOf } from '../../src/config/addresses.js';
 import { onCleanup } from './cleanup.js';
 import { IP, run, type RunResult } from './proc.js';
 
 const IP_TIMEOUT_MS = 10_000;
 
-const LAB_NETS: [number, number][] = [
-  [0x0a640000, 24], // 10.100.0.0/24
-  [0xc6336400, 24], // 198.51.100.0/24
-  [0xcb007100, 24], // 203.0.113.0/24
-];
+const LAB_RANGES = ['10.100.0.0/24', '198.51.100.0/24', '203.0.113.0/24', '2001:db8::/32'];
+const LAB_NETS = LAB_RANGES.map(subnetOf);
 
-function u32(ip: string): number {
-  const p = ip.split('.').map(Number);
-  if (p.length !== 4 || p.some((x) => !(x >= 0 && x <= 255))) throw new Error(`not an IPv4 address: ${ip}`);
-  return ((p[0] << 24) | (p[1] << 16) | (p[2] << 8) | p[3]) >>> 0;
+/** Throw unless `addr` (an address, or address/len, of either family) lies in one of the lab ranges. */
+export function assertLabAddress(addr: string): void {
+  if (!LAB_NETS.some((net) => inSubnet(addr, net))) throw new Error(`${addr} is outside the lab ranges (${LAB_RANGES.join(', ')})`);
 }
 
-/** Throw unless `addr` (a.b.c.d or a.b.c.d/len) lies in one of the lab ranges. */
-export function assertLabAddress(addr: string): void {
-  const ip = u32(addr.split('/')[0]);
-  for (const [net, len] of LAB_NETS) {
-    const mask = (0xffffffff << (32 - len)) >>> 0;
-    if (((ip & mask) >>> 0) === net) return;
-  }
-  throw new Error(`${addr} is outside the lab ranges (10.100.0.0/24, 198.51.100.0/24, 203.0.113.0/24)`);
+/** True for an IPv6 address (with or without /len). */
+export function isIpv6Address(addr: string): boolean {
+  return familyOf(addr.split('/')[0]) === 6;
 }
 
 /** `ip [-n ns] args...`, bounded; throws with ip's stderr on failure. */
@@ -76,14 +71,19 @@ export interface LinkOptions {
 /** Set MTU, add addresses, bring up (and add a default route) for a device inside `ns`. */
 export async function configureLink(ns: string, ifname: string, o: LinkOptions): Promise<void> {
   if (o.mtu !== undefined) await ipCmd(['link', 'set', 'dev', ifname, 'mtu', String(o.mtu)], ns);
-  for (const a of o.addresses ?? []) {
+  const addresses = o.addresses ?? [];
+  if (addresses.some(isIpv6Address)) {
+    await sysctl(ns, `net.ipv6.conf.${ifname}.accept_ra`, '0');
+    await sysctl(ns, `net.ipv6.conf.${ifname}.autoconf`, '0');
+  }
+  for (const a of addresses) {
     assertLabAddress(a);
-    await ipCmd(['addr', 'add', a, 'dev', ifname], ns);
+    await ipCmd(['addr', 'add', a, 'dev', ifname, ...(isIpv6Address(a) ? ['nodad'] : [])], ns);
   }
   await ipCmd(['link', 'set', 'dev', ifname, 'up'], ns);
   if (o.gateway !== undefined) {
     assertLabAddress(o.gateway);
-    await ipCmd(['route', 'add', 'default', 'via', o.gateway, 'dev', ifname], ns);
+    await ipCmd([isIpv6Address(o.gateway) ? '-6' : '-4', 'route', 'add', 'default', 'via', o.gateway, 'dev', ifname], ns);
   }
 }
 
@@ -108,7 +108,7 @@ export async function bridgePort(ns: string, bridge: string, ifname: string): Pr
   await ipCmd(['link', 'set', 'dev', ifname, 'master', bridge], ns);
 }
 
-/** `sysctl -w key=value` inside a namespace (e.g. net.ipv4.ip_forward=1). */
+/** `sysctl -w key=value` inside a namespace this run created (e.g. net.ipv4.ip_forward=1). */
 export async function sysctl(ns: string, key: string, value: string): Promise<void> {
   await run(IP, ['netns', 'exec', ns, 'sysctl', '-q', '-w', `${key}=${value}`], { timeoutMs: IP_TIMEOUT_MS });
 }

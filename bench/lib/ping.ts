@@ -1,7 +1,8 @@
 /*
  * ping runner: individual replies are parsed (time=X ms) so the median and percentiles are
  * exact, and ping's own summary line (rtt min/avg/max/mdev) is kept for comparison.
- * Intervals below 0.2 s need root, which the e2e benchmark has.
+ * Intervals below 0.2 s need root, which the e2e benchmark has. The family follows the
+ * address (ping -4 / ping -6).
  */
 import { runIn } from './proc.js';
 import { percentile } from './stats.js';
@@ -20,7 +21,7 @@ export interface PingResult {
 }
 
 export async function ping(ns: string, addr: string, opts: { count: number; intervalS: number; size?: number }): Promise<PingResult> {
-  const args = ['-n', '-c', String(opts.count), '-i', String(opts.intervalS), '-W', '1'];
+  const args = [addr.includes(':') ? '-6' : '-4', '-n', '-c', String(opts.count), '-i', String(opts.intervalS), '-W', '1'];
   if (opts.size !== undefined) args.push('-s', String(opts.size));
   const r = await runIn(ns, 'ping', [...args, addr], { timeoutMs: Math.ceil(opts.count * opts.intervalS * 1000 + 15_000), check: false });
   const rtts: number[] = [];

@@ -7,7 +7,10 @@
  * `--compare`) in one run and prints metric | kernel | tapbridge | C loop ... | ratios with
  * the targets. To add a scenario (e.g. NAT with a
  * `wan` namespace): write a module exporting a Scenario (see l2-scenario.ts), reuse
- * netns.ts / tapbridge.ts for the setup, and list it in e2e.ts's SCENARIOS.
+ * netns.ts / tapbridge.ts for the setup, and list it in e2e.ts's SCENARIOS. A scenario of
+ * another address family is the same module with other addresses (l2Scenario(6) next to
+ * l2Scenario(4)); its targets may compare with the first family's tapbridge figures of the
+ * same run (Target kind 'family').
  */
 import { iperfTcp, iperfUdp, type Endpoints } from './iperf.js';
 import { ping } from './ping.js';
@@ -66,12 +69,24 @@ export interface Metric {
 }
 
 /**
- * A target on the tapbridge value, either relative to the kernel (ratio = tapbridge/kernel)
- * or absolute. `aim` is the stretch goal.
+ * A target on the tapbridge value: relative to the kernel (ratio = tapbridge/kernel), absolute,
+ * or relative to tapbridge's own value of the same metric in another scenario of the same run
+ * ('family': IPv6 against IPv4, at least `min` times it where higher is better, at most `max`
+ * times it where lower is better). `aim` is the stretch goal.
  */
 export type Target =
   | { kind: 'ratio'; min: number; aim?: number }
-  | { kind: 'max'; max: number; unit: string };
+  | { kind: 'max'; max: number; unit: string }
+  | { kind: 'family'; scenario: string; min: number }
+  | { kind: 'family'; scenario: string; max: number };
+
+/** What a target is evaluated on: this row's values, and for 'family' the other scenario's tapbridge value. */
+export interface TargetInputs {
+  kernel: number | null;
+  tapbridge: number | null;
+  /** tapbridge's value of the same metric in the target's scenario (null: not run or failed). */
+  reference?: number | null;
+}
 
 export interface Scenario {
   name: string;
@@ -135,16 +150,25 @@ export const DEFAULT_TARGETS: Record<MetricId, Target> = {
 };
 
 export function describeTarget(t: Target): string {
-  if (t.kind === 'ratio') return `>= ${Math.round(t.min * 100)}% of kernel${t.aim !== undefined ? ` (aim ${Math.round(t.aim * 100)}%)` : ''}`;
+  const pct = (x: number) => `${Math.round(x * 100)}%`;
+  if (t.kind === 'ratio') return `>= ${pct(t.min)} of kernel${t.aim !== undefined ? ` (aim ${pct(t.aim)})` : ''}`;
+  if (t.kind === 'family') return 'min' in t ? `>= ${pct(t.min)} of tapbridge in ${t.scenario}` : `<= ${pct(t.max)} of tapbridge in ${t.scenario}`;
   return `< ${t.max} ${t.unit}`;
 }
 
+/** tapbridge / the value the target measures against (kernel or reference scenario); null for 'max' or a missing value. */
+export function targetRatio(t: Target, v: TargetInputs): number | null {
+  const base = t.kind === 'ratio' ? v.kernel : t.kind === 'family' ? (v.reference ?? null) : null;
+  return v.tapbridge === null || base === null || base === 0 ? null : v.tapbridge / base;
+}
+
 /** 'aim' (stretch goal met), 'pass', 'FAIL', or '?' when a value is missing. */
-export function evaluateTarget(t: Target, kernel: number | null, tb: number | null): 'aim' | 'pass' | 'FAIL' | '?' {
-  if (tb === null) return '?';
-  if (t.kind === 'max') return tb < t.max ? 'pass' : 'FAIL';
-  if (kernel === null || kernel === 0) return '?';
-  const r = tb / kernel;
+export function evaluateTarget(t: Target, v: TargetInputs): 'aim' | 'pass' | 'FAIL' | '?' {
+  if (v.tapbridge === null) return '?';
+  if (t.kind === 'max') return v.tapbridge < t.max ? 'pass' : 'FAIL';
+  const r = targetRatio(t, v);
+  if (r === null) return '?';
+  if (t.kind === 'family') return ('min' in t ? r >= t.min : r <= t.max) ? 'pass' : 'FAIL';
   if (t.aim !== undefined && r >= t.aim) return 'aim';
   return r >= t.min ? 'pass' : 'FAIL';
 }
