@@ -96,6 +96,15 @@ export class TapbridgeInstance {
 }
 
 /** Start tapbridge and wait until it logs "tapbridge ready". Registers its stop for cleanup. */
+/**
+ * Extra node flags for the tapbridge process, from TB_NODE_ARGS (space-separated), e.g.
+ * `TB_NODE_ARGS="--trace-gc"` or `"--cpu-prof --cpu-prof-dir=/tmp/prof"` when profiling a run
+ * (node refuses --cpu-prof in NODE_OPTIONS).
+ */
+function nodeArgsFromEnv(): string[] {
+  return (process.env.TB_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+}
+
 export async function startTapbridge(opts: TapbridgeOptions): Promise<TapbridgeInstance> {
   for (const ns of opts.namespaces) if (netnsExists(ns)) throw new Error(`namespace ${ns} exists already; not starting tapbridge over it`);
   const tmpDir = mkdtempSync(join(tmpdir(), 'tbb-'));
@@ -104,7 +113,7 @@ export async function startTapbridge(opts: TapbridgeOptions): Promise<TapbridgeI
   const proc = startBackground(
     `tapbridge ${opts.config.instance}`,
     process.execPath,
-    [TAPBRIDGE_BIN, 'run', '--config', configFile, '--json-logs'],
+    [...nodeArgsFromEnv(), TAPBRIDGE_BIN, 'run', '--config', configFile, '--json-logs'],
     opts.maxLifetimeMs ?? 30 * 60_000,
   );
   if (opts.onLog) proc.onLine = opts.onLog;
