@@ -37,14 +37,13 @@
  * values across runs.
  */
 import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release } from 'node:os';
 import { join } from 'node:path';
 import { installSignalHandlers, runCleanups } from './lib/cleanup.js';
 import { l2Scenario } from './lib/l2-scenario.js';
 import { natScenario } from './lib/nat-scenario.js';
-import { deleteNetns, listNetns } from './lib/netns.js';
+import { benchRunId, deleteNetns, listNetns, removeDeadRunLeftovers } from './lib/netns.js';
 import { sleep } from './lib/proc.js';
 import {
   DEFAULT_TARGETS,
@@ -384,8 +383,9 @@ async function main(): Promise<number> {
     return 2;
   }
   installSignalHandlers(log);
+  for (const r of await removeDeadRunLeftovers()) log(`removed a leftover of a benchmark run that died: ${r}`);
 
-  const id = randomBytes(3).toString('hex');
+  const id = benchRunId();
   const ctx: ScenarioContext = { id, prefix: `tbb-${id}`, verbose: opts.verbose, log };
   const mo: MeasureOptions = {
     durationS: opts.durationS,

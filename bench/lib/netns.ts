@@ -9,8 +9,10 @@
  * tapbridge's lab adds them: without duplicate address detection (`nodad`, usable at once),
  * on a device that takes nothing from router advertisements (accept_ra=0, autoconf=0).
  */
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { familyOf, inSubnet, subnetOf } from '../../src/config/addresses.js';
+import { pidAlive, RUN_DIR as TAPBRIDGE_RUN_DIR } from '../../src/lab/resources.js';
 import { onCleanup } from './cleanup.js';
 import { IP, run, type RunResult } from './proc.js';
 
@@ -45,6 +47,43 @@ export function listNetns(prefix: string): string[] {
   } catch {
     return [];
   }
+}
+
+/** The run id of this process: its pid in base 36 after a 'p', so leftovers name their owner. */
+export function benchRunId(pid = process.pid): string {
+  return `p${pid.toString(36)}`;
+}
+
+/**
+ * Remove what benchmark runs that died without their cleanup (SIGKILL, a lost session) left:
+ * namespaces `tbb-p<pid>-*` and tapbridge state files `/run/tapbridge/tbb-p<pid>*` whose pid is
+ * no longer a live process. Live runs are left alone. Returns what was removed, for the log.
+ */
+export async function removeDeadRunLeftovers(): Promise<string[]> {
+  const owner = (name: string): number | null => {
+    const m = /^tbb-p([0-9a-z]+)(?:-|\.|$)/.exec(name);
+    return m === null ? null : parseInt(m[1], 36);
+  };
+  const dead = (name: string) => {
+    const pid = owner(name);
+    return pid !== null && pid !== process.pid && !pidAlive(pid);
+  };
+  const removed: string[] = [];
+  for (const ns of listNetns('tbb-').filter(dead)) {
+    await deleteNetns(ns).catch(() => {});
+    removed.push(`namespace ${ns}`);
+  }
+  let state: string[] = [];
+  try {
+    state = readdirSync(TAPBRIDGE_RUN_DIR).filter((f) => f.startsWith('tbb-') && dead(f));
+  } catch {
+    // no run directory: nothing left there
+  }
+  for (const f of state) {
+    rmSync(join(TAPBRIDGE_RUN_DIR, f), { force: true });
+    removed.push(`${TAPBRIDGE_RUN_DIR}/${f}`);
+  }
+  return removed;
 }
 
 export async function deleteNetns(name: string): Promise<void> {
