@@ -93,6 +93,7 @@ export const DROP_UNCONNECTED = reason('unconnected', 'graph', 'pushed to an out
 /* --- switch (src/switch/switch.ts) --- */
 export const DROP_SRC_MAC_MULTICAST = reason('src_mac_multicast', 'switch', 'multicast/broadcast source MAC');
 export const DROP_SRC_MAC_ZERO = reason('src_mac_zero', 'switch', 'all-zero source MAC');
+export const DROP_GATEWAY_CLAIMED = reason('gateway_claimed', 'switch', 'ARP or NDP from a tenant port claiming an address of the gateway');
 export const DROP_SAME_PORT = reason('same_port', 'switch', 'destination MAC lives on the ingress port (filtered)');
 export const DROP_MAC_MOVE_REFUSED = reason('mac_move_refused', 'switch', "source MAC belongs to another port that keeps its MACs");
 export const DROP_PORT_ISOLATED = reason('port_isolated', 'switch', 'from an isolated port to another isolated port');

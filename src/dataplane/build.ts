@@ -13,6 +13,7 @@ import { IcmpError } from '../gateway/icmp-error.js';
 import { Icmp6Error } from '../gateway/icmp6-error.js';
 import { InterfaceTable, type RaSpec } from '../gateway/ifaces.js';
 import { GatewayInterface } from '../gateway/interface.js';
+import { GatewayGuard } from '../switch/gateway-guard.js';
 import { GatewayInterface6, type RoutedPrefix } from '../gateway/interface6.js';
 import { LocalDelivery } from '../gateway/local.js';
 import { LocalDelivery6 } from '../gateway/local6.js';
@@ -207,7 +208,9 @@ export function factories(spec: DataPlaneSpec, ctx: DataPlaneContext, s: SharedS
       const b = must(spec.bridges.find((x) => x.name === str(p, 'bridge')), 'no such bridge');
       const ports = spec.ports.filter((x) => x.bridge === b.name).map((x) => record(x.name));
       if (b.gateway !== undefined) ports.push(record(gatewayPortName(b.name)));
-      const sw = new Switch(name, ctx, { agingSeconds: b.agingSeconds, macTableSize: b.macTableSize, macLimitPerPort: b.macLimitPerPort, whenFull: b.whenFull, ports });
+      const gw = b.gateway !== undefined ? s.ifaces.byName(b.name) : undefined;
+      const guard = gw === undefined ? undefined : new GatewayGuard(gw.hasV4 ? [gw.address] : [], gw.address6 !== null ? [gw.address6, gw.linkLocal] : []);
+      const sw = new Switch(name, ctx, { agingSeconds: b.agingSeconds, macTableSize: b.macTableSize, macLimitPerPort: b.macLimitPerPort, whenFull: b.whenFull, ports, guard, gatewayPort: gatewayPortName(b.name) });
       sw.fdb.denyMoves = b.macMoves === 'deny';
       return sw;
     },

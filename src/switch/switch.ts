@@ -8,9 +8,11 @@
  *          back out of port i. A bridge only knows its own ports: bridges are isolated.
  *          Isolated ports (PortRecord.isolated, Docker's icc=false, the Linux bridge's
  *          `isolated on`) reach non-isolated ports (the gateway) but never each other.
+ *          On a bridge with a gateway, ARP and NDP from any other port that claim one of
+ *          the gateway's addresses are dropped (GatewayGuard, gateway-guard.ts).
  * Config:  agingSeconds, macTableSize, macLimitPerPort, whenFull, static entries (MacTable, fdb.ts).
  * Counters: on the ingress port's record: eth_too_short, src_mac_multicast, src_mac_zero,
- *          mac_move_refused (the MAC belongs to a locked port), port_isolated, same_port
+ *          mac_move_refused (the MAC belongs to a locked port), gateway_claimed, port_isolated, same_port
  *          (destination lives on the ingress port: filtered), flooded; element counters
  *          forwarded and flooded; on the table: learned, moved, aged, learn refusals.
  *
@@ -18,13 +20,14 @@
  * While a decision trace runs the switch does not learn.
  */
 import { C_FLOODED, DROP_BASE } from '../core/counters.js';
-import { DROP_MAC_MOVE_REFUSED, DROP_PORT_ISOLATED, DROP_SAME_PORT, DROP_SRC_MAC_MULTICAST, DROP_SRC_MAC_ZERO } from '../core/drops.js';
+import { DROP_GATEWAY_CLAIMED, DROP_MAC_MOVE_REFUSED, DROP_PORT_ISOLATED, DROP_SAME_PORT, DROP_SRC_MAC_MULTICAST, DROP_SRC_MAC_ZERO } from '../core/drops.js';
 import { Element, type DataPlaneContext, type PortRecord } from '../core/element.js';
 import { VNET_HDR_LEN } from '../core/frame.js';
 import { ETH_HEADER_LEN } from '../wire/ethernet.js';
 import { DROP_ETH_TOO_SHORT } from '../wire/drop.js';
 import { macToString } from '../wire/mac.js';
 import { LEARN_MOVE_REFUSED, MacTable, type WhenFull } from './fdb.js';
+import type { GatewayGuard } from './gateway-guard.js';
 
 const TWO_POW_32 = 4294967296;
 /** Most ports one bridge can have (sizes the per-port MAC counters). */
@@ -36,6 +39,9 @@ export interface SwitchParams {
   macLimitPerPort: number;
   whenFull?: WhenFull;
   ports: PortRecord[];
+  /** The gateway's addresses, which only `gatewayPort` may claim. */
+  guard?: GatewayGuard;
+  gatewayPort?: string;
 }
 
 export class Switch extends Element {
@@ -44,10 +50,16 @@ export class Switch extends Element {
   readonly ports: PortRecord[] = [];
   override counters = { forwarded: 0, flooded: 0 };
   private lastSweep = 0;
+  private readonly guard: GatewayGuard | null;
+  private readonly gatewayPort: string | undefined;
+  /** Input index of the gateway's port (exempt from the guard), -1 without one. */
+  private gatewayInput = -1;
 
   constructor(name: string, ctx: DataPlaneContext, p: SwitchParams) {
     super(name, ctx, [], []);
     this.fdb = new MacTable({ capacity: p.macTableSize, agingMs: p.agingSeconds * 1000, perPortLimit: p.macLimitPerPort, maxPorts: MAX_BRIDGE_PORTS, whenFull: p.whenFull });
+    this.guard = p.guard !== undefined && !p.guard.empty ? p.guard : null;
+    this.gatewayPort = p.gatewayPort;
     for (const port of p.ports) this.attach(port);
   }
 
@@ -55,6 +67,7 @@ export class Switch extends Element {
   attach(port: PortRecord): number {
     if (this.ports.length >= MAX_BRIDGE_PORTS) throw new RangeError(`bridge ${this.name}: at most ${MAX_BRIDGE_PORTS} ports`);
     this.ports.push(port);
+    if (port.name === this.gatewayPort) this.gatewayInput = this.ports.length - 1;
     this.addInput(port.name);
     return this.addOutput(port.name);
   }
@@ -85,6 +98,11 @@ export class Switch extends Element {
     const src = ((b[e + 6] << 8) | b[e + 7]) * TWO_POW_32 + (((b[e + 8] << 24) | (b[e + 9] << 16) | (b[e + 10] << 8) | b[e + 11]) >>> 0);
     if (src === 0) {
       inPort.counters[DROP_BASE + DROP_SRC_MAC_ZERO]++;
+      return;
+    }
+    if (this.guard !== null && input !== this.gatewayInput && this.guard.claims(b, e, len)) {
+      if (tracer.active) tracer.note(this.name, `${inPort.name} claims an address of the gateway (ARP/NDP): dropped`);
+      inPort.counters[DROP_BASE + DROP_GATEWAY_CLAIMED]++;
       return;
     }
     if (!tracer.active && this.fdb.learn(src, input, now) === LEARN_MOVE_REFUSED) {
