@@ -25,9 +25,10 @@
  * column. Such a target needs its IPv4 scenario in the run (`--scenario switch,switch6`), else
  * it is "?". IPv6 UDP and nat6 conn/s keep the kernel-relative targets of IPv4.
  *
- * Peers: kernel (the reference), tapbridge, and the C loop (bench/cfwd/cfwd.c, built here
- * with cc -O2: a bare TAP-to-TAP read/write loop, once with VNET_HDR and once plain; the
- * IPv4 switch scenario only). `--compare` takes kernel, tapbridge, cloop (both C variants),
+ * Peers: kernel (the reference), tapbridge, tapbridge with `poll: { busyMicros: 50 }` (the
+ * IPv4 switch scenario only: what the adaptive busy poll buys in latency), and the C loop
+ * (bench/cfwd/cfwd.c, built here with cc -O2: a bare TAP-to-TAP read/write loop, once with VNET_HDR and once plain; the
+ * IPv4 switch scenario only). `--compare` takes kernel, tapbridge, tapbridge-busy, cloop (both C variants),
  * cloop-vnet, cloop-plain; default all. A peer that fails to build or start stays in the table
  * as "failed: <reason>"; one a scenario cannot have shows "n/a".
  *
@@ -72,7 +73,10 @@ import { portCounters, portDropsDelta, portTrafficDelta } from './lib/counters.j
 const SCENARIOS: Scenario[] = [l2Scenario(4), l2Scenario(6), natScenario(4), natScenario(6)];
 
 /** The systems compared; each is a topology a scenario may or may not offer. */
-type PeerId = 'kernel' | 'tapbridge' | 'cloopVnet' | 'cloopPlain';
+type PeerId = 'kernel' | 'tapbridge' | 'tapbridgeBusy' | 'cloopVnet' | 'cloopPlain';
+
+/** The busy-poll window of the `tapbridge, busy poll` peer (config poll.busyMicros). */
+const BUSY_MICROS = 50;
 
 interface Peer {
   id: PeerId;
@@ -85,6 +89,8 @@ interface Peer {
 const PEERS: Peer[] = [
   { id: 'kernel', column: 'kernel', setup: (s) => (ctx) => s.setupKernel(ctx) },
   { id: 'tapbridge', column: 'tapbridge', setup: (s) => (ctx) => s.setupTapbridge(ctx) },
+  // the same with the opt-in adaptive busy poll, in the IPv4 switch scenario (latency)
+  { id: 'tapbridgeBusy', column: `tapbridge, busy poll ${BUSY_MICROS} µs`, setup: (s) => (s.name === 'switch' ? (ctx) => s.setupTapbridge({ ...ctx, prefix: `${ctx.prefix}-b` }, { poll: { busyMicros: BUSY_MICROS } }) : null) },
   { id: 'cloopVnet', column: 'C loop, VNET_HDR', setup: (s) => (s.setupCloop ? (ctx) => s.setupCloop!(ctx, { vnetHdr: true }) : null) },
   { id: 'cloopPlain', column: 'C loop, plain', setup: (s) => (s.setupCloop ? (ctx) => s.setupCloop!(ctx, { vnetHdr: false }) : null) },
 ];
@@ -93,6 +99,7 @@ const PEERS: Peer[] = [
 const COMPARE_NAMES: Record<string, PeerId[]> = {
   kernel: ['kernel'],
   tapbridge: ['tapbridge'],
+  'tapbridge-busy': ['tapbridgeBusy'],
   cloop: ['cloopVnet', 'cloopPlain'],
   'cloop-vnet': ['cloopVnet'],
   'cloop-plain': ['cloopPlain'],

@@ -4,8 +4,9 @@
 // every slot starts with a 10-byte virtio_net_hdr, the Ethernet frame follows at +10; offsets
 // crossing this boundary are slot offsets, lengths are frame lengths (without the header).
 //
-// Context-aware, no static mutable state: the module may be loaded in several worker threads.
-// Each Reader polls on the uv loop of the thread that created it.
+// Context-aware, no static mutable state shared between threads: the module may be loaded in
+// several worker threads. Each Reader polls on the uv loop of the thread that created it; the
+// busy-poll group (setBusyPoll) is per thread.
 
 #include <napi.h>
 #include <uv.h>
@@ -20,12 +21,16 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sched.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cstdint>
 #include <cstdio>
 #include <string>
+#include <vector>
 
 namespace {
 
@@ -393,6 +398,25 @@ Napi::Value Transmit(const Napi::CallbackInfo& info) {
 
 class Reader;
 
+// Adaptive busy poll (opt-in, per thread): after a batch, the thread keeps reading all of its
+// polling readers without sleeping for up to busyNs after the last frame seen, so a reply
+// that comes back within that window is taken without a wake-up. A spin never lasts longer
+// than kMaxSpinNs, so timers and control messages on the loop still run under load.
+struct BusyGroup {
+  std::vector<Reader*> readers;
+  int64_t busyNs = 0;
+  bool spinning = false;
+  uint64_t spins = 0, spinFrames = 0, spinNs = 0;
+};
+thread_local BusyGroup tBusy;
+constexpr int64_t kMaxSpinNs = 2000000;
+
+int64_t MonotonicNs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
 // The uv_poll handle lives in its own heap block: uv_close() completes asynchronously, possibly
 // after the Reader object is gone, and the close callback frees it.
 struct Poller {
@@ -490,6 +514,7 @@ class Reader : public Napi::ObjectWrap<Reader> {
       int r = uv_poll_start(&poller_->handle, UV_READABLE, &Reader::OnPoll);
       if (r < 0) ThrowSys(info.Env(), "Reader.start(fd " + std::to_string(fd_) + ")", "uv_poll_start", -r);
       polling_ = true;
+      JoinBusyGroup();
       badRuns_ = 0;
       badErrno_ = 0;
       if (!selfRef_) {
@@ -526,9 +551,25 @@ class Reader : public Napi::ObjectWrap<Reader> {
 
   // --- Poll lifecycle ---------------------------------------------------------------------
 
+  void JoinBusyGroup() {
+    for (Reader* r : tBusy.readers)
+      if (r == this) return;
+    tBusy.readers.push_back(this);
+  }
+
+  void LeaveBusyGroup() {
+    auto& v = tBusy.readers;
+    for (size_t i = 0; i < v.size(); i++)
+      if (v[i] == this) {
+        v.erase(v.begin() + static_cast<std::ptrdiff_t>(i));
+        return;
+      }
+  }
+
   void StopPolling() {
     if (polling_ && poller_ != nullptr) uv_poll_stop(&poller_->handle);
     polling_ = false;
+    LeaveBusyGroup();
     if (selfRef_) {
       selfRef_ = false;
       Unref();
@@ -539,6 +580,7 @@ class Reader : public Napi::ObjectWrap<Reader> {
   void ClosePoller() {
     if (polling_ && poller_ != nullptr) uv_poll_stop(&poller_->handle);
     polling_ = false;
+    LeaveBusyGroup();
     if (selfRef_) {
       selfRef_ = false;
       // Unref() in a destructor would touch a dying reference; only do it when alive.
@@ -570,6 +612,7 @@ class Reader : public Napi::ObjectWrap<Reader> {
     if (r != nullptr) {
       r->cleanupHook_ = nullptr;  // now owned by the poller's close callback
       r->polling_ = false;
+      r->LeaveBusyGroup();
       r->poller_ = nullptr;
       r->selfRef_ = false;        // the env is going away; references are reclaimed by it
       p->owner = nullptr;
@@ -692,6 +735,36 @@ class Reader : public Napi::ObjectWrap<Reader> {
   }
 
   void HandlePoll(int status) {
+    int n = Drain(status);
+    if (n > 0 && tBusy.busyNs > 0 && !tBusy.spinning) Spin();
+  }
+
+  // Busy poll: read every polling reader of this thread until none had a frame for busyNs
+  // (or kMaxSpinNs passed). Readers may stop or close (even others) from their callbacks.
+  static void Spin() {
+    BusyGroup& g = tBusy;
+    g.spinning = true;
+    g.spins++;
+    const int64_t start = MonotonicNs();
+    int64_t last = start, now = start;
+    while (now - last < g.busyNs && now - start < kMaxSpinNs) {
+      for (size_t i = 0; i < g.readers.size(); i++) {
+        Reader* r = g.readers[i];
+        if (!r->polling_ || r->poller_ == nullptr) continue;
+        int n = r->Drain(0);
+        if (n > 0) {
+          g.spinFrames += static_cast<uint64_t>(n);
+          last = MonotonicNs();
+        }
+      }
+      now = MonotonicNs();
+    }
+    g.spinNs += static_cast<uint64_t>(now - start);
+    g.spinning = false;
+  }
+
+  // One batch: read, hand it to JS, handle errors. Returns the number of frames.
+  int Drain(int status) {
     // Re-validate the memory each batch: the ArrayBuffer could have been detached (transferred).
     Napi::HandleScope scope(env_);
     Napi::Value self = Value();  // keeps this object alive while JS callbacks run
@@ -704,7 +777,7 @@ class Reader : public Napi::ObjectWrap<Reader> {
       rxErrors_++;
       lastErrno_ = EFAULT;
       CallError(EFAULT, "frame memory was detached or shrunk");
-      return;
+      return 0;
     }
     uint8_t* ring = static_cast<uint8_t*>(mem.Data()) + ringOffset_;
     int32_t* lens = lengths.Data();
@@ -741,13 +814,14 @@ class Reader : public Napi::ObjectWrap<Reader> {
         napi_fatal_exception(env_, e.Value());
       }
       // The callback may have stopped or closed us.
-      if (poller_ == nullptr) return;
+      if (poller_ == nullptr) return n;
     }
 
     if (giveUp && polling_) {
       StopPolling();
       CallError(err, std::string("read: ") + ErrnoText(err));
     }
+    return n;
   }
 
   void CallError(int err, const std::string& msg) {
@@ -791,7 +865,51 @@ class Reader : public Napi::ObjectWrap<Reader> {
   struct sockaddr_ll addrs_[kMaxBatch];
 };
 
+// setBusyPoll(micros): this thread's readers busy-poll for up to `micros` after a batch (0: off).
+Napi::Value SetBusyPoll(const Napi::CallbackInfo& info) {
+  tBusy.busyNs = ArgInt(info, 0, "setBusyPoll", "micros", 0, 1000000) * 1000;
+  return info.Env().Undefined();
+}
+
+// busyPollStats(): {micros, spins, spinFrames, spinMicros} of this thread.
+Napi::Value BusyPollStats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("micros", Napi::Number::New(env, static_cast<double>(tBusy.busyNs / 1000)));
+  o.Set("spins", Napi::Number::New(env, static_cast<double>(tBusy.spins)));
+  o.Set("spinFrames", Napi::Number::New(env, static_cast<double>(tBusy.spinFrames)));
+  o.Set("spinMicros", Napi::Number::New(env, static_cast<double>(tBusy.spinNs / 1000)));
+  return o;
+}
+
+// setAffinity(cpus): pin the calling thread to these CPUs (sched_setaffinity on its tid).
+Napi::Value SetAffinity(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsArray()) ThrowType(env, "setAffinity: cpus must be an array of CPU numbers");
+  Napi::Array a = info[0].As<Napi::Array>();
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  for (uint32_t i = 0; i < a.Length(); i++) {
+    Napi::Value v = a.Get(i);
+    if (!v.IsNumber()) ThrowType(env, "setAffinity: cpus must be numbers");
+    int64_t c = v.As<Napi::Number>().Int64Value();
+    if (c < 0 || c >= CPU_SETSIZE) ThrowRange(env, "setAffinity: CPU " + std::to_string(c) + " out of range");
+    CPU_SET(static_cast<int>(c), &set);
+  }
+  if (sched_setaffinity(0, sizeof set, &set) != 0) ThrowSys(env, "setAffinity", "sched_setaffinity", errno);
+  return env.Undefined();
+}
+
+// threadId(): the calling thread's kernel tid (for /proc/PID/task/TID).
+Napi::Value ThreadId(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(syscall(SYS_gettid)));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("setBusyPoll", Napi::Function::New<SetBusyPoll>(env, "setBusyPoll"));
+  exports.Set("busyPollStats", Napi::Function::New<BusyPollStats>(env, "busyPollStats"));
+  exports.Set("setAffinity", Napi::Function::New<SetAffinity>(env, "setAffinity"));
+  exports.Set("threadId", Napi::Function::New<ThreadId>(env, "threadId"));
   exports.Set("openTap", Napi::Function::New<OpenTap>(env, "openTap"));
   exports.Set("setTapCarrier", Napi::Function::New<SetTapCarrier>(env, "setTapCarrier"));
   exports.Set("openPacket", Napi::Function::New<OpenPacket>(env, "openPacket"));

@@ -73,11 +73,12 @@ async function setupKernel(ctx: ScenarioContext, plan: L2Plan): Promise<Topology
   };
 }
 
-async function setupTapbridge(ctx: ScenarioContext, plan: L2Plan): Promise<Topology> {
+async function setupTapbridge(ctx: ScenarioContext, plan: L2Plan, extra: Record<string, unknown> = {}): Promise<Topology> {
   const host = `${ctx.prefix}-host${plan.tag}`;
   const t1 = `${ctx.prefix}-t${plan.tag}1`;
   const t2 = `${ctx.prefix}-t${plan.tag}2`;
   const config = {
+    ...extra,
     instance: `${ctx.prefix}${plan.tag === '' ? '' : `-${plan.name}`}`,
     namespace: { name: host, create: true },
     bridges: [
@@ -140,7 +141,7 @@ export function l2Scenario(family: Family): Scenario {
     name: plan.name,
     description: `namespace -> namespace through one bridge, IPv${family} (${plan.addr1} -> ${plan.addr2}, MTU ${MTU})`,
     setupKernel: (ctx) => setupKernel(ctx, plan),
-    setupTapbridge: (ctx) => setupTapbridge(ctx, plan),
+    setupTapbridge: (ctx, extra) => setupTapbridge(ctx, plan, extra),
     ...(family === 4 ? { setupCloop: (ctx: ScenarioContext, o: { vnetHdr: boolean }) => setupCloop(ctx, plan, o) } : {}),
     metrics: ['tcp', 'udp', 'ping'],
     ...(family === 6 ? { targets: FAMILY_TARGETS } : {}),

@@ -293,11 +293,12 @@ async function setupKernel(ctx: ScenarioContext, plan: NatPlan): Promise<Topolog
   };
 }
 
-async function setupTapbridge(ctx: ScenarioContext, plan: NatPlan): Promise<Topology> {
+async function setupTapbridge(ctx: ScenarioContext, plan: NatPlan, extra: Record<string, unknown> = {}): Promise<Topology> {
   const host = `${ctx.prefix}-host${plan.tag}`;
   const tr = `${ctx.prefix}-t${plan.tag}r`;
   const tw = `${ctx.prefix}-t${plan.tag}w`;
   const config = {
+    ...extra,
     instance: `${ctx.prefix}-${plan.name}`,
     namespace: { name: host, create: true },
     bridges: [
@@ -375,7 +376,7 @@ export function natScenario(family: Family): Scenario {
     name: plan.name,
     description: `masquerade ${plan.inside} -> wan ${plan.wan} and a published port ${family === 4 ? plan.external : `[${plan.external}]`}:${PUBLISHED_PORT} -> ${plan.inside} (MTU ${MTU}); kernel: ${kernel}`,
     setupKernel: (ctx) => setupKernel(ctx, plan),
-    setupTapbridge: (ctx) => setupTapbridge(ctx, plan),
+    setupTapbridge: (ctx, extra) => setupTapbridge(ctx, plan, extra),
     metrics: ['tcp', 'tcp_in' as MetricId, 'udp', 'conn' as MetricId],
     targets: family === 4 ? IPV4_TARGETS : IPV6_TARGETS,
   };

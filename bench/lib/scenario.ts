@@ -92,7 +92,8 @@ export interface Scenario {
   name: string;
   description: string;
   setupKernel(ctx: ScenarioContext): Promise<Topology>;
-  setupTapbridge(ctx: ScenarioContext): Promise<Topology>;
+  /** `extra` is merged into tapbridge's config (top-level keys, e.g. `poll`). */
+  setupTapbridge(ctx: ScenarioContext, extra?: Record<string, unknown>): Promise<Topology>;
   /**
    * The same topology with bench/cfwd (the C ceiling) forwarding between TAPs instead of
    * tapbridge; only for scenarios a dumb TAP-to-TAP loop can carry (no gateway, no NAT).

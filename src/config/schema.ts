@@ -7,6 +7,7 @@
  * Cross-field rules (unique names, references between sections, overlapping addresses)
  * are checked in `superRefine` so they are reported the same way.
  */
+import { cpus as hostCpus } from 'node:os';
 import { z } from 'zod';
 import { cidr, cidr6, cidrAny, ipAny, ipv4, ipv6, onePerFamily } from './addresses.js';
 import { experimentSchema } from './experiment.js';
@@ -231,6 +232,18 @@ export const configSchema = z.strictObject({
       rpFilter: z.boolean().default(true),
     })
     .default({ rpFilter: true }),
+  /** How the data-plane thread waits for frames. */
+  poll: z
+    .strictObject({
+      /** Adaptive busy poll: after a batch, keep reading the fds for up to this many µs after the last frame before sleeping (0: off). */
+      busyMicros: z.number().int().min(0).max(1000, 'at most 1000 µs').default(0),
+      /** Pin the data-plane thread to these CPUs (default: wherever the kernel puts it). */
+      cpus: z
+        .array(z.number().int().min(0).max(hostCpus().length - 1, `no such CPU here (this machine has CPUs 0-${hostCpus().length - 1})`))
+        .min(1, 'at least one CPU')
+        .optional(),
+    })
+    .default({ busyMicros: 0 }),
   lab: labSchema.optional(),
   /** Faults and captures applied at start, so an experiment is one file. */
   experiment: experimentSchema.optional(),

@@ -34,6 +34,8 @@ export interface LiveStats {
   neighbors: number | null;
   /** IPv6 neighbour (NDP) entries; absent or null: not answered (a data plane without `neigh`). */
   neighbors6?: number | null;
+  /** Busy poll counters and the data-plane thread's tid. */
+  poll?: { micros: number; spins: number; spinFrames: number; spinMicros: number; thread: number };
   conntrack: { flows: number; max?: number } | null;
 }
 
@@ -106,6 +108,7 @@ export class LiveStatsSource {
       ports: PortInfo[];
       bridges: BridgeInfoView[];
       pool: LiveStats['pool'];
+      poll: LiveStats['poll'];
       faults: FaultRow[];
       captures: CaptureInfo[];
     };
@@ -123,6 +126,7 @@ export class LiveStatsSource {
       ports: base.ports.map((p) => ({ ...p, rates: r5.ports[p.name] ?? { ...NO_PORT_RATES }, rates1s: r1.ports[p.name] ?? { ...NO_PORT_RATES } })),
       bridges: base.bridges.map((b) => ({ ...b, rates: r5.bridges[b.name] ?? { forwarded_pps: 0, flooded_pps: 0 } })),
       pool: base.pool,
+      poll: base.poll,
       faults: base.faults,
       captures: base.captures,
       router: router !== null && typeof router === 'object' ? (router as Record<string, unknown>) : null,

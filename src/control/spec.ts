@@ -82,6 +82,7 @@ export function dataPlaneSpec(cfg: Config, setup: Pick<SetupResult, 'ports' | 'u
     ports: setup.ports.map((p) => portPolicy(cfg, p)),
     routes: cfg.routes,
     rpFilter: cfg.routing.rpFilter,
+    poll: cfg.poll,
   };
   if (cfg.uplink !== undefined && setup.uplink !== null) {
     const u = cfg.uplink;

@@ -12,6 +12,7 @@
  *   captures, capture {id}, capture_start {CaptureStartSpec}, capture_stop {id, reason?}
  *   stats_sample (compact counters for the main thread's rate sampler), experiment_stats
  */
+import { native, type BusyPollStats } from '../io/native.js';
 import { ACCOUNT_GENERAL, type PoolAccountInfo } from '../core/arena.js';
 import { C_RX_BYTES, C_RX_PACKETS, C_TX_BYTES, C_TX_PACKETS, totalDrops } from '../core/counters.js';
 import { dropReasons } from '../core/drops.js';
@@ -131,7 +132,7 @@ export function dataPlaneApi(engine: Engine, post: PostToMain): DataPlaneApi {
     neigh: () => engine.gateways6.flatMap((g) => g.neighbors()),
     routes: () => [...engine.shared.routes.table(), ...engine.shared.routes6.table()],
     router: () => (router() === undefined ? null : routerCounters(engine)),
-    stats: () => ({ bridges: engine.bridgeInfo(), ports: engine.portInfo(), pool: poolInfo(engine) }),
+    stats: () => ({ bridges: engine.bridgeInfo(), ports: engine.portInfo(), pool: poolInfo(engine), poll: pollInfo() }),
 
     faults: (p) => {
       if (p.port !== undefined) faults.hookablePort(str(p, 'port')!);
@@ -171,6 +172,7 @@ export function dataPlaneApi(engine: Engine, post: PostToMain): DataPlaneApi {
       ports: engine.portInfo(),
       bridges: engine.bridgeInfo(),
       pool: poolInfo(engine),
+      poll: pollInfo(),
       faults: faults.list(),
       captures: captures.list(),
     }),
@@ -217,6 +219,13 @@ function listForwards(engine: Engine) {
     ...(engine.nat6?.listForwards().map((f) => row(f, ip6ToString(f.internalIp), 'ipv6')) ?? []),
   ];
 }
+
+/** The data-plane thread's busy poll counters and its kernel tid (the thread that polls). */
+function pollInfo(): PollInfo {
+  return { ...native.busyPollStats(), thread: native.threadId() };
+}
+
+export type PollInfo = BusyPollStats & { thread: number };
 
 /** The frame pool: free slots, the control reserve, and use by account (busy accounts only, at most 64). */
 function poolInfo(engine: Engine): { free: number; total: number; reserve: number; accounts: PoolAccountInfo[] } {

@@ -110,6 +110,8 @@ export interface DataPlaneSpec {
   /** Reverse-path source validation on routed packets (default true). */
   rpFilter?: boolean;
   nat?: NatSpec;
+  /** Busy poll after a batch (µs, 0 = off) and the data-plane thread's CPUs. */
+  poll?: { busyMicros: number; cpus?: number[] };
   /** Faults and captures applied before the data plane reports ready. */
   experiment?: { faults: { port: string; direction: 'ingress' | 'egress' | 'both'; spec: FaultSpec }[]; captures: CaptureStartSpec[] };
 }

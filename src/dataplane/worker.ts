@@ -7,6 +7,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { applyExperiment, dataPlaneApi, onStreamMessage } from './api.js';
+import { native } from '../io/native.js';
 import { Engine } from './engine.js';
 import { ApiError } from './errors.js';
 import type { FromWorker, ToWorker, WorkerData } from './messages.js';
@@ -20,6 +21,9 @@ process.on('uncaughtException', (err) => {
 });
 
 const { spec } = workerData as WorkerData;
+// This thread polls the fds: pin it and set its busy poll before the first read.
+if (spec.poll?.cpus !== undefined) native.setAffinity(spec.poll.cpus);
+native.setBusyPoll(spec.poll?.busyMicros ?? 0);
 const engine = new Engine(spec);
 engine.onFatal = (message) => send({ type: 'log', level: 'error', msg: message, fields: {} });
 const api = dataPlaneApi(engine, (m, t) => port.postMessage(m, t));

@@ -71,6 +71,16 @@ export interface NativeReaderConstructor {
   ): NativeReader;
 }
 
+export interface BusyPollStats {
+  micros: number;
+  /** Spins started (one per batch that came in through a wake-up). */
+  spins: number;
+  /** Frames read while spinning (each one a wake-up saved). */
+  spinFrames: number;
+  /** CPU time spent spinning. */
+  spinMicros: number;
+}
+
 export interface NativeAddon {
   /** Create or attach to a TAP (IFF_TAP|IFF_NO_PI [+IFF_VNET_HDR +offloads] [+IFF_MULTI_QUEUE]). '' = kernel picks tap%d. */
   openTap(name: string, vnetHdr: boolean, multiQueue: boolean): { fd: number; name: string };
@@ -97,6 +107,13 @@ export interface NativeAddon {
     count: number,
     status: Int32Array,
   ): number;
+  /** Adaptive busy poll for this thread's readers: after a batch, keep reading for up to `micros` µs after the last frame (0: off). */
+  setBusyPoll(micros: number): void;
+  busyPollStats(): BusyPollStats;
+  /** Pin the calling thread to these CPUs (sched_setaffinity). */
+  setAffinity(cpus: number[]): void;
+  /** The calling thread's kernel tid. */
+  threadId(): number;
   /** Largest Reader budget (frames per batch). */
   readonly MAX_BATCH: number;
   readonly VNET_HDR_LEN: number;
@@ -167,6 +184,10 @@ export const native: NativeAddon = {
   Reader: LazyReader,
   transmit: (fd, kind, vnetHdr, memory, offsets, lengths, count, status) =>
     loadNative().transmit(fd, kind, vnetHdr, memory, offsets, lengths, count, status),
+  setBusyPoll: (micros) => loadNative().setBusyPoll(micros),
+  busyPollStats: () => loadNative().busyPollStats(),
+  setAffinity: (cpus) => loadNative().setAffinity(cpus),
+  threadId: () => loadNative().threadId(),
   MAX_BATCH: 256,
   VNET_HDR_LEN: 10,
 };

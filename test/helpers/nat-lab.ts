@@ -45,6 +45,8 @@ export interface NatLabOptions {
   routed6?: boolean;
   /** Add a namespace port `auto` (10.100.0.4) that takes its IPv6 address by SLAAC. */
   slaac?: boolean;
+  /** Top-level config keys added as they are (e.g. poll). */
+  extra?: Record<string, unknown>;
   /** Merged into red's and blue's port config (e.g. security). */
   portExtra?: Partial<Record<'red' | 'blue', Record<string, unknown>>>;
 }
@@ -103,6 +105,7 @@ export class NatLab {
     ];
     if (v6 && o.routed6 !== true) publish.push({ proto: 'tcp', port: 8000, to: V6.red }, { proto: 'udp', port: 8000, to: V6.red });
     return {
+      ...(o.extra ?? {}),
       instance: this.instance,
       namespace: { name: this.ns('host'), create: true },
       bridges: [{ name: 'br0', gateway: { address: dual('10.100.0.1/24', `${V6.gateway}/64`), mac: '02:74:62:00:00:01' }, ports }],

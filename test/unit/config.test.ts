@@ -298,3 +298,15 @@ describe('IPv6 in the config', () => {
     expectOne(twice, 'nat.publish[2].port', /tcp\/8000 is published twice/);
   });
 });
+
+describe('poll options', () => {
+  test('busy poll is off by default; busyMicros and cpus are taken; bad values name the field', () => {
+    assert.deepEqual(validateConfig(valid(), 'test.yaml').poll, { busyMicros: 0 });
+    assert.deepEqual(validateConfig(mutate((c) => (c.poll = { busyMicros: 50, cpus: [0] })), 'test.yaml').poll, { busyMicros: 50, cpus: [0] });
+    expectOne(mutate((c) => (c.poll = { busyMicros: 5000 })), 'poll.busyMicros', /at most 1000/);
+    expectOne(mutate((c) => (c.poll = { busyMicros: -1 })), 'poll.busyMicros', />=\s*0|too small/i);
+    expectOne(mutate((c) => (c.poll = { cpus: [4096] })), 'poll.cpus[0]', /no such CPU here/);
+    expectOne(mutate((c) => (c.poll = { cpus: [] })), 'poll.cpus', /at least one CPU/);
+    expectOne(mutate((c) => (c.poll = { spin: true })), 'poll', /spin/);
+  });
+});
