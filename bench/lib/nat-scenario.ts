@@ -45,6 +45,7 @@ import { iperfTcp, type Endpoints } from './iperf.js';
 import { bridgePort, createKernelBridge, createNetns, createVeth, deleteNetns, sysctl } from './netns.js';
 import { runIn } from './proc.js';
 import { METRICS, type Measurement, type MeasureOptions, type Metric, type MetricId, type Scenario, type ScenarioContext, type Topology } from './scenario.js';
+import { setupSlirpNat } from './slirp.js';
 import { startTapbridge, type TapbridgeInstance } from './tapbridge.js';
 
 export const PUBLISHED_PORT = 5201;
@@ -377,6 +378,9 @@ export function natScenario(family: Family): Scenario {
     description: `masquerade ${plan.inside} -> wan ${plan.wan} and a published port ${family === 4 ? plan.external : `[${plan.external}]`}:${PUBLISHED_PORT} -> ${plan.inside} (MTU ${MTU}); kernel: ${kernel}`,
     setupKernel: (ctx) => setupKernel(ctx, plan),
     setupTapbridge: (ctx, extra) => setupTapbridge(ctx, plan, extra),
+    ...(family === 4
+      ? { setupSlirp: (ctx: ScenarioContext) => setupSlirpNat(ctx, { wan: plan.wan, external: plan.external, prefixLen: plan.outsidePrefixLen, mtu: MTU, publishedPort: PUBLISHED_PORT, httpPort: HTTP_PORT }) }
+      : {}),
     metrics: ['tcp', 'tcp_in' as MetricId, 'udp', 'conn' as MetricId],
     targets: family === 4 ? IPV4_TARGETS : IPV6_TARGETS,
   };

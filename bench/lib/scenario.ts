@@ -99,6 +99,8 @@ export interface Scenario {
    * tapbridge; only for scenarios a dumb TAP-to-TAP loop can carry (no gateway, no NAT).
    */
   setupCloop?(ctx: ScenarioContext, o: { vnetHdr: boolean }): Promise<Topology>;
+  /** The same rows through slirp4netns (bench/lib/slirp.ts); only the IPv4 NAT scenario. */
+  setupSlirp?(ctx: ScenarioContext): Promise<Topology>;
   metrics: MetricId[];
   /** Overrides of DEFAULT_TARGETS for this scenario. */
   targets?: Partial<Record<MetricId, Target>>;
