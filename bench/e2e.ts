@@ -66,6 +66,7 @@ import {
 import { fileStamp, fmt, median, table } from './lib/stats.js';
 import { REPO_ROOT } from './lib/tapbridge.js';
 import { portCounters, portDropsDelta, portTrafficDelta } from './lib/counters.js';
+import { processTreeCpuSeconds } from './lib/cpu.js';
 
 /**
  * Every scenario the benchmark knows, in the order they run; add new ones here. Each IPv6
@@ -220,6 +221,8 @@ type Row = {
   label: string;
   unit: string;
   better: 'higher' | 'lower';
+  /** Decimals of a secondary row with a unit of its own (else the metric's). */
+  decimals?: number;
   /** tapbridge / kernel. */
   ratio: number | null;
   /** tapbridge / the C loop named by ratioCloopPeer. */
@@ -303,8 +306,11 @@ function newMetricRuns(): MetricRuns {
 /** Measure `m` once on one peer's topology; a failure is kept (that peer is not measured again). */
 async function measureOnce(m: Metric, peer: Peer, t: Topology, mo: MeasureOptions, a: MetricRuns): Promise<void> {
   const before = t.tapbridge ? await portCounters(t.tapbridge).catch(() => null) : null;
+  const cpu0 = t.cpuPid !== undefined ? processTreeCpuSeconds(t.cpuPid) : null;
   try {
     const r = await m.measure(t.endpoints, mo);
+    const cpu1 = t.cpuPid !== undefined ? processTreeCpuSeconds(t.cpuPid) : null;
+    if (cpu0 !== null && cpu1 !== null) r.detail.cpuSeconds = Math.round((cpu1 - cpu0) * 100) / 100;
     (a.runs[peer.id] ??= []).push(r);
     log(`      ${peer.column} ${m.label}: ${fmt(r.value, m.decimals)} ${m.unit}`);
   } catch (err) {
@@ -328,9 +334,9 @@ async function measureOnce(m: Metric, peer: Peer, t: Topology, mo: MeasureOption
 /** The rows of one metric of one scenario: the metric's own, then one per secondary number (e.g. ping p99). */
 function metricRows(p: PlannedScenario, mid: MetricId, a: MetricRuns, compare: PeerId[], base: PeerId | null): Row[] {
   const m = METRICS[mid];
-  const variants: { stat?: string; label: string; pick: (r: Measurement) => number | null }[] = [
+  const variants: { stat?: string; label: string; pick: (r: Measurement) => number | null; unit?: string; decimals?: number; better?: 'higher' | 'lower' }[] = [
     { label: m.label, pick: (r) => r.value },
-    ...(m.secondary ?? []).map((x) => ({ stat: x.id, label: x.label, pick: x.pick })),
+    ...(m.secondary ?? []).map((x) => ({ stat: x.id, label: x.label, pick: x.pick, unit: x.unit, decimals: x.decimals, better: x.better })),
   ];
   return variants.map((v) => {
     const row = {
@@ -338,8 +344,9 @@ function metricRows(p: PlannedScenario, mid: MetricId, a: MetricRuns, compare: P
       metric: mid,
       ...(v.stat !== undefined ? { stat: v.stat } : {}),
       label: v.label,
-      unit: m.unit,
-      better: m.better,
+      unit: v.unit ?? m.unit,
+      better: v.better ?? m.better,
+      ...(v.decimals !== undefined ? { decimals: v.decimals } : {}),
       ratio: null,
       ratioCloop: null,
       ratioCloopPeer: null,
@@ -358,7 +365,7 @@ function metricRows(p: PlannedScenario, mid: MetricId, a: MetricRuns, compare: P
         side = { status: 'ok', value: r.value, values: r.values, detail: r.detail };
       } else {
         const vals = pr.map(v.pick).filter((x): x is number => x !== null);
-        side = vals.length === pr.length ? { status: 'ok', value: median(vals), values: vals } : { status: 'failed', value: null, error: `no ${v.stat} in the measurement` };
+        side = vals.length === 0 && v.stat.startsWith('cpu_') ? { status: 'not applicable', value: null, error: 'no data-plane process (in-kernel)' } : vals.length === pr.length ? { status: 'ok', value: median(vals), values: vals } : { status: 'failed', value: null, error: `no ${v.stat} in the measurement` };
       }
       row[peer.id] = side;
     }
@@ -535,7 +542,7 @@ async function main(): Promise<number> {
     'result',
   ];
   const body = rows.map((r) => {
-    const d = METRICS[r.metric].decimals;
+    const d = r.decimals ?? METRICS[r.metric].decimals;
     return [
       `${r.scenario}: ${r.label}`,
       r.unit,

@@ -99,6 +99,7 @@ async function setupTapbridge(ctx: ScenarioContext, plan: L2Plan, extra: Record<
   return {
     endpoints: { clientNs: t1, serverNs: t2, serverAddr: plan.addr2 },
     tapbridge: tb,
+    cpuPid: tb.proc.child.pid,
     info: { namespaces: [t1, t2, host], config, family: plan.family, mtu: MTU },
     teardown: () => tb.stop(),
   };
@@ -129,6 +130,7 @@ async function setupCloop(ctx: ScenarioContext, plan: L2Plan, o: { vnetHdr: bool
   }
   return {
     endpoints: { clientNs: n1, serverNs: n2, serverAddr: plan.addr2 },
+    cpuPid: cfwd.pid,
     info: { namespaces: [n1, n2, host], cfwd: { pid: cfwd.pid, args: cfwd.args, ...cfwd.build }, vnetHdr: o.vnetHdr, family: plan.family, mtu: MTU },
     teardown,
   };

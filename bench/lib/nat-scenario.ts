@@ -41,6 +41,7 @@
 import { existsSync } from 'node:fs';
 import type { Family } from '../../src/config/addresses.js';
 import { connRate, type ConnRateResult } from './conn-rate.js';
+import { cpuPerGb } from './cpu.js';
 import { iperfTcp, type Endpoints } from './iperf.js';
 import { bridgePort, createKernelBridge, createNetns, createVeth, deleteNetns, sysctl } from './netns.js';
 import { runIn } from './proc.js';
@@ -185,6 +186,7 @@ const tcpIn: Metric = {
     const r = await iperfTcp(natEndpoints(ep, 'tcp_in').inbound, o.durationS);
     return { value: r.gbps, detail: { ...r } };
   },
+  secondary: [cpuPerGb],
 };
 
 const conn: Metric = {
@@ -347,6 +349,7 @@ async function setupTapbridge(ctx: ScenarioContext, plan: NatPlan, extra: Record
   return {
     endpoints,
     tapbridge: tb,
+    cpuPid: tb.proc.child.pid,
     info: { namespaces: [tr, tw, host], config, family: plan.family, mtu: MTU },
     teardown: () => tb.stop(),
   };

@@ -13,6 +13,7 @@
  * same run (Target kind 'family').
  */
 import { iperfTcp, iperfUdp, type Endpoints } from './iperf.js';
+import { cpuPerGb, cpuPerMpkt } from './cpu.js';
 import { ping } from './ping.js';
 import { median } from './stats.js';
 import type { TapbridgeInstance } from './tapbridge.js';
@@ -29,6 +30,8 @@ export interface Topology {
   endpoints: Endpoints;
   /** Set for tapbridge topologies: counters are read from it after each metric. */
   tapbridge?: TapbridgeInstance;
+  /** The data-plane process (tree) whose CPU time each measurement records (none for the kernel). */
+  cpuPid?: number;
   /** Anything worth keeping in the JSON (names, addresses, config). */
   info: Record<string, unknown>;
   /** Remove everything (also registered with the cleanup registry, so idempotent). */
@@ -65,7 +68,7 @@ export interface Metric {
   decimals: number;
   measure(ep: Endpoints, o: MeasureOptions): Promise<Measurement>;
   /** More numbers from the same measurement, reported as rows of their own (no target). */
-  secondary?: { id: string; label: string; pick(m: Measurement): number | null }[];
+  secondary?: { id: string; label: string; pick(m: Measurement): number | null; unit?: string; decimals?: number; better?: 'higher' | 'lower' }[];
 }
 
 /**
@@ -117,6 +120,7 @@ export const METRICS: Record<MetricId, Metric> = {
       const r = await iperfTcp(ep, o.durationS);
       return { value: r.gbps, detail: { ...r } };
     },
+    secondary: [cpuPerGb],
   },
   udp: {
     id: 'udp',
@@ -128,6 +132,7 @@ export const METRICS: Record<MetricId, Metric> = {
       const r = await iperfUdp(ep, o.durationS, { len: 64, bandwidth: '0' });
       return { value: r.deliveredPps / 1000, detail: { ...r } };
     },
+    secondary: [cpuPerMpkt],
   },
   ping: {
     id: 'ping',

@@ -70,6 +70,7 @@ export async function setupSlirpNat(ctx: ScenarioContext, plan: SlirpNatPlan): P
   const made: string[] = [];
   const api = `/tmp/${ctx.prefix}-slirp.sock`;
   let stopSlirp: (() => Promise<void>) | null = null;
+  let pid: number | undefined;
   const teardown = async () => {
     await stopSlirp?.();
     stopSlirp = null;
@@ -81,6 +82,7 @@ export async function setupSlirpNat(ctx: ScenarioContext, plan: SlirpNatPlan): P
     await createVeth({ ns: sh, ifname: 'eth0', mtu: plan.mtu, addresses: [`${plan.external}/${plan.prefixLen}`] }, { ns: sw, ifname: 'eth0', mtu: plan.mtu, addresses: [`${plan.wan}/${plan.prefixLen}`] });
     const args = ['netns', 'exec', sh, SLIRP, '--configure', `--mtu=${plan.mtu}`, '--cidr=10.100.0.0/24', '--disable-host-loopback', `--api-socket=${api}`, '--netns-type=path', `/run/netns/${sr}`, 'tap0'];
     const proc = startBackground(`slirp4netns for ${sr}`, IP, args, 30 * 60_000);
+    pid = proc.child.pid; // ip netns exec execs slirp4netns in place: the same pid
     stopSlirp = () => proc.stop('SIGTERM', 3000);
     onCleanup(`stop slirp4netns for ${sr}`, () => stopSlirp?.());
     // --configure: tap0 is up with the guest address once slirp4netns has started
@@ -108,6 +110,7 @@ export async function setupSlirpNat(ctx: ScenarioContext, plan: SlirpNatPlan): P
   };
   return {
     endpoints: endpoints as Endpoints,
+    cpuPid: pid,
     info: { namespaces: [sr, sh, sw], slirp4netns: SLIRP, mtu: plan.mtu, guest: `10.100.0.${GUEST_HOST}` },
     teardown,
   };
