@@ -34,7 +34,8 @@
  * as "failed: <reason>"; one a scenario cannot have shows "n/a".
  *
  * Output: progress on stderr, a table (metric | kernel | tapbridge | C loop ... | ratio |
- * tapbridge / C loop | target) on stdout, and bench/results/e2e-<timestamp>.json. Numbers
+ * tapbridge / C loop | target) on stdout, bench/results/e2e-<timestamp>.json and the same as a
+ * chart, e2e-<timestamp>.svg (bench/lib/chart.ts). Numbers
  * are noisy on a 2-core machine: compare the ratios, measured in the same run, not absolute
  * values across runs.
  */
@@ -67,6 +68,7 @@ import { fileStamp, fmt, median, table } from './lib/stats.js';
 import { REPO_ROOT } from './lib/tapbridge.js';
 import { portCounters, portDropsDelta, portTrafficDelta } from './lib/counters.js';
 import { processTreeCpuSeconds } from './lib/cpu.js';
+import { renderChart, type ChartRow } from './lib/chart.js';
 
 /**
  * Every scenario the benchmark knows, in the order they run; add new ones here. Each IPv6
@@ -614,7 +616,12 @@ async function main(): Promise<number> {
   mkdirSync(dir, { recursive: true });
   const file = join(dir, `e2e-${fileStamp(started)}.json`);
   writeFileSync(file, JSON.stringify(out, null, 2) + '\n');
-  log(`\nresults written to ${file}`);
+  const svg = file.replace(/\.json$/, '.svg');
+  const chartRows: ChartRow[] = rows
+    .filter((r) => active.some((p) => r[p.id].status !== 'not selected'))
+    .map((r) => ({ title: `${r.scenario}: ${r.label}`, unit: r.unit, better: r.better, decimals: r.decimals ?? METRICS[r.metric].decimals, sides: active.map((p) => r[p.id]) }));
+  writeFileSync(svg, renderChart(`tapbridge e2e benchmark, ${started.toISOString().slice(0, 16)}Z, ${cpus().length} CPUs, kernel ${release()}`, active.map((p) => p.column), chartRows));
+  log(`\nresults written to ${file} (chart: ${svg})`);
   return errors.length > 0 ? 1 : 0;
 }
 
