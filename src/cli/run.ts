@@ -82,7 +82,9 @@ export async function runOuter(cfg: Config, argv: string[], log: Logger, user: R
     const script = process.argv[1] ?? fileURLToPath(new URL('../../../bin/tapbridge.js', import.meta.url));
     // nsenter (not `ip netns exec`): keep the root mount namespace, so namespaces the inner
     // process creates (their /run/netns bind mounts) are visible to the user's shell.
-    const inner = [process.execPath, script, ...argv, '--inside'];
+    // The node flags this process got (--cpu-prof, --trace-gc, --perf-basic-prof ...) go to the
+    // inner process too: it is the one that runs the data plane.
+    const inner = [process.execPath, ...process.execArgv, script, ...argv, '--inside'];
     const c = ns !== undefined ? spawn(NSENTER, [`--net=/run/netns/${ns.name}`, '--', ...inner], { stdio: 'inherit' }) : spawn(inner[0], inner.slice(1), { stdio: 'inherit' });
     child = c;
     childExit = new Promise((resolve) => {
