@@ -7,6 +7,8 @@
  *   dev/uplink[rx] -> [wire]gw/uplink[wire] -> [tx]dev/uplink
  *   gw/IF[ip] -> [IF]nat/pre[IF] -> [IF]router[IF] -> [IF]nat/post[IF] -> frag/IF -> [ip]gw/IF
  *   router[local] -> local[reply] -> [local]router
+ *   (with DHCP or DNS on a bridge: router[local] -> [local]svc[pass] -> local,
+ *    svc[reply] -> [local]router, gw/B[dhcp] -> [bcast]svc, svc[wire-B] -> [gw-B]switch/B)
  *   router[ttl-expired|no-route|too-big], local[port-|proto-unreachable], gw/IF[unreachable]
  *       -> icmp/KIND -> nat/local -> [local]router
  *
@@ -112,8 +114,17 @@ export function planGraph(spec: DataPlaneSpec): GraphSpec {
     links.push(`${fragName(f)} -> [ip]${gatewayName(f)}`, `${gatewayName(f)}[unreachable] -> icmp/host-unreachable`);
   }
   planIpv6(spec, elements, links);
+  const served = spec.bridges.filter((b) => b.gateway?.address !== undefined && (b.gateway.dhcp !== undefined || b.gateway.dns !== undefined));
+  if (served.length > 0) {
+    // DHCP and DNS at the gateway (src/services/service-port.ts): before local delivery.
+    elements.push({ name: 'svc', kind: 'ServicePort' });
+    links.push('router[local] -> [local]svc', 'svc[pass] -> local', 'svc[reply] -> [local]router');
+    for (const b of served) {
+      links.push(`svc[wire-${b.name}] -> [${gatewayPortName(b.name)}]${switchName(b.name)}`);
+      if (b.gateway!.dhcp !== undefined) links.push(`${gatewayName(b.name)}[dhcp] -> [bcast]svc`);
+    }
+  } else links.push('router[local] -> local');
   links.push(
-    'router[local] -> local',
     'local[reply] -> [local]router',
     'local[port-unreachable] -> icmp/port-unreachable',
     'local[proto-unreachable] -> icmp/proto-unreachable',

@@ -1,0 +1,167 @@
+/*
+ * The worker's half of DHCP and DNS at the gateway (the svc element is built from the spec by
+ * service-bridges.ts): attachServices() gives the element what is not packet work:
+ *   - one UDP socket per DNS bridge towards its upstreams (answers only from them are taken;
+ *     forwarded queries go to the first upstream, a timeout tries the next one next time);
+ *   - the local names: port names with their addresses, DHCP clients as they bind (named after
+ *     their port, else their host name option), removed when released;
+ *   - the lease file: read at start (a missing file is an empty table), rewritten at most once
+ *     a second after a change, and at stop.
+ * leaseRows() answers `ctl leases`.
+ */
+import { createSocket, type Socket } from 'node:dgram';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import type { DhcpResult } from '../services/dhcp-server.js';
+import { ServicePort } from '../services/service-port.js';
+import { parseIp4 } from '../wire/ip4.js';
+import { parseMac } from '../wire/mac.js';
+import type { Engine } from './engine.js';
+
+interface Upstream {
+  host: string;
+  port: number;
+}
+
+function upstreamOf(text: string): Upstream {
+  const [host, port] = text.split(':');
+  return { host, port: port === undefined ? 53 : Number(port) };
+}
+
+export interface LeaseRow {
+  bridge: string;
+  mac: string;
+  ip: string;
+  state: string;
+  hostName?: string;
+  /** Seconds left (negative: expired). */
+  expiresIn: number;
+  client: string;
+}
+
+/** The svc element of an engine, if DHCP or DNS is on. */
+export function servicePort(engine: Engine): ServicePort | undefined {
+  const e = engine.graph.element('svc');
+  return e instanceof ServicePort ? e : undefined;
+}
+
+export function leaseRows(engine: Engine): LeaseRow[] {
+  const svc = servicePort(engine);
+  const now = Date.now();
+  const rows: LeaseRow[] = [];
+  for (const sb of svc?.bridges ?? []) {
+    for (const l of sb.dhcp?.leases(now) ?? []) {
+      rows.push({ bridge: sb.name, mac: l.mac, ip: l.ip, state: l.state, ...(l.hostName !== undefined ? { hostName: l.hostName } : {}), expiresIn: Math.round((l.expires - now) / 1000), client: l.client });
+    }
+  }
+  return rows;
+}
+
+/** Sockets, names and lease files of the service port; `log` reports what went wrong (never throws after start). */
+export function attachServices(engine: Engine, log: (level: 'info' | 'warn', msg: string, fields?: Record<string, unknown>) => void): void {
+  const svc = servicePort(engine);
+  if (svc === undefined) return;
+  const specs = svc.bridges.map((sb) => engine.spec.bridges.find((b) => b.name === sb.name)!.gateway!);
+  const sockets: (Socket | null)[] = [];
+  const upstreams: Upstream[][] = specs.map((g) => (g.dns?.upstreams ?? []).map(upstreamOf));
+  const current = specs.map(() => 0);
+  const dirty = specs.map(() => false);
+  /** Port name by MAC, per bridge: a DHCP client is named after its port. */
+  const portNames = specs.map((g) => new Map((g.dns?.portMacs ?? []).map((p) => [parseMac(p.mac)!, p.name])));
+  const dhcpNames = specs.map(() => new Map<number, string>());
+
+  const named = (bi: number, ip: number, mac: number, hostName: string | undefined) => {
+    const dns = svc.bridges[bi].dns;
+    if (dns === null) return;
+    const name = portNames[bi].get(mac) ?? hostName;
+    if (name !== undefined && dns.setHost(name, [ip])) dhcpNames[bi].set(ip, name);
+  };
+
+  svc.bridges.forEach((sb, bi) => {
+    if (sb.dns === null) return sockets.push(null);
+    const s = createSocket('udp4');
+    s.on('message', (msg, rinfo) => {
+      if (!upstreams[bi].some((u) => u.host === rinfo.address && u.port === rinfo.port)) return;
+      engine.ctx.clock.refresh();
+      svc.upstreamAnswer(bi, msg, msg.length);
+      engine.endBatch();
+    });
+    s.on('error', (err) => log('warn', `dns upstream socket of ${sb.name}: ${err.message}`));
+    s.bind(0);
+    sockets.push(s);
+    if (upstreams[bi].length === 0) log('warn', `dns on ${sb.name}: no upstream resolver (none configured, none in resolv.conf): names outside ${sb.dns.domain} get SERVFAIL`);
+  });
+
+  svc.hooks = {
+    upstream(bi, buf, len) {
+      const list = upstreams[bi];
+      const s = sockets[bi];
+      if (list.length === 0 || s === null) return; // the timeout answers SERVFAIL
+      const u = list[current[bi] % list.length];
+      s.send(Buffer.from(buf.subarray(0, len)), u.port, u.host);
+    },
+    lease(bi, r: DhcpResult) {
+      dirty[bi] = true;
+      if (r.binding !== null) named(bi, r.binding.ip, r.binding.mac, r.binding.hostName);
+      if (r.released !== 0) {
+        const name = dhcpNames[bi].get(r.released);
+        if (name !== undefined) {
+          svc.bridges[bi].dns?.removeHost(name);
+          dhcpNames[bi].delete(r.released);
+        }
+      }
+    },
+  };
+
+  // Leases of the previous run; bound ones get their names again.
+  specs.forEach((g, bi) => {
+    const file = g.dhcp?.leaseFile;
+    const dhcp = svc.bridges[bi].dhcp;
+    if (file === undefined || dhcp === null) return;
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch {
+      return; // first run
+    }
+    try {
+      const r = dhcp.load(JSON.parse(text), Date.now());
+      log('info', `dhcp on ${svc.bridges[bi].name}: ${r.loaded} lease(s) from ${file}${r.skipped > 0 ? `, ${r.skipped} skipped (do not fit the config)` : ''}`);
+      for (const l of dhcp.leases(Date.now())) if (l.state === 'bound') named(bi, parseIp4(l.ip)!, parseMac(l.mac)!, l.hostName);
+    } catch (err) {
+      log('warn', `dhcp on ${svc.bridges[bi].name}: lease file ${file} not read: ${(err as Error).message}`);
+    }
+  });
+
+  const save = (bi: number) => {
+    const file = specs[bi].dhcp?.leaseFile;
+    const dhcp = svc.bridges[bi].dhcp;
+    dirty[bi] = false;
+    if (file === undefined || dhcp === null) return;
+    try {
+      writeFileSync(`${file}.tmp`, `${JSON.stringify(dhcp.serialize(Date.now()), null, 1)}\n`);
+      renameSync(`${file}.tmp`, file);
+    } catch (err) {
+      log('warn', `dhcp on ${svc.bridges[bi].name}: lease file ${file} not written: ${(err as Error).message}`);
+    }
+  };
+  let lastSave = 0;
+  let timeoutsBefore = specs.map(() => 0);
+  engine.tickHooks.push((now) => {
+    if (now - lastSave < 1000) return;
+    lastSave = now;
+    svc.bridges.forEach((sb, bi) => {
+      if (dirty[bi]) save(bi);
+      sb.dhcp?.sweep(Date.now());
+      // An upstream that let queries time out: the next queries try the next one.
+      const timeouts = sb.dns?.counters.timeouts ?? 0;
+      if (timeouts > timeoutsBefore[bi] && upstreams[bi].length > 1) current[bi]++;
+      timeoutsBefore[bi] = timeouts;
+    });
+  });
+  engine.stopHooks.push(() => {
+    svc.bridges.forEach((_, bi) => {
+      if (dirty[bi]) save(bi);
+    });
+    for (const s of sockets) s?.close();
+  });
+}
