@@ -42,9 +42,13 @@ function checkDhcp(b: Config['bridges'][number], bi: number, gw4: string | undef
   if (gw4 === undefined) return issue([...at, 'dhcp'], 'DHCPv4 needs an IPv4 gateway address');
   const sub = subnetOf(gw4);
   const num = (ip: string) => ip.split('.').reduce((n, x) => n * 256 + Number(x), 0);
+  const prefix = Number(gw4.split('/')[1]);
+  const hostBits = prefix >= 32 ? 0 : 2 ** (32 - prefix) - 1;
   const host = (ip: string, path: (string | number)[]) => {
+    const low = num(ip) % (hostBits + 1);
     if (!inSubnet(ip, sub)) issue(path, `${ip} is not inside the gateway subnet ${gw4}`);
     else if (ip === gw4.split('/')[0]) issue(path, `${ip} is the gateway's own address`);
+    else if (low === 0 || low === hostBits) issue(path, `${ip} is the subnet's ${low === 0 ? 'network' : 'broadcast'} address`);
   };
   host(d.pool.start, [...at, 'dhcp', 'pool', 'start']);
   host(d.pool.end, [...at, 'dhcp', 'pool', 'end']);
