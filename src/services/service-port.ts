@@ -36,7 +36,7 @@ import { VNET_F_NEEDS_CSUM, VNET_FLAGS, VNET_HDR_LEN } from '../core/frame.js';
 import { readU16, writeU16, writeU32 } from '../wire/bytes.js';
 import { fillL4Checksum, verifyL4Checksum } from '../wire/checksum.js';
 import { DHCP_CLIENT_PORT, DHCP_SERVER_PORT, emitDhcp } from '../wire/dhcp.js';
-import { DNS_PORT } from '../wire/dns.js';
+import { appendEdnsOpt, DNS_PORT } from '../wire/dns.js';
 import { DROP_IPV4_BAD_CSUM, DROP_TCP_BAD_CSUM, DROP_UDP_BAD_CSUM } from '../wire/drop.js';
 import { ETH_HEADER_LEN, ETHERTYPE_IPV4, writeEthernetHeader } from '../wire/ethernet.js';
 import { IPPROTO_TCP, IPPROTO_UDP, IPV4_FLAG_DF, Ipv4View, writeIpv4Header } from '../wire/ipv4.js';
@@ -233,7 +233,8 @@ export class ServicePort extends Element {
     if (r.action === DNS_REPLY) this.answer(r.peer!, this.scratch, r.len);
     else if (r.action === DNS_FORWARD) {
       this.counters.forwarded++;
-      this.hooks.upstream(bi, this.scratch, r.len);
+      // Without EDNS the upstream would cut answers at 512 bytes, also for a TCP client.
+      this.hooks.upstream(bi, this.scratch, appendEdnsOpt(this.scratch, 0, r.len, this.bridges[bi].dns!.udpPayloadSize));
     } else if (r.action === DNS_DROP) this.bridges[bi].record.countDrop(r.drop);
   }
 

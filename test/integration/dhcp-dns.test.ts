@@ -26,6 +26,8 @@ const ns = (role: string) => `${NAME}-${role}`;
 const GREEN_MAC = '02:00:00:00:aa:01';
 const FIXED_MAC = '02:00:00:00:aa:02';
 const DOMAIN = 'lab.test';
+/** A TXT answer larger than 512 bytes: a UDP client without EDNS gets TC and retries over TCP. */
+const BIG_TXT = ['a', 'b', 'c', 'd'].map((c) => c.repeat(200));
 
 after(async () => {
   const done = await cleanupAll();
@@ -111,7 +113,7 @@ describe('DHCP and DNS at the gateway', { skip: SKIP ?? false, timeout: 240_000 
     requireTools(NEEDS);
     dir = tempDir();
     tb = await Tapbridge.start(config(dir), { readyTimeoutMs: 30_000 });
-    dnsmasq = spawn(IP, ['netns', 'exec', ns('wan'), 'dnsmasq', '--keep-in-foreground', '--no-resolv', '--no-hosts', '--conf-file=/dev/null', '--pid-file=', '--listen-address=203.0.113.1', '--bind-interfaces', '--local-ttl=300', '--address=/outside.example/203.0.113.77', '--user=root'], { stdio: 'ignore' });
+    dnsmasq = spawn(IP, ['netns', 'exec', ns('wan'), 'dnsmasq', '--keep-in-foreground', '--no-resolv', '--no-hosts', '--conf-file=/dev/null', '--pid-file=', '--listen-address=203.0.113.1', '--bind-interfaces', '--local-ttl=300', '--address=/outside.example/203.0.113.77', `--txt-record=big.outside.example,${BIG_TXT.map((t) => `"${t}"`).join(',')}`, '--user=root'], { stdio: 'ignore' });
   });
 
   after(async () => {
@@ -173,6 +175,14 @@ describe('DHCP and DNS at the gateway', { skip: SKIP ?? false, timeout: 240_000 
     const fwd = await dig(['+tcp', 'tcp.outside.example']);
     assert.equal(fwd.status, 'NOERROR', fwd.out);
     assert.ok(fwd.short.includes('203.0.113.77'), fwd.out);
+  });
+
+  test('a large answer: truncated over UDP, whole over TCP (dig retries)', async () => {
+    const r = await dig(['+noedns', '+ignore', 'TXT', 'big.outside.example']);
+    assert.match(r.out, /flags: qr[a-z ]* tc/, `truncated over UDP: ${r.out}`);
+    const full = await dig(['+noedns', 'TXT', 'big.outside.example']);
+    assert.equal(full.status, 'NOERROR', full.out);
+    for (const t of BIG_TXT) assert.ok(full.out.includes(t), `the whole TXT record over TCP: ${full.out}`);
   });
 
   test('malformed DHCP and DNS are dropped and counted by reason; the services keep answering', async () => {
