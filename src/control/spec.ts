@@ -100,6 +100,12 @@ function dhcpSpec(g: GatewayConfig, gw4: string, mtu: number): DhcpSpec | undefi
   };
 }
 
+/** RDNSS of the router advertisements: as configured, else the gateway itself when it serves DNS. */
+function raDns(g: GatewayConfig, v6: string): string[] {
+  if (g.ra.dns.length > 0) return g.ra.dns;
+  return g.dns !== undefined && g.dns.enabled ? [addressOf(v6)] : [];
+}
+
 /** A bridge gateway's addresses split by family, its MAC, MTU, router advertisements, DHCP and DNS. */
 function gatewaySpec(g: GatewayConfig, mtu: number, bridge: string, ports: PortSpec[]): NonNullable<BridgeSpec['gateway']> {
   const f = byFamily(g.address);
@@ -111,7 +117,7 @@ function gatewaySpec(g: GatewayConfig, mtu: number, bridge: string, ports: PortS
     address6: f.v6,
     mac: g.mac ?? ownMacFor(g.address),
     mtu,
-    ra: f.v6 !== undefined && ra.enabled ? { routerLifetime: ra.routerLifetime, validLifetime: ra.validLifetime, preferredLifetime: ra.preferredLifetime, intervalSeconds: ra.interval, dns: ra.dns } : undefined,
+    ra: f.v6 !== undefined && ra.enabled ? { routerLifetime: ra.routerLifetime, validLifetime: ra.validLifetime, preferredLifetime: ra.preferredLifetime, intervalSeconds: ra.interval, dns: raDns(g, f.v6) } : undefined,
   };
 }
 

@@ -8,6 +8,7 @@ import { DnsResolver } from '../services/dns-resolver.js';
 import type { DnsPeer, ServiceBridge } from '../services/service-port.js';
 import type { InterfaceTable } from '../gateway/ifaces.js';
 import { parseCidr, parseIp4 } from '../wire/ip4.js';
+import { ip6ToString, parseIp6, writeIp6 } from '../wire/ip6.js';
 import { parseMac } from '../wire/mac.js';
 import type { DataPlaneSpec } from './spec.js';
 
@@ -52,10 +53,15 @@ export function serviceBridges(spec: DataPlaneSpec, ifaces: InterfaceTable): Ser
             localNetworks: [{ addr: gw.addr, prefixLen: gw.prefixLen }],
           });
     if (dns !== null) {
-      dns.setHost('gateway', [f.address]);
-      for (const h of n!.hosts) dns.setHost(h.name, h.addresses.filter((a) => !a.includes(':')).map((a) => parseIp4(a)!));
+      const v6 = (a: string) => {
+        const x = new Uint8Array(16);
+        writeIp6(x, 0, parseIp6(a)!);
+        return x;
+      };
+      dns.setHost('gateway', [f.address], f.address6 === null ? [] : [v6(ip6ToString(f.address6))]);
+      for (const h of n!.hosts) dns.setHost(h.name, h.addresses.filter((a) => !a.includes(':')).map((a) => parseIp4(a)!), h.addresses.filter((a) => a.includes(':')).map(v6));
     }
-    out.push({ name: b.name, ifId: f.id, address: f.address, mac: f.mac, mtu: f.mtu, record: f.record, dhcp, dns });
+    out.push({ name: b.name, ifId: f.id, address: f.address, address6: f.address6, mac: f.mac, mtu: f.mtu, record: f.record, dhcp, dns });
   }
   return out;
 }

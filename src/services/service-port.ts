@@ -6,10 +6,13 @@
  *   input  `local`        packets the router found addressed to tapbridge (router[local])
  *   input  `bcast`        DHCP broadcasts from gw/BRIDGE[dhcp] (to 255.255.255.255 or the
  *                         subnet broadcast, often from 0.0.0.0), anno.inIf set
+ *   input  `local6`       IPv6 packets router6 delivers to tapbridge (router6[local])
  *   output `pass`         everything that is not for a service, to local delivery (`local`),
  *                         which answers it as before (echo, RST, port unreachable)
  *   output `reply`        DNS answers as IPv4 packets (UDP datagrams, TCP segments), to the
  *                         router's local input
+ *   output `pass6`        IPv6 packets not for a service, to local6
+ *   output `reply6`       DNS answers over IPv6 (UDP), to router6's local input
  *   output `wire-BRIDGE`  DHCP replies as Ethernet frames into the bridge's switch, to the
  *                         client's MAC or broadcast (RFC 2131 4.1: the server says where)
  * Does: only traffic entering through a bridge with the service, to that bridge's gateway
@@ -22,7 +25,8 @@
  *   (at most TCP_QUERY_MAX bytes buffered), each answered in PSH segments of at most one MSS,
  *   FIN answered with FIN; at most TCP_MAX_CONNS connections, idle ones closed after
  *   TCP_IDLE_MS. Control-rate traffic: a peer object per DNS query, a Map entry per TCP
- *   connection; ordinary traffic allocates nothing.
+ *   connection; ordinary traffic allocates nothing. Over IPv6 (the gateway's IPv6 address,
+ *   what router advertisements name as RDNSS): DNS over UDP only, without extension headers.
  * Config: one ServiceBridge per bridge with DHCP or DNS (built by dataplane/services.ts).
  * Counters: element counters below; drops on the bridge's gateway port record: the wire
  *   reasons of malformed IPv4/UDP/TCP/DHCP/DNS, dhcp_* and dns_* of the server and resolver,
@@ -34,7 +38,8 @@ import { DROP_DNS_TCP_FULL, DROP_DNS_TCP_TOO_LONG, DROP_NO_FRAME_SLOT } from '..
 import { Element, type DataPlaneContext, type PortRecord } from '../core/element.js';
 import { VNET_F_NEEDS_CSUM, VNET_FLAGS, VNET_HDR_LEN } from '../core/frame.js';
 import { readU16, writeU16, writeU32 } from '../wire/bytes.js';
-import { fillL4Checksum, verifyL4Checksum } from '../wire/checksum.js';
+import { fillL4Checksum, fillL4Checksum6, verifyL4Checksum, verifyL4Checksum6 } from '../wire/checksum.js';
+import { IPV6_HEADER_LEN, Ipv6View, writeIpv6Header } from '../wire/ipv6.js';
 import { DHCP_CLIENT_PORT, DHCP_SERVER_PORT, emitDhcp } from '../wire/dhcp.js';
 import { appendEdnsOpt, DNS_PORT } from '../wire/dns.js';
 import { DROP_IPV4_BAD_CSUM, DROP_TCP_BAD_CSUM, DROP_UDP_BAD_CSUM } from '../wire/drop.js';
@@ -46,8 +51,12 @@ import type { DhcpResult, DhcpServer } from './dhcp-server.js';
 import { DNS_DROP, DNS_FORWARD, DNS_REPLY, type DnsResolver, type DnsResult } from './dns-resolver.js';
 
 const IN_BCAST = 1;
+const IN_LOCAL6 = 2;
 const OUT_PASS = 0;
 const OUT_REPLY = 1;
+const OUT_PASS6 = 2;
+const OUT_REPLY6 = 3;
+const FIRST_WIRE_OUT = 4;
 const IP_HDR = 20;
 const TCP_HDR = 20;
 
@@ -66,6 +75,8 @@ export class DnsPeer {
     readonly port: number,
     readonly bridge: number,
     readonly tcp: TcpConn | null,
+    /** An IPv6 client's address (ip is then 0). */
+    readonly ip6: Uint32Array | null = null,
   ) {}
 }
 
@@ -94,6 +105,8 @@ export interface ServiceBridge {
   /** Router interface id of the bridge. */
   ifId: number;
   address: number;
+  /** The gateway's IPv6 address on the bridge, if any (DNS over IPv6). */
+  address6: Uint32Array | null;
   mac: number;
   mtu: number;
   record: PortRecord;
@@ -117,6 +130,7 @@ export class ServicePort extends Element {
   private readonly wireOut: number[] = [];
   private readonly conns = new Map<number, TcpConn>();
   private readonly ip = new Ipv4View();
+  private readonly ip6 = new Ipv6View();
   private readonly udp = new UdpView();
   private readonly tcp = new TcpView();
   /** Where the resolver writes (a reply is copied into a frame from here). */
@@ -128,12 +142,12 @@ export class ServicePort extends Element {
     ctx: DataPlaneContext,
     readonly bridges: ServiceBridge[],
   ) {
-    super(name, ctx, ['local', 'bcast'], ['pass', 'reply', ...bridges.map((b) => `wire-${b.name}`)]);
+    super(name, ctx, ['local', 'bcast', 'local6'], ['pass', 'reply', 'pass6', 'reply6', ...bridges.map((b) => `wire-${b.name}`)]);
     const maxIf = Math.max(0, ...bridges.map((b) => b.ifId));
     this.byIf = new Int32Array(maxIf + 1).fill(-1);
     bridges.forEach((b, i) => {
       this.byIf[b.ifId] = i;
-      this.wireOut.push(2 + i);
+      this.wireOut.push(FIRST_WIRE_OUT + i);
     });
   }
 
@@ -148,6 +162,7 @@ export class ServicePort extends Element {
       if (bi >= 0) this.broadcast(bi, off, len);
       return;
     }
+    if (input === IN_LOCAL6) return this.local6(bi, off, len);
     const b = this.ctx.u8;
     const v = this.ip.reset(b, off + VNET_HDR_LEN + ETH_HEADER_LEN, len - ETH_HEADER_LEN);
     if (bi < 0 || v.dst !== this.bridges[bi].address || v.isFragment) return this.out[OUT_PASS].push(off, len);
@@ -169,6 +184,24 @@ export class ServicePort extends Element {
     this.counters.dnsUdp++;
     const peer = new DnsPeer(v.src, u.srcPort, bi, null);
     this.dnsResult(bi, sb.dns!.handleQuery(b, u.off + UDP_HEADER_LEN, u.length - UDP_HEADER_LEN, peer, this.ctx.clock.now, this.scratch, 0, false));
+  }
+
+  /** IPv6 to the gateway: DNS over UDP (no extension headers) to the bridge's address, else local6. */
+  private local6(bi: number, off: number, len: number): void {
+    const b = this.ctx.u8;
+    const v = this.ip6.reset(b, off + VNET_HDR_LEN + ETH_HEADER_LEN, len - ETH_HEADER_LEN);
+    const sb = bi >= 0 ? this.bridges[bi] : null;
+    const l4 = v.off + IPV6_HEADER_LEN;
+    if (sb === null || sb.dns === null || sb.address6 === null || v.nextHeader !== IPPROTO_UDP || !v.dstEquals(sb.address6) || v.payloadLength < UDP_HEADER_LEN || readU16(b, l4 + 2) !== DNS_PORT)
+      return this.out[OUT_PASS6].push(off, len);
+    const u = this.udp.reset(b, l4, v.payloadLength);
+    let bad = u.checkLen();
+    if (bad === 0 && (b[off + VNET_FLAGS] & VNET_F_NEEDS_CSUM) === 0 && !verifyL4Checksum6(b, v.off, IPPROTO_UDP, l4, u.length)) bad = DROP_UDP_BAD_CSUM;
+    if (bad !== 0) return sb.record.countDrop(bad);
+    if (this.ctx.tracer.active) return this.ctx.tracer.note(this.name, `DNS over IPv6 to the gateway of ${sb.name}: answered by the service`);
+    this.counters.dnsUdp++;
+    const peer = new DnsPeer(0, u.srcPort, bi, null, v.getSrc(new Uint32Array(4)));
+    this.dnsResult(bi, sb.dns.handleQuery(b, l4 + UDP_HEADER_LEN, u.length - UDP_HEADER_LEN, peer, this.ctx.clock.now, this.scratch, 0, false));
   }
 
   /** A broadcast from gw/BRIDGE: checked here (the gateway's IPv4 input checks refuse broadcasts). */
@@ -241,7 +274,7 @@ export class ServicePort extends Element {
   private answer(peer: DnsPeer, buf: Uint8Array, len: number): void {
     this.counters.dnsAnswers++;
     const c = peer.tcp;
-    if (c === null) return this.udpReply(peer, buf, len);
+    if (c === null) return peer.ip6 !== null ? this.udpReply6(peer, buf, len) : this.udpReply(peer, buf, len);
     if (this.conns.get(c.key) !== c || c.state === ST_LAST_ACK) return; // the client left meanwhile
     // Length prefix + message, in segments of at most one MSS.
     const total = 2 + len;
@@ -255,14 +288,36 @@ export class ServicePort extends Element {
     const sb = this.bridges[peer.bridge];
     const ip = this.ipSlot(sb, IPPROTO_UDP, sb.address, peer.ip, UDP_HEADER_LEN + len);
     if (ip < 0) return;
+    this.writeDnsUdp(ip + IP_HDR, peer.port, buf, len);
+    this.sendIp(ip, UDP_HEADER_LEN + len);
+  }
+
+  /** UDP header from port 53 (checksum 0, filled later) and the answer. */
+  private writeDnsUdp(udp: number, dport: number, buf: Uint8Array, len: number): void {
     const b = this.ctx.u8;
-    const udp = ip + IP_HDR;
     writeU16(b, udp, DNS_PORT);
-    writeU16(b, udp + 2, peer.port);
+    writeU16(b, udp + 2, dport);
     writeU16(b, udp + 4, UDP_HEADER_LEN + len);
     writeU16(b, udp + 6, 0);
     b.set(buf.subarray(0, len), udp + UDP_HEADER_LEN);
-    this.sendIp(ip, UDP_HEADER_LEN + len);
+  }
+
+  private udpReply6(peer: DnsPeer, buf: Uint8Array, len: number): void {
+    const sb = this.bridges[peer.bridge];
+    const arena = this.ctx.arena;
+    const slot = arena.alloc(ACCOUNT_CONTROL);
+    if (slot < 0) return sb.record.countDrop(DROP_NO_FRAME_SLOT);
+    const b = this.ctx.u8;
+    const ip = slot + VNET_HDR_LEN + ETH_HEADER_LEN;
+    b.fill(0, slot, ip);
+    writeIpv6Header(b, ip, UDP_HEADER_LEN + len, IPPROTO_UDP, 64, sb.address6!, peer.ip6!);
+    const udp = ip + IPV6_HEADER_LEN;
+    this.writeDnsUdp(udp, peer.port, buf, len);
+    fillL4Checksum6(b, ip, IPPROTO_UDP, udp, UDP_HEADER_LEN + len);
+    const s = arena.anno.begin(slot, -1);
+    arena.anno.outIf[s] = sb.ifId; // as local6 does: a link-local client is on this bridge
+    this.out[OUT_REPLY6].push(slot, ETH_HEADER_LEN + IPV6_HEADER_LEN + UDP_HEADER_LEN + len);
+    arena.release(slot);
   }
 
   /** A pool slot with an IPv4 header for l4len bytes of payload: the IPv4 header's offset, or -1 (counted). */

@@ -18,7 +18,7 @@ import type { PortJson } from '../helpers/nat-lab.js';
 
 const SKIP = integrationSkipReason();
 if (SKIP) announceSkip('DHCP/DNS integration tests', SKIP);
-const NEEDS = ['ping', 'udhcpc', 'dnsmasq', 'dig', 'python3-scapy'];
+const NEEDS = ['ping', 'udhcpc', 'dnsmasq', 'dig', 'rdisc6', 'python3-scapy'];
 const PY = join(ROOT, 'test', 'integration', 'fixtures', 'dhcp-dns.py');
 
 const NAME = `${PREFIX}dd`;
@@ -42,7 +42,7 @@ function config(dir: string): Record<string, unknown> {
       {
         name: 'br0',
         gateway: {
-          address: '10.100.0.1/24',
+          address: ['10.100.0.1/24', '2001:db8:100::1/64'],
           dhcp: {
             pool: { start: '10.100.0.100', end: '10.100.0.101' },
             leaseTime: 600,
@@ -53,7 +53,7 @@ function config(dir: string): Record<string, unknown> {
           dns: { domain: DOMAIN, upstreams: ['203.0.113.1'], timeoutMs: 1000 },
         },
         ports: [
-          { name: 'red', type: 'namespace', namespace: ns('red'), addresses: ['10.100.0.2/24'], defaultRoute: '10.100.0.1' },
+          { name: 'red', type: 'namespace', namespace: ns('red'), addresses: ['10.100.0.2/24', '2001:db8:100::2/64'], defaultRoute: ['10.100.0.1', '2001:db8:100::1'] },
           { name: 'green', type: 'namespace', namespace: ns('green'), mac: GREEN_MAC, addresses: 'dhcp' },
           { name: 'fixed', type: 'namespace', namespace: ns('fixed'), mac: FIXED_MAC, addresses: 'dhcp' },
           { name: 'extra', type: 'namespace', namespace: ns('extra') },
@@ -87,9 +87,9 @@ async function py(role: string, ...args: string[]): Promise<Record<string, unkno
   return JSON.parse(last) as Record<string, unknown>;
 }
 
-/** dig @10.100.0.1 from red; the answer section (+short) and the status line. */
-async function dig(args: string[]): Promise<{ short: string[]; status: string; out: string }> {
-  const full = await exec('red', 'dig', ['@10.100.0.1', '+time=4', '+tries=1', ...args], 15_000);
+/** dig @10.100.0.1 (or `server`) from red; the answer section (+short) and the status line. */
+async function dig(args: string[], server = '10.100.0.1'): Promise<{ short: string[]; status: string; out: string }> {
+  const full = await exec('red', 'dig', [`@${server}`, '+time=4', '+tries=1', ...args], 15_000);
   const status = /status: ([A-Z]+)/.exec(full.stdout)?.[1] ?? `none (${describeRun(full)})`;
   const short = full.stdout
     .split('\n')
@@ -168,6 +168,15 @@ describe('DHCP and DNS at the gateway', { skip: SKIP ?? false, timeout: 240_000 
     const fwd = await dig(['www.outside.example']);
     assert.equal(fwd.status, 'NOERROR', fwd.out);
     assert.ok(fwd.short.includes('203.0.113.77'), fwd.out);
+  });
+
+  test('DNS over IPv6 at the gateway, which router advertisements name as RDNSS', async () => {
+    assert.deepEqual((await dig(['+short', 'AAAA', `red.${DOMAIN}`], '2001:db8:100::1')).short, ['2001:db8:100::2']);
+    assert.deepEqual((await dig(['+short', `red.${DOMAIN}`], '2001:db8:100::1')).short, ['10.100.0.2']);
+    const fwd = await dig(['+short', 'v6.outside.example'], '2001:db8:100::1');
+    assert.deepEqual(fwd.short, ['203.0.113.77'], 'forwarded from an IPv6 client');
+    const ra = await exec('green', 'rdisc6', ['-1', '-w', '2000', 'eth0'], 15_000);
+    assert.match(ra.stdout, /Recursive DNS server\s*:\s*2001:db8:100::1/, describeRun(ra));
   });
 
   test('DNS over TCP: a local name and a forwarded one', async () => {
