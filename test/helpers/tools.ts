@@ -45,6 +45,7 @@ export const TOOLS: Tool[] = [
   { name: 'sysctl', apt: 'procps' },
   { name: 'timeout', apt: 'coreutils' },
   { name: 'udhcpc', apt: 'udhcpc' },
+  { name: 'dhclient', apt: 'isc-dhcp-client' },
   { name: 'dnsmasq', apt: 'dnsmasq-base' },
   { name: 'dig', apt: 'bind9-dnsutils' },
   {

@@ -1,6 +1,7 @@
 /*
  * DHCP and DNS at the gateway, end to end with real clients, in throwaway namespaces
- * (tbt-<pid>-dd-*): busybox udhcpc run by tapbridge for `addresses: dhcp` ports, scapy for
+ * (tbt-<pid>-dd-*): busybox udhcpc run by tapbridge for `addresses: dhcp` ports, ISC dhclient
+ * (lease written to a file only), scapy for
  * the pool's edge and malformed messages, dig against 10.100.0.1 (UDP and TCP), and dnsmasq
  * in the lab's wan namespace (203.0.113.1) as the upstream resolver. Only 10.100.0.0/24 and
  * 203.0.113.0/24 inside those namespaces are used. Every instance, process and namespace is
@@ -9,7 +10,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cleanupAll, Tapbridge, tempDir } from '../helpers/tapbridge.js';
 import { announceSkip, describeRun, integrationSkipReason, IP, PREFIX, ROOT, run } from '../helpers/sys.js';
@@ -18,7 +19,7 @@ import type { PortJson } from '../helpers/nat-lab.js';
 
 const SKIP = integrationSkipReason();
 if (SKIP) announceSkip('DHCP/DNS integration tests', SKIP);
-const NEEDS = ['ping', 'udhcpc', 'dnsmasq', 'dig', 'rdisc6', 'python3-scapy'];
+const NEEDS = ['ping', 'udhcpc', 'dhclient', 'dnsmasq', 'dig', 'rdisc6', 'python3-scapy'];
 const PY = join(ROOT, 'test', 'integration', 'fixtures', 'dhcp-dns.py');
 
 const NAME = `${PREFIX}dd`;
@@ -44,7 +45,7 @@ function config(dir: string): Record<string, unknown> {
         gateway: {
           address: ['10.100.0.1/24', '2001:db8:100::1/64'],
           dhcp: {
-            pool: { start: '10.100.0.100', end: '10.100.0.101' },
+            pool: { start: '10.100.0.100', end: '10.100.0.102' },
             leaseTime: 600,
             static: [{ mac: FIXED_MAC, address: '10.100.0.50', hostName: 'fixed' }],
             mtu: 1400,
@@ -123,7 +124,7 @@ describe('DHCP and DNS at the gateway', { skip: SKIP ?? false, timeout: 240_000 
 
   test('udhcpc in a namespace gets a pool address, the default route via the gateway and the MTU; it reaches the gateway and a static namespace', async () => {
     greenAddr = await dhcpAddress('green');
-    assert.match(greenAddr, /^10\.100\.0\.10[01]\/24$/);
+    assert.match(greenAddr, /^10\.100\.0\.10[0-2]\/24$/);
     const route = await exec('green', IP, ['-4', 'route', 'show', 'default']);
     assert.match(route.stdout, /default via 10\.100\.0\.1 dev eth0/);
     const link = await exec('green', IP, ['-o', 'link', 'show', 'dev', 'eth0']);
@@ -145,10 +146,33 @@ describe('DHCP and DNS at the gateway', { skip: SKIP ?? false, timeout: 240_000 
     assert.match(text.stdout, /10\.100\.0\.50\s+02:00:00:00:aa:02\s+bound/);
   });
 
+  test('dhclient (ISC) gets a lease with router, DNS server and domain', async () => {
+    // -sf /bin/true: the lease is only written to its file; nothing on the host (resolv.conf) is touched.
+    const cf = join(dir, 'dhclient.conf');
+    const lf = join(dir, 'dhclient.leases');
+    writeFileSync(cf, 'timeout 15;\nretry 1;\nrequest subnet-mask, routers, domain-name-servers, domain-name, interface-mtu;\n');
+    const child = spawn(IP, ['netns', 'exec', ns('extra'), 'dhclient', '-4', '-d', '-1', '-sf', '/bin/true', '-cf', cf, '-lf', lf, '-pf', join(dir, 'dhclient.pid'), 'eth0'], { stdio: 'ignore' });
+    try {
+      const end = Date.now() + 20_000;
+      let lease = '';
+      while (!/fixed-address/.test(lease) && Date.now() < end) {
+        await new Promise((res) => setTimeout(res, 250));
+        lease = existsSync(lf) ? readFileSync(lf, 'utf8') : '';
+      }
+      assert.match(lease, /fixed-address 10\.100\.0\.10[0-2];/, lease);
+      assert.match(lease, /option routers 10\.100\.0\.1;/);
+      assert.match(lease, /option domain-name-servers 10\.100\.0\.1;/);
+      assert.match(lease, /option domain-name "lab\.test";/);
+      assert.match(lease, /option interface-mtu 1400;/);
+    } finally {
+      child.kill('SIGTERM');
+    }
+  });
+
   test('pool exhausted: the last address is offered once, the next client gets no offer and a NAK, counted', async () => {
     const before = await gatewayDrops(tb);
     const first = await py('extra', 'discover', '02:00:00:00:bb:01');
-    assert.match(String(first.offer), /^10\.100\.0\.10[01]$/, 'the free pool address is offered');
+    assert.match(String(first.offer), /^10\.100\.0\.10[0-2]$/, 'the free pool address is offered');
     assert.notEqual(first.offer, greenAddr.split('/')[0]);
     const second = await py('extra', 'discover', '02:00:00:00:bb:02');
     assert.equal(second.offer, null, 'no address left to offer');
