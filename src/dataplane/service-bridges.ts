@@ -7,7 +7,7 @@ import { DhcpServer } from '../services/dhcp-server.js';
 import { DnsResolver } from '../services/dns-resolver.js';
 import type { DnsPeer, ServiceBridge } from '../services/service-port.js';
 import type { InterfaceTable } from '../gateway/ifaces.js';
-import { parseCidr, parseIp4 } from '../wire/ip4.js';
+import { ip4ToString, parseCidr, parseIp4 } from '../wire/ip4.js';
 import { ip6ToString, parseIp6, writeIp6 } from '../wire/ip6.js';
 import { parseMac } from '../wire/mac.js';
 import type { DataPlaneSpec } from './spec.js';
@@ -15,6 +15,25 @@ import type { DataPlaneSpec } from './spec.js';
 function must<T>(v: T | null | undefined, what: string): T {
   if (v === null || v === undefined) throw new Error(`data-plane spec: ${what}`);
   return v;
+}
+
+/** Addresses as text (no prefix) -> what DnsResolver.setHost takes. */
+export function hostAddresses(addresses: string[]): { v4: number[]; v6: Uint8Array[] } {
+  const v4: number[] = [];
+  const v6: Uint8Array[] = [];
+  for (const a of addresses) {
+    if (!a.includes(':')) {
+      const x = parseIp4(a);
+      if (x !== null) v4.push(x);
+      continue;
+    }
+    const x = parseIp6(a);
+    if (x === null) continue;
+    const bytes = new Uint8Array(16);
+    writeIp6(bytes, 0, x);
+    v6.push(bytes);
+  }
+  return { v4, v6 };
 }
 
 export function serviceBridges(spec: DataPlaneSpec, ifaces: InterfaceTable): ServiceBridge[] {
@@ -53,13 +72,12 @@ export function serviceBridges(spec: DataPlaneSpec, ifaces: InterfaceTable): Ser
             localNetworks: [{ addr: gw.addr, prefixLen: gw.prefixLen }],
           });
     if (dns !== null) {
-      const v6 = (a: string) => {
-        const x = new Uint8Array(16);
-        writeIp6(x, 0, parseIp6(a)!);
-        return x;
-      };
-      dns.setHost('gateway', [f.address], f.address6 === null ? [] : [v6(ip6ToString(f.address6))]);
-      for (const h of n!.hosts) dns.setHost(h.name, h.addresses.filter((a) => !a.includes(':')).map((a) => parseIp4(a)!), h.addresses.filter((a) => a.includes(':')).map(v6));
+      const gwAddrs = hostAddresses([ip4ToString(f.address), ...(f.address6 === null ? [] : [ip6ToString(f.address6)])]);
+      dns.setHost('gateway', gwAddrs.v4, gwAddrs.v6);
+      for (const h of n!.hosts) {
+        const a = hostAddresses(h.addresses);
+        dns.setHost(h.name, a.v4, a.v6);
+      }
     }
     out.push({ name: b.name, ifId: f.id, address: f.address, address6: f.address6, mac: f.mac, mtu: f.mtu, record: f.record, dhcp, dns });
   }

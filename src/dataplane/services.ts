@@ -7,7 +7,8 @@
  *     their port, else their host name option), removed when released;
  *   - the lease file: read at start (a missing file is an empty table), rewritten at most once
  *     a second after a change, and at stop.
- * leaseRows() answers `ctl leases`.
+ * leaseRows() answers `ctl leases`; servicePortAdded/Removed keep the names of ports attached
+ * or removed at runtime.
  */
 import { createSocket, type Socket } from 'node:dgram';
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
@@ -16,6 +17,35 @@ import { ServicePort } from '../services/service-port.js';
 import { parseIp4 } from '../wire/ip4.js';
 import { parseMac } from '../wire/mac.js';
 import type { Engine } from './engine.js';
+import { hostAddresses } from './service-bridges.js';
+
+/** Port name by MAC, per served bridge (index as in svc.bridges), of each engine with services. */
+const portNamesOf = new WeakMap<Engine, Map<number, string>[]>();
+
+/**
+ * A port attached at runtime: its name answers in DNS with its static addresses (text, no
+ * prefix), and names the DHCP client with its MAC. No-op on a bridge without DNS.
+ */
+export function servicePortAdded(engine: Engine, bridge: string, name: string, mac: string, addresses: string[]): void {
+  const svc = servicePort(engine);
+  const bi = svc?.bridges.findIndex((b) => b.name === bridge) ?? -1;
+  const dns = bi >= 0 ? svc!.bridges[bi].dns : null;
+  if (dns === null) return;
+  const m = parseMac(mac);
+  if (m !== null) portNamesOf.get(engine)?.[bi].set(m, name);
+  const a = hostAddresses(addresses);
+  if (a.v4.length + a.v6.length > 0) dns.setHost(name, a.v4, a.v6);
+}
+
+/** A port removed at runtime: its name no longer answers. */
+export function servicePortRemoved(engine: Engine, bridge: string, name: string): void {
+  const svc = servicePort(engine);
+  const bi = svc?.bridges.findIndex((b) => b.name === bridge) ?? -1;
+  if (bi < 0) return;
+  svc!.bridges[bi].dns?.removeHost(name);
+  const names = portNamesOf.get(engine)?.[bi];
+  for (const [mac, n] of names ?? []) if (n === name) names!.delete(mac);
+}
 
 interface Upstream {
   host: string;
@@ -68,6 +98,7 @@ export function attachServices(engine: Engine, log: (level: 'info' | 'warn', msg
   /** Port name by MAC, per bridge: a DHCP client is named after its port. */
   const portNames = specs.map((g) => new Map((g.dns?.portMacs ?? []).map((p) => [parseMac(p.mac)!, p.name])));
   const dhcpNames = specs.map(() => new Map<number, string>());
+  portNamesOf.set(engine, portNames);
 
   const named = (bi: number, ip: number, mac: number, hostName: string | undefined) => {
     const dns = svc.bridges[bi].dns;

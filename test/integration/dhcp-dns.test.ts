@@ -188,6 +188,7 @@ describe('DHCP and DNS at the gateway', { skip: SKIP ?? false, timeout: 240_000 
     assert.deepEqual((await dig(['+short', `green.${DOMAIN}`])).short, [greenAddr.split('/')[0]], 'a DHCP client by its port name');
     assert.deepEqual((await dig(['+short', `fixed.${DOMAIN}`])).short, ['10.100.0.50']);
     assert.deepEqual((await dig(['+short', '-x', '10.100.0.2'])).short, [`red.${DOMAIN}.`]);
+    assert.deepEqual((await dig(['+short', '-x', greenAddr.split('/')[0]])).short, [`green.${DOMAIN}.`], "a DHCP client's PTR");
     assert.equal((await dig([`nobody.${DOMAIN}`])).status, 'NXDOMAIN');
     const fwd = await dig(['www.outside.example']);
     assert.equal(fwd.status, 'NOERROR', fwd.out);

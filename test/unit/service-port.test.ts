@@ -12,6 +12,7 @@ import { TestPlane, bridgeSpec, portSpec } from '../helpers/dataplane.js';
 import type { BridgeSpec } from '../../src/dataplane/spec.js';
 import { planGraph } from '../../src/dataplane/plan.js';
 import { ServicePort } from '../../src/services/service-port.js';
+import { attachServices, leaseRows, servicePortAdded, servicePortRemoved } from '../../src/dataplane/services.js';
 import { readU16, readU32, writeU16, writeU32 } from '../../src/wire/bytes.js';
 import { fillL4Checksum } from '../../src/wire/checksum.js';
 import { BOOTREQUEST, DHCP_FLAG_BROADCAST, DHCPDISCOVER, DHCPOFFER, emitDhcp, HTYPE_ETHERNET, parseDhcp } from '../../src/wire/dhcp.js';
@@ -191,5 +192,28 @@ describe('service port', () => {
     const out = p.sent('red');
     assert.equal(out.length, 1);
     assert.deepEqual([out[0][23], out[0][34], out[0][35]], [1, 3, 3], 'ICMP port unreachable');
+  });
+
+  test('ports attached at runtime answer by name until removed; a DHCP client on such a port is named after it; leases listed', () => {
+    const p = plane();
+    const logs: string[] = [];
+    attachServices(p.engine, (_l, m) => logs.push(m));
+    try {
+      arpFromRed(p);
+      servicePortAdded(p.engine, 'br0', 'late', '02:00:00:00:01:77', ['10.100.0.9', '2001:db8:100::9']);
+      const ask = (name: string, id: number) => {
+        p.inject('red', frame(gwMac, RED, GW, 17, udp(40000 + id, 53), query(name, id)));
+        const out = p.sent('red');
+        assert.equal(out.length, 1);
+        return parseDns(out[0], 42, out[0].length - 42)!;
+      };
+      assert.deepEqual([...ask('late.lab.test', 1).answers[0].data], [10, 100, 0, 9]);
+      servicePortRemoved(p.engine, 'br0', 'late');
+      assert.equal(ask('late.lab.test', 2).flags & 15, 3, 'NXDOMAIN once removed');
+      assert.ok(logs.some((l) => /no upstream resolver/.test(l)), 'no upstream is reported');
+      assert.deepEqual(leaseRows(p.engine), []);
+    } finally {
+      p.engine.stop();
+    }
   });
 });
