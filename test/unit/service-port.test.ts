@@ -216,4 +216,40 @@ describe('service port', () => {
       p.engine.stop();
     }
   });
+
+  test('random DHCP, DNS and TCP payloads (seeded) never throw, leave no frame slot held and no connection open', () => {
+    const p = plane();
+    arpFromRed(p);
+    let seed = 12345;
+    const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 8) / 0x1000000;
+    const bytes = (n: number) => Uint8Array.from({ length: n }, () => Math.floor(rnd() * 256));
+    const free = p.engine.arena.poolFree;
+    const good = query('red.lab.test');
+    for (let i = 0; i < 3000; i++) {
+      const kind = i % 4;
+      let payload: Uint8Array;
+      if (rnd() < 0.5) payload = bytes(Math.floor(rnd() * 600));
+      else {
+        // A valid message with a few bytes flipped: deeper into the parsers.
+        payload = kind === 0 ? new Uint8Array(300) : good.slice();
+        if (kind === 0) payload.set([1, 1, 6, 0], 0), payload.set([0x63, 0x82, 0x53, 0x63, 53, 1, 1, 255], 236);
+        for (let k = 0; k < 3; k++) payload[Math.floor(rnd() * payload.length)] = Math.floor(rnd() * 256);
+      }
+      if (kind === 0) p.inject('red', frame(BROADCAST_MAC, 0, 0xffffffff, 17, udp(68, 67), payload));
+      else if (kind === 1) p.inject('red', frame(gwMac, RED, GW, 17, udp(30000 + (i % 1000), 53), payload));
+      else {
+        const flags = [0x02, 0x10, 0x18, 0x11, 0x04, Math.floor(rnd() * 256)][Math.floor(rnd() * 6)];
+        p.inject('red', frame(gwMac, RED, GW, 6, tcp(20000 + (i % 50), Math.floor(rnd() * 4) * 100, 0, flags), payload.subarray(0, Math.min(payload.length, 1200))));
+      }
+      p.sent('red');
+    }
+    p.clock.t += 20_000;
+    p.tickElements();
+    p.sent('red');
+    const svc = p.engine.graph.element('svc') as ServicePort;
+    assert.equal(svc.tcpConnections, 0, 'idle connections closed');
+    assert.equal(p.engine.arena.poolFree, free, 'every frame slot back');
+    const drops = p.drops('gw-br0');
+    assert.ok(Object.keys(drops).some((k) => k.startsWith('dhcp_')) && Object.keys(drops).some((k) => k.startsWith('dns_')), JSON.stringify(drops));
+  });
 });
