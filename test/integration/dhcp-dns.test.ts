@@ -195,6 +195,33 @@ describe('DHCP and DNS at the gateway', { skip: SKIP ?? false, timeout: 240_000 
     assert.ok(fwd.short.includes('203.0.113.77'), fwd.out);
   });
 
+  test('measured: 500 sequential UDP queries each for a local name and a cached forwarded one, all answered', async (t) => {
+    // One query in flight at a time from a node client in red; RTT median and p99, queries/s.
+    const script = `
+      const dgram = require('node:dgram');
+      const name = process.argv[1];
+      const labels = name.split('.');
+      const q = (id) => Buffer.concat([Buffer.from([id >> 8, id & 255, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]),
+        ...labels.map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)])), Buffer.from([0, 0, 1, 0, 1])]);
+      const s = dgram.createSocket('udp4');
+      const rtts = []; let id = 1; let sent = 0; let ok = 0;
+      const next = () => { if (sent === 500) { s.close(); rtts.sort((a, b) => a - b);
+          console.log(JSON.stringify({ ok, median: rtts[250], p99: rtts[495], qps: Math.round(500 / (rtts.reduce((a, b) => a + b, 0) / 1000)) })); return; }
+        const t0 = process.hrtime.bigint(); const my = id++; sent++;
+        const timer = setTimeout(next, 2000);
+        s.once('message', (m) => { clearTimeout(timer); if (m.readUInt16BE(0) === my && (m[3] & 15) === 0 && m.readUInt16BE(6) > 0) ok++;
+          rtts.push(Number(process.hrtime.bigint() - t0) / 1e6); next(); });
+        s.send(q(my), 53, '10.100.0.1'); };
+      next();`;
+    for (const name of [`red.${DOMAIN}`, 'www.outside.example']) {
+      const r = await exec('red', process.execPath, ['-e', script, name], 60_000);
+      assert.equal(r.code, 0, describeRun(r));
+      const m = JSON.parse(r.stdout.trim()) as { ok: number; median: number; p99: number; qps: number };
+      assert.equal(m.ok, 500, `every query for ${name} answered: ${r.stdout}`);
+      t.diagnostic(`[dns] ${name}: median ${m.median.toFixed(3)} ms, p99 ${m.p99.toFixed(3)} ms, ${m.qps} queries/s (one in flight)`);
+    }
+  });
+
   test('DNS over IPv6 at the gateway, which router advertisements name as RDNSS', async () => {
     assert.deepEqual((await dig(['+short', 'AAAA', `red.${DOMAIN}`], '2001:db8:100::1')).short, ['2001:db8:100::2']);
     assert.deepEqual((await dig(['+short', `red.${DOMAIN}`], '2001:db8:100::1')).short, ['10.100.0.2']);
