@@ -14,6 +14,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import type { DhcpResult } from '../services/dhcp-server.js';
 import { ServicePort } from '../services/service-port.js';
+import { PortSecurity } from '../switch/security.js';
 import { parseIp4 } from '../wire/ip4.js';
 import { parseMac } from '../wire/mac.js';
 import type { Engine } from './engine.js';
@@ -100,7 +101,19 @@ export function attachServices(engine: Engine, log: (level: 'info' | 'warn', msg
   const dhcpNames = specs.map(() => new Map<number, string>());
   portNamesOf.set(engine, portNames);
 
+  /** Port security of the port with this MAC lets the leased address through (0: the lease ended). */
+  const secured = (mac: number, ip: number, released: boolean) => {
+    for (const e of engine.graph.elements) {
+      if (!(e instanceof PortSecurity) || !e.hasMac(mac)) continue;
+      if (!released) e.leasedIpv4 = ip;
+      else if (e.leasedIpv4 === ip) e.leasedIpv4 = 0;
+    }
+  };
+  const leaseMacs = specs.map(() => new Map<number, number>()); // ip -> mac of the binding
+
   const named = (bi: number, ip: number, mac: number, hostName: string | undefined) => {
+    secured(mac, ip, false);
+    leaseMacs[bi].set(ip, mac);
     const dns = svc.bridges[bi].dns;
     if (dns === null) return;
     const name = portNames[bi].get(mac) ?? hostName;
@@ -134,6 +147,9 @@ export function attachServices(engine: Engine, log: (level: 'info' | 'warn', msg
       dirty[bi] = true;
       if (r.binding !== null) named(bi, r.binding.ip, r.binding.mac, r.binding.hostName);
       if (r.released !== 0) {
+        const mac = leaseMacs[bi].get(r.released);
+        if (mac !== undefined) secured(mac, r.released, true);
+        leaseMacs[bi].delete(r.released);
         const name = dhcpNames[bi].get(r.released);
         if (name !== undefined) {
           svc.bridges[bi].dns?.removeHost(name);

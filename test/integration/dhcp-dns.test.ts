@@ -55,7 +55,7 @@ function config(dir: string): Record<string, unknown> {
         },
         ports: [
           { name: 'red', type: 'namespace', namespace: ns('red'), addresses: ['10.100.0.2/24', '2001:db8:100::2/64'], defaultRoute: ['10.100.0.1', '2001:db8:100::1'] },
-          { name: 'green', type: 'namespace', namespace: ns('green'), mac: GREEN_MAC, addresses: 'dhcp' },
+          { name: 'green', type: 'namespace', namespace: ns('green'), mac: GREEN_MAC, addresses: 'dhcp', security: true },
           { name: 'fixed', type: 'namespace', namespace: ns('fixed'), mac: FIXED_MAC, addresses: 'dhcp' },
           { name: 'extra', type: 'namespace', namespace: ns('extra') },
         ],
@@ -122,7 +122,7 @@ describe('DHCP and DNS at the gateway', { skip: SKIP ?? false, timeout: 240_000 
     await tb?.stop().catch(() => undefined);
   });
 
-  test('udhcpc in a namespace gets a pool address, the default route via the gateway and the MTU; it reaches the gateway and a static namespace', async () => {
+  test('udhcpc in a namespace gets a pool address, the default route via the gateway and the MTU; it reaches the gateway and a static namespace (through port security, which lets the leased address pass)', async () => {
     greenAddr = await dhcpAddress('green');
     assert.match(greenAddr, /^10\.100\.0\.10[0-2]\/24$/);
     const route = await exec('green', IP, ['-4', 'route', 'show', 'default']);
