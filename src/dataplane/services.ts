@@ -4,7 +4,8 @@
  *   - one UDP socket per DNS bridge towards its upstreams (answers only from them are taken;
  *     forwarded queries go to the first upstream, a timeout tries the next one next time);
  *   - the local names: port names with their addresses, DHCP clients as they bind (named after
- *     their port, else their host name option), removed when released;
+ *     their port, else their host name option), removed when released or expired;
+ *   - port security: the port whose MAC got a lease may send from that address;
  *   - the lease file: read at start (a missing file is an empty table), rewritten at most once
  *     a second after a change, and at stop.
  * leaseRows() answers `ctl leases`; servicePortAdded/Removed keep the names of ports attached
@@ -179,6 +180,12 @@ export function attachServices(engine: Engine, log: (level: 'info' | 'warn', msg
     }
   });
 
+  /** Leases that ran out without a RELEASE: their names and port-security addresses go too. */
+  const expireNames = (bi: number) => {
+    const bound = new Set(svc.bridges[bi].dhcp!.leases(Date.now()).filter((l) => l.state === 'bound').map((l) => parseIp4(l.ip)!));
+    for (const ip of [...leaseMacs[bi].keys()]) if (!bound.has(ip)) svc.hooks.lease(bi, { drop: 0, reply: null, binding: null, released: ip });
+  };
+
   const save = (bi: number) => {
     const file = specs[bi].dhcp?.leaseFile;
     const dhcp = svc.bridges[bi].dhcp;
@@ -198,7 +205,10 @@ export function attachServices(engine: Engine, log: (level: 'info' | 'warn', msg
     lastSave = now;
     svc.bridges.forEach((sb, bi) => {
       if (dirty[bi]) save(bi);
-      sb.dhcp?.sweep(Date.now());
+      if (sb.dhcp !== null) {
+        sb.dhcp.sweep(Date.now());
+        if (leaseMacs[bi].size > 0) expireNames(bi);
+      }
       // An upstream that let queries time out: the next queries try the next one.
       const timeouts = sb.dns?.counters.timeouts ?? 0;
       if (timeouts > timeoutsBefore[bi] && upstreams[bi].length > 1) current[bi]++;
