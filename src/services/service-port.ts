@@ -86,6 +86,8 @@ export class TcpConn {
   sndNxt = 0;
   lastSeen = 0;
   fill = 0;
+  /** The client's MSS option (536 without one, RFC 9293 3.7.1). */
+  mss = 536;
   readonly buf = new Uint8Array(TCP_QUERY_MAX);
   readonly peer: DnsPeer;
   constructor(
@@ -280,7 +282,7 @@ export class ServicePort extends Element {
     const total = 2 + len;
     buf.copyWithin(2, 0, len);
     writeU16(buf, 0, len);
-    const mss = Math.min(1400, this.bridges[peer.bridge].mtu - IP_HDR - TCP_HDR);
+    const mss = Math.min(c.mss, this.bridges[peer.bridge].mtu - IP_HDR - TCP_HDR);
     for (let o = 0; o < total; o += mss) this.segment(c, TCP_FLAG_ACK | TCP_FLAG_PSH, buf, o, Math.min(mss, total - o));
   }
 
@@ -362,6 +364,7 @@ export class ServicePort extends Element {
         if (this.conns.size >= TCP_MAX_CONNS) return sb.record.countDrop(DROP_DNS_TCP_FULL);
         c = new TcpConn(key, v.src, t.srcPort, sb.address, (Math.random() * 0x100000000) >>> 0, bi);
         c.rcvNxt = (t.seq + 1) >>> 0;
+        c.mss = this.clientMss(t);
         this.conns.set(key, c);
         this.counters.dnsTcpConns++;
       }
@@ -400,6 +403,25 @@ export class ServicePort extends Element {
       c.sndNxt = (c.sndNxt + 1) >>> 0;
       c.state = ST_LAST_ACK;
     } else if (plen > 0 && c.fill > 0) this.segment(c, TCP_FLAG_ACK, null, 0, 0); // part of a query: acknowledge it
+  }
+
+  /** The MSS option of a SYN (bounded to 536..65495), else 536. */
+  private clientMss(t: TcpView): number {
+    const b = this.ctx.u8;
+    const end = t.off + t.headerLen;
+    for (let o = t.off + TCP_HDR; o < end; ) {
+      const kind = b[o];
+      if (kind === 0) break;
+      if (kind === 1) {
+        o++;
+        continue;
+      }
+      const l = o + 1 < end ? b[o + 1] : 0;
+      if (l < 2 || o + l > end) break;
+      if (kind === 2 && l === 4) return Math.max(536, Math.min(65495, readU16(b, o + 2)));
+      o += l;
+    }
+    return 536;
   }
 
   /** Answer every complete query buffered on c; false when the connection was reset. */

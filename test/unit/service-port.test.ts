@@ -252,4 +252,29 @@ describe('service port', () => {
     const drops = p.drops('gw-br0');
     assert.ok(Object.keys(drops).some((k) => k.startsWith('dhcp_')) && Object.keys(drops).some((k) => k.startsWith('dns_')), JSON.stringify(drops));
   });
+
+  test("DNS over TCP: answers are cut into segments of the client's MSS", () => {
+    const p = plane();
+    arpFromRed(p);
+    const svc = p.engine.graph.element('svc') as ServicePort;
+    svc.bridges[0].dns!.setHost('many', Array.from({ length: 60 }, (_, i) => GW + 10 + i));
+    const syn = new Uint8Array(24);
+    syn.set(tcp(6000, 5000, 0, 0x02));
+    syn[12] = 0x60; // 24-byte header: MSS option
+    syn.set([2, 4, 600 >> 8, 600 & 255], 20);
+    p.inject('red', frame(gwMac, RED, GW, 6, syn));
+    const iss = readU32(p.sent('red')[0], 38);
+    const q = query('many.lab.test', 3);
+    const msg = new Uint8Array(2 + q.length);
+    writeU16(msg, 0, q.length);
+    msg.set(q, 2);
+    p.inject('red', frame(gwMac, RED, GW, 6, tcp(6000, 5001, iss + 1, 0x18), msg));
+    const out = p.sent('red');
+    assert.ok(out.length >= 2, `${out.length} segments`);
+    for (const f of out) assert.ok(f.length - 54 <= 600, `segment of ${f.length - 54} bytes`);
+    const stream = Buffer.concat(out.map((f) => f.subarray(54)));
+    assert.equal(readU16(stream, 0), stream.length - 2);
+    assert.equal(parseDns(stream, 2, stream.length - 2)!.answers.length, 60);
+    assert.deepEqual(out.map((f) => readU32(f, 38)), out.map((_, i) => iss + 1 + out.slice(0, i).reduce((n, g) => n + g.length - 54, 0)), 'consecutive sequence numbers');
+  });
 });
