@@ -252,6 +252,12 @@ export function registerCtl(program: Command, fail: (err: unknown) => never): vo
     '/v1/neigh',
     renderNeighbors6,
   );
+  showCommand<{ bridge: string; mac: string; ip: string; state: string; hostName?: string; expiresIn: number }[]>(
+    'leases',
+    'DHCP leases of the bridges with a DHCP server: address, MAC, state (offered, bound, free), host name, time left',
+    '/v1/leases',
+    (rows) => table(['BRIDGE', 'IP', 'MAC', 'STATE', 'HOSTNAME', 'EXPIRES'], rows.map((r) => [r.bridge, r.ip, r.mac, r.state, r.hostName ?? '-', r.state === 'free' ? '-' : `${r.expiresIn}s`])),
+  );
   showCommand<{ destination: string; via: string; iface: string; origin: string }[]>('routes', 'route table', '/v1/routes', (rows) =>
     table(['DESTINATION', 'VIA', 'IFACE', 'ORIGIN'], rows.map((r) => [r.destination, r.via, r.iface, r.origin])),
   );

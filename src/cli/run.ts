@@ -20,7 +20,7 @@
  * to the outer one, which stays root and removes it all after the inner exits.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
@@ -193,6 +193,7 @@ export async function runInner(cfg: Config, log: Logger, user: RunUser | null = 
     await control.listen();
     await stop.checkpoint();
     startServices(cfg, res, log, () => stopping);
+    startDhcpClients(cfg, res, log, () => stopping);
     await stop.checkpoint();
     if (cfg.nat !== undefined && cfg.nat.localhostProxy) {
       await proxy.start(
@@ -239,6 +240,31 @@ export async function runInner(cfg: Config, log: Logger, user: RunUser | null = 
 function testHookRoutes(worker: DataPlaneWorker): Route[] {
   const call = httpCaller(worker);
   return [{ method: 'POST', path: '/v1/debug/crash', summary: 'test hook: make the data plane crash (TAPBRIDGE_TEST_HOOKS=1 only)', handler: () => call('debug_crash') }];
+}
+
+/** busybox udhcpc: the udhcpc package's, else busybox's applet. */
+function udhcpcCommand(): string[] {
+  for (const p of ['/usr/sbin/udhcpc', '/sbin/udhcpc', '/usr/bin/udhcpc']) if (existsSync(p)) return [p];
+  for (const p of ['/usr/bin/busybox', '/bin/busybox']) if (existsSync(p)) return [p, 'udhcpc'];
+  throw new Error('addresses: dhcp needs busybox udhcpc (apt: udhcpc or busybox)');
+}
+
+/** `addresses: dhcp` ports: udhcpc in the namespace, once the data plane answers; stopped at teardown like the lab services. */
+function startDhcpClients(cfg: Config, res: Resources, log: Logger, stopping: () => boolean): void {
+  const script = fileURLToPath(new URL('../../../scripts/udhcpc-script.sh', import.meta.url));
+  for (const b of cfg.bridges) {
+    for (const p of b.ports) {
+      if (p.type !== 'namespace' || p.addresses !== 'dhcp') continue;
+      const cmd = udhcpcCommand();
+      const args = [...cmd.slice(1), '-f', '-i', p.ifname, '-s', script, '-x', `hostname:${p.name}`, '-t', '10', '-T', '1', '-A', '3'];
+      const child = spawn(IP, ['netns', 'exec', p.namespace, cmd[0], ...args], { stdio: 'ignore', detached: true });
+      if (child.pid !== undefined) res.add({ type: 'pid', pid: child.pid, what: `udhcpc in ${p.namespace}`, start: processStart(child.pid) });
+      child.on('exit', (code, signal) => {
+        if (!stopping() && signal !== 'SIGTERM') log.warn({ namespace: p.namespace, code, signal }, 'udhcpc exited');
+      });
+      log.info({ port: p.name, namespace: p.namespace, ifname: p.ifname }, 'udhcpc started');
+    }
+  }
 }
 
 function startServices(cfg: Config, res: Resources, log: Logger, stopping: () => boolean): void {

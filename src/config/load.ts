@@ -32,6 +32,40 @@ export function formatPath(path: ReadonlyArray<PropertyKey>): string {
   return out === '' ? '(top level)' : out;
 }
 
+/** gateway.dhcp / gateway.dns against the gateway's IPv4 subnet. */
+function checkDhcp(b: Config['bridges'][number], bi: number, gw4: string | undefined, issue: (path: (string | number)[], message: string) => void): void {
+  const g = b.gateway!;
+  const at = ['bridges', bi, 'gateway'];
+  if (g.dns !== undefined && g.dns.enabled && gw4 === undefined) issue([...at, 'dns'], 'DNS is served at the gateway\'s IPv4 address: the gateway has none');
+  const d = g.dhcp;
+  if (d === undefined) return;
+  if (gw4 === undefined) return issue([...at, 'dhcp'], 'DHCPv4 needs an IPv4 gateway address');
+  const sub = subnetOf(gw4);
+  const num = (ip: string) => ip.split('.').reduce((n, x) => n * 256 + Number(x), 0);
+  const prefix = Number(gw4.split('/')[1]);
+  const hostBits = prefix >= 32 ? 0 : 2 ** (32 - prefix) - 1;
+  const host = (ip: string, path: (string | number)[]) => {
+    const low = num(ip) % (hostBits + 1);
+    if (!inSubnet(ip, sub)) issue(path, `${ip} is not inside the gateway subnet ${gw4}`);
+    else if (ip === gw4.split('/')[0]) issue(path, `${ip} is the gateway's own address`);
+    else if (low === 0 || low === hostBits) issue(path, `${ip} is the subnet's ${low === 0 ? 'network' : 'broadcast'} address`);
+  };
+  host(d.pool.start, [...at, 'dhcp', 'pool', 'start']);
+  host(d.pool.end, [...at, 'dhcp', 'pool', 'end']);
+  if (num(d.pool.start) > num(d.pool.end)) issue([...at, 'dhcp', 'pool', 'end'], `before pool.start ${d.pool.start}`);
+  const macs = new Set<string>();
+  const ips = new Set<string>();
+  d.static.forEach((s, si) => {
+    host(s.address, [...at, 'dhcp', 'static', si, 'address']);
+    const m = s.mac.toLowerCase();
+    if (macs.has(m)) issue([...at, 'dhcp', 'static', si, 'mac'], `duplicate MAC ${s.mac}`);
+    if (ips.has(s.address)) issue([...at, 'dhcp', 'static', si, 'address'], `duplicate address ${s.address}`);
+    macs.add(m);
+    ips.add(s.address);
+  });
+  if (d.router !== undefined && d.router !== null && !inSubnet(d.router, sub)) issue([...at, 'dhcp', 'router'], `${d.router} is not inside the gateway subnet ${gw4}`);
+}
+
 function crossCheck(cfg: Config, issue: (path: (string | number)[], message: string) => void): void {
   const bridgeNames = new Map<string, number>();
   const portNames = new Map<string, string>();
@@ -68,7 +102,8 @@ function crossCheck(cfg: Config, issue: (path: (string | number)[], message: str
         for (const via of [routes.v4, routes.v6]) {
           // An IPv6 next hop may be link-local (fe80::/10): on-link by definition.
           if (via === undefined || isLinkLocal(via)) continue;
-          if (!asList(p.addresses).some((a) => inSubnet(via, subnetOf(a))))
+          if (p.addresses === 'dhcp') issue([...at, 'defaultRoute'], 'a port with addresses: dhcp takes its default route from DHCP');
+          else if (!asList(p.addresses).some((a) => inSubnet(via, subnetOf(a))))
             issue([...at, 'defaultRoute'], `${via} is not inside any of the port's addresses`);
         }
       } else {
@@ -91,7 +126,12 @@ function crossCheck(cfg: Config, issue: (path: (string | number)[], message: str
         if (gatewaySubnets.some((other) => overlaps(sub, other))) issue(at, 'overlaps the subnet of another bridge');
         gatewaySubnets.push(sub);
       }
+      checkDhcp(b, bi, f.v4, issue);
     }
+    b.ports.forEach((p, pi) => {
+      if (p.type === 'namespace' && p.addresses === 'dhcp' && b.gateway?.dhcp === undefined)
+        issue(['bridges', bi, 'ports', pi, 'addresses'], `dhcp: bridge '${b.name}' has no gateway.dhcp server`);
+    });
   });
 
   const devicePorts = cfg.bridges.reduce((n, b) => n + b.ports.length, 0);

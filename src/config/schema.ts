@@ -61,8 +61,12 @@ export const namespacePortSchema = z.strictObject({
   createNamespace: z.boolean().default(true),
   /** Name of the device inside the namespace. */
   ifname: ifName.default('eth0'),
-  /** IPv4 and IPv6 addresses. Without a static IPv6 address the namespace takes one by SLAAC from the gateway's router advertisements. */
-  addresses: z.array(cidrAny).default([]),
+  /**
+   * IPv4 and IPv6 addresses. Without a static IPv6 address the namespace takes one by SLAAC
+   * from the gateway's router advertisements. `dhcp`: tapbridge runs busybox udhcpc inside the
+   * namespace, which takes address, default route and MTU from the bridge's DHCP server.
+   */
+  addresses: z.union([z.literal('dhcp'), z.array(cidrAny)]).default([]),
   /** Default route inside the namespace: a next hop, or one per family. */
   defaultRoute: onePerFamily(ipAny).optional(),
 });
@@ -100,6 +104,40 @@ export const raSchema = z.strictObject({
   /** Recursive DNS servers to advertise (RDNSS, RFC 8106). */
   dns: z.array(ipv6).max(3).default([]),
 });
+/** The bridge's DHCPv4 server (opt-in). Times in seconds. */
+export const dhcpSchema = z.strictObject({
+  /** The address pool (inclusive), inside the gateway's IPv4 subnet. */
+  pool: z.strictObject({ start: ipv4, end: ipv4 }),
+  leaseTime: z.number().int().min(60).max(0x7fffffff).default(3600),
+  /** Fixed addresses by client MAC (outside or inside the pool). */
+  static: z.array(z.strictObject({ mac: macString, address: ipv4, hostName: z.string().min(1).max(63).optional() })).max(4096).default([]),
+  /** Router option; default the gateway; null: none. */
+  router: z.union([ipv4, z.null()]).optional(),
+  /** DNS servers option; default the gateway when gateway.dns is on, else none. */
+  dns: z.array(ipv4).max(8).optional(),
+  /** Domain name option; default gateway.dns.domain when DNS is on. */
+  domain: z.string().min(1).max(253).optional(),
+  /** Interface MTU option; default the bridge's MTU. */
+  mtu: mtu.optional(),
+  /** JSON file the leases are kept in across restarts (created and rewritten by tapbridge). */
+  leaseFile: z.string().min(1).optional(),
+  /** Most clients tracked at once (free entries are evicted first). */
+  maxClients: z.number().int().min(1).max(65536).default(1024),
+});
+
+/** DNS at the gateway's IPv4 address, port 53 UDP and TCP (opt-in). */
+export const dnsSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  /** The local zone: port names and DHCP host names answer as NAME.<domain> (and as a bare NAME). */
+  domain: z.string().regex(/^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*$/, 'not a domain name').default('tapbridge.internal'),
+  /** Upstream resolvers ("a.b.c.d" or "a.b.c.d:port"); default: the nameservers of /etc/resolv.conf as tapbridge sees it. */
+  upstreams: z.array(z.string().regex(/^\d{1,3}(\.\d{1,3}){3}(:\d{1,5})?$/, 'not an IPv4 address with an optional :port')).max(4).optional(),
+  /** Cached answers (entries). */
+  cacheSize: z.number().int().min(0).max(1 << 20).default(1024),
+  /** An upstream's answer is awaited this long, then SERVFAIL. */
+  timeoutMs: z.number().int().min(100).max(30_000).default(2000),
+});
+
 const RA_DEFAULTS = { enabled: true, routerLifetime: 1800, interval: 200, validLifetime: 86400, preferredLifetime: 14400, dns: [] };
 
 export const bridgeSchema = z.strictObject({
@@ -121,6 +159,10 @@ export const bridgeSchema = z.strictObject({
       mac: macString.optional(),
       /** IPv6 router advertisements (sent when the gateway has an IPv6 address). */
       ra: raSchema.default(RA_DEFAULTS),
+      /** DHCPv4 server on this bridge. */
+      dhcp: dhcpSchema.optional(),
+      /** DNS resolver at the gateway address. */
+      dns: dnsSchema.optional(),
     })
     .optional(),
   static: z.array(z.strictObject({ mac: macString, port: objName })).default([]),

@@ -59,6 +59,7 @@ export function apiRoutes(dp: DataPlaneWorker, server: ControlServer, cfg: Pick<
       summary: 'IPv6 neighbour cache (NDP) of every router interface: iface, address, MAC, state, age, router flag, queued, probes',
       handler: () => call('neigh'),
     },
+    { method: 'GET', path: '/v1/leases', summary: 'DHCP leases of every bridge with a DHCP server: bridge, MAC, address, state, host name, seconds left', handler: () => call('leases') },
     { method: 'GET', path: '/v1/routes', summary: 'route table', handler: () => call('routes') },
     { method: 'GET', path: '/v1/router', summary: 'router counters', handler: () => call('router') },
     {

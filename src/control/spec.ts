@@ -6,7 +6,8 @@
  */
 import type { Config } from '../config/schema.js';
 import { toFaultSpec } from '../config/experiment.js';
-import type { BridgeSpec, CaptureStartSpec, DataPlaneSpec, PortSpec } from '../dataplane/spec.js';
+import { readFileSync } from 'node:fs';
+import type { BridgeSpec, CaptureStartSpec, DataPlaneSpec, DhcpSpec, DnsSpec, PortSpec } from '../dataplane/spec.js';
 import type { SetupResult } from '../lab/setup.js';
 import { addressOf, byFamily, inSubnet, subnetOf } from '../config/addresses.js';
 import { parseIp4 } from '../wire/ip4.js';
@@ -49,16 +50,74 @@ export function defaultFlowShare(maxFlows: number, parts: number): number {
   return maxFlows >= 1024 ? Math.floor(maxFlows / parts) : 0;
 }
 
-/** A bridge gateway's addresses split by family, its MAC, MTU and router advertisements. */
-function gatewaySpec(g: NonNullable<Config['bridges'][number]['gateway']>, mtu: number): NonNullable<BridgeSpec['gateway']> {
+/** IPv4 nameservers of a resolv.conf (the default DNS upstreams), as tapbridge's namespace sees it. */
+export function resolvConfUpstreams(file = '/etc/resolv.conf'): string[] {
+  let text = '';
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return [];
+  }
+  return text
+    .split('\n')
+    .map((l) => /^\s*nameserver\s+(\d{1,3}(?:\.\d{1,3}){3})\s*$/.exec(l)?.[1])
+    .filter((a): a is string => a !== undefined)
+    .slice(0, 3);
+}
+
+type GatewayConfig = NonNullable<Config['bridges'][number]['gateway']>;
+
+/** The DNS resolver of a bridge: its zone, upstreams and the names of its ports. */
+function dnsSpec(g: GatewayConfig, bridge: string, ports: PortSpec[]): DnsSpec | undefined {
+  const d = g.dns;
+  if (d === undefined || !d.enabled) return undefined;
+  const mine = ports.filter((p) => p.bridge === bridge);
+  return {
+    domain: d.domain,
+    upstreams: d.upstreams ?? resolvConfUpstreams(),
+    cacheSize: d.cacheSize,
+    timeoutMs: d.timeoutMs,
+    hosts: mine.filter((p) => p.addresses.length > 0).map((p) => ({ name: p.name, addresses: p.addresses.map(addressOf) })),
+    portMacs: mine.map((p) => ({ mac: p.mac, name: p.name })),
+  };
+}
+
+function dhcpSpec(g: GatewayConfig, gw4: string, mtu: number): DhcpSpec | undefined {
+  const d = g.dhcp;
+  if (d === undefined) return undefined;
+  const dnsOn = g.dns !== undefined && g.dns.enabled;
+  return {
+    poolStart: d.pool.start,
+    poolEnd: d.pool.end,
+    leaseTime: d.leaseTime,
+    static: d.static.map((s) => ({ mac: s.mac.toLowerCase(), address: s.address, ...(s.hostName !== undefined ? { hostName: s.hostName } : {}) })),
+    router: d.router === undefined ? addressOf(gw4) : d.router,
+    dns: d.dns ?? (dnsOn ? [addressOf(gw4)] : []),
+    domain: d.domain ?? (dnsOn ? g.dns!.domain : undefined),
+    mtu: d.mtu ?? mtu,
+    leaseFile: d.leaseFile,
+    maxClients: d.maxClients,
+  };
+}
+
+/** RDNSS of the router advertisements: as configured, else the gateway itself when it serves DNS. */
+function raDns(g: GatewayConfig, v6: string): string[] {
+  if (g.ra.dns.length > 0) return g.ra.dns;
+  return g.dns !== undefined && g.dns.enabled ? [addressOf(v6)] : [];
+}
+
+/** A bridge gateway's addresses split by family, its MAC, MTU, router advertisements, DHCP and DNS. */
+function gatewaySpec(g: GatewayConfig, mtu: number, bridge: string, ports: PortSpec[]): NonNullable<BridgeSpec['gateway']> {
   const f = byFamily(g.address);
   const ra = g.ra;
   return {
+    dhcp: f.v4 === undefined ? undefined : dhcpSpec(g, f.v4, mtu),
+    dns: dnsSpec(g, bridge, ports),
     address: f.v4,
     address6: f.v6,
     mac: g.mac ?? ownMacFor(g.address),
     mtu,
-    ra: f.v6 !== undefined && ra.enabled ? { routerLifetime: ra.routerLifetime, validLifetime: ra.validLifetime, preferredLifetime: ra.preferredLifetime, intervalSeconds: ra.interval, dns: ra.dns } : undefined,
+    ra: f.v6 !== undefined && ra.enabled ? { routerLifetime: ra.routerLifetime, validLifetime: ra.validLifetime, preferredLifetime: ra.preferredLifetime, intervalSeconds: ra.interval, dns: raDns(g, f.v6) } : undefined,
   };
 }
 
@@ -77,7 +136,7 @@ export function dataPlaneSpec(cfg: Config, setup: Pick<SetupResult, 'ports' | 'u
       whenFull: b.macTableFull,
       macMoves: b.macMoves,
       static: b.static,
-      gateway: b.gateway === undefined ? undefined : gatewaySpec(b.gateway, Math.min(...b.ports.map((p) => p.mtu))),
+      gateway: b.gateway === undefined ? undefined : gatewaySpec(b.gateway, Math.min(...b.ports.map((p) => p.mtu)), b.name, setup.ports),
     })),
     ports: setup.ports.map((p) => portPolicy(cfg, p)),
     routes: cfg.routes,

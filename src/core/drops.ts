@@ -181,6 +181,8 @@ export const DROP_DHCP_BAD_REQUEST = reason('dhcp_bad_request', 'dhcp', 'REQUEST
 export const DROP_DHCP_POOL_EXHAUSTED = reason('dhcp_pool_exhausted', 'dhcp', 'DISCOVER with no address left to offer');
 export const DROP_DHCP_TABLE_FULL = reason('dhcp_table_full', 'dhcp', 'the most clients are tracked and none can be evicted');
 export const DROP_DNS_NOT_QUERY = reason('dns_not_query', 'dns', 'a response (QR=1) where a query was expected');
+export const DROP_DNS_TCP_FULL = reason('dns_tcp_full', 'dns', 'DNS over TCP: a SYN while the most connections are open');
+export const DROP_DNS_TCP_TOO_LONG = reason('dns_tcp_too_long', 'dns', 'DNS over TCP: a query longer than the responder buffers');
 export const DROP_DNS_UNEXPECTED_REPLY = reason('dns_unexpected_reply', 'dns', 'an upstream answer with no matching transaction, or a different question');
 
 /* --- fault injection (src/faults/element.ts) --- */

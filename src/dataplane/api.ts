@@ -6,7 +6,7 @@
  * lists take a limit (and a starting point) so one call never stalls forwarding.
  *
  *   ports, bridges, fdb {bridge?}, link {port, up}, graph, drops
- *   arp, neigh (IPv6 neighbours), routes (both families), router, conntrack {limit?, from?}, forwards, forwards.add {PublishSpec},
+ *   arp, neigh (IPv6 neighbours), leases (DHCP), routes (both families), router, conntrack {limit?, from?}, forwards, forwards.add {PublishSpec},
  *   forwards.remove {proto, port}, trace {TraceRequest}, stats
  *   faults {port?}, faults_set {port, direction, spec, merge?}, faults_clear {port, direction}
  *   captures, capture {id}, capture_start {CaptureStartSpec}, capture_stop {id, reason?}
@@ -28,6 +28,7 @@ import { ApiError } from './errors.js';
 import { FaultControl, type Direction } from './faults.js';
 import type { CaptureStartSpec, PublishSpec } from './spec.js';
 import { runTrace, type TraceRequest } from './trace.js';
+import { leaseRows } from './services.js';
 
 export type ApiMethod = (params: Record<string, unknown>) => unknown;
 
@@ -130,6 +131,7 @@ export function dataPlaneApi(engine: Engine, post: PostToMain): DataPlaneApi {
     },
     arp: () => engine.gateways.flatMap((g) => g.neighbors()),
     neigh: () => engine.gateways6.flatMap((g) => g.neighbors()),
+    leases: () => leaseRows(engine),
     routes: () => [...engine.shared.routes.table(), ...engine.shared.routes6.table()],
     router: () => (router() === undefined ? null : routerCounters(engine)),
     stats: () => ({ bridges: engine.bridgeInfo(), ports: engine.portInfo(), pool: poolInfo(engine), poll: pollInfo() }),

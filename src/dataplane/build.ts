@@ -24,6 +24,8 @@ import { RouteTable6 } from '../gateway/routes6.js';
 import { DevicePort } from '../io/device.js';
 import { NatEngine, NatEngine6, NatLocalOut, NatLocalOut6, NatPostrouting, NatPostrouting6, NatPrerouting, NatPrerouting6, type PortForward, type PortForward6 } from '../nat/index.js';
 import { Switch } from '../switch/switch.js';
+import { ServicePort } from '../services/service-port.js';
+import { serviceBridges } from './service-bridges.js';
 import { parseCidr, parseIp4 } from '../wire/ip4.js';
 import { maskIp6, parseCidrIp6, parseIp6 } from '../wire/ip6.js';
 import { parseMac } from '../wire/mac.js';
@@ -214,7 +216,12 @@ export function factories(spec: DataPlaneSpec, ctx: DataPlaneContext, s: SharedS
       sw.fdb.denyMoves = b.macMoves === 'deny';
       return sw;
     },
-    GatewayInterface: (name, p) => new GatewayInterface(name, ctx, iface(str(p, 'iface')), s.neighbourAccounts),
+    GatewayInterface: (name, p) => {
+      const g = new GatewayInterface(name, ctx, iface(str(p, 'iface')), s.neighbourAccounts);
+      g.dhcpOn = spec.bridges.some((b) => b.name === str(p, 'iface') && b.gateway?.dhcp !== undefined);
+      return g;
+    },
+    ServicePort: (name) => new ServicePort(name, ctx, serviceBridges(spec, s.ifaces)),
     Fragmenter: (name, p) => new Fragmenter(name, ctx, { iface: iface(str(p, 'iface')), ifaces: s.ifaces }),
     Router: (name) => new Router(name, ctx, { ifaces: s.ifaces, routes: s.routes, rpFilter: spec.rpFilter }),
     LocalDelivery: (name) => new LocalDelivery(name, ctx, { ifaces: s.ifaces, budget: s.budget }),

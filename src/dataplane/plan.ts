@@ -7,6 +7,10 @@
  *   dev/uplink[rx] -> [wire]gw/uplink[wire] -> [tx]dev/uplink
  *   gw/IF[ip] -> [IF]nat/pre[IF] -> [IF]router[IF] -> [IF]nat/post[IF] -> frag/IF -> [ip]gw/IF
  *   router[local] -> local[reply] -> [local]router
+ *   (with DHCP or DNS on a bridge: router[local] -> [local]svc[pass] -> local,
+ *    svc[reply] -> [local]router, gw/B[dhcp] -> [bcast]svc, svc[wire-B] -> [gw-B]switch/B;
+ *    with DNS on an IPv6 gateway also router6[local] -> [local6]svc[pass6] -> local6,
+ *    svc[reply6] -> [local]router6)
  *   router[ttl-expired|no-route|too-big], local[port-|proto-unreachable], gw/IF[unreachable]
  *       -> icmp/KIND -> nat/local -> [local]router
  *
@@ -111,9 +115,24 @@ export function planGraph(spec: DataPlaneSpec): GraphSpec {
     else links.push(`${gatewayName(f)}[ip] -> [${f}]router`, `router[${f}] -> ${fragName(f)}`);
     links.push(`${fragName(f)} -> [ip]${gatewayName(f)}`, `${gatewayName(f)}[unreachable] -> icmp/host-unreachable`);
   }
-  planIpv6(spec, elements, links);
+  const served6 = planIpv6(spec, elements, links);
+  const served = spec.bridges.filter((b) => b.gateway?.address !== undefined && (b.gateway.dhcp !== undefined || b.gateway.dns !== undefined));
+  if (served.length > 0) {
+    // DHCP and DNS at the gateway (src/services/service-port.ts): before local delivery.
+    elements.push({ name: 'svc', kind: 'ServicePort' });
+    links.push('router[local] -> [local]svc', 'svc[pass] -> local', 'svc[reply] -> [local]router');
+    for (const b of served) {
+      links.push(`svc[wire-${b.name}] -> [${gatewayPortName(b.name)}]${switchName(b.name)}`);
+      if (b.gateway!.dhcp !== undefined) links.push(`${gatewayName(b.name)}[dhcp] -> [bcast]svc`);
+    }
+    if (served6 && served.some((b) => b.gateway!.dns !== undefined && b.gateway!.address6 !== undefined))
+      links.push('router6[local] -> [local6]svc', 'svc[pass6] -> local6', 'svc[reply6] -> [local]router6');
+    else if (served6) links.push('router6[local] -> local6');
+  } else {
+    links.push('router[local] -> local');
+    if (served6) links.push('router6[local] -> local6');
+  }
   links.push(
-    'router[local] -> local',
     'local[reply] -> [local]router',
     'local[port-unreachable] -> icmp/port-unreachable',
     'local[proto-unreachable] -> icmp/proto-unreachable',
@@ -124,10 +143,10 @@ export function planGraph(spec: DataPlaneSpec): GraphSpec {
   return { elements, links };
 }
 
-/** The IPv6 half of the router (none when no interface has an IPv6 address). */
-function planIpv6(spec: DataPlaneSpec, elements: ElementSpec[], links: string[]): void {
+/** The IPv6 half of the router (none when no interface has an IPv6 address: false); router6[local] is linked by the caller. */
+function planIpv6(spec: DataPlaneSpec, elements: ElementSpec[], links: string[]): boolean {
   const ifaces6 = routerInterfaces6(spec);
-  if (ifaces6.length === 0) return;
+  if (ifaces6.length === 0) return false;
   const nat6 = spec.nat !== undefined && spec.uplink?.address6 !== undefined;
   elements.push({ name: 'router6', kind: 'Router6' }, { name: 'local6', kind: 'LocalDelivery6' });
   if (nat6) {
@@ -146,7 +165,6 @@ function planIpv6(spec: DataPlaneSpec, elements: ElementSpec[], links: string[])
     else links.push(`${gw6}[ip] -> [${f}]router6`, `router6[${f}] -> [ip]${gw6}`);
   }
   links.push(
-    'router6[local] -> local6',
     'local6[reply] -> [local]router6',
     'local6[port-unreachable] -> icmp6/port-unreachable',
     'local6[unknown-header] -> icmp6/unknown-header',
@@ -155,4 +173,5 @@ function planIpv6(spec: DataPlaneSpec, elements: ElementSpec[], links: string[])
     'router6[no-route] -> icmp6/no-route',
     'router6[too-big] -> icmp6/too-big',
   );
+  return true;
 }

@@ -37,7 +37,36 @@ export interface BridgeSpec {
   macMoves?: 'allow' | 'deny';
   static: { mac: string; port: string }[];
   /** The bridge's router interface: IPv4 and/or IPv6 address (CIDR), MAC, MTU, router advertisements. */
-  gateway?: { address?: string; address6?: string; mac: string; mtu: number; ra?: RouterAdvertSpec };
+  gateway?: { address?: string; address6?: string; mac: string; mtu: number; ra?: RouterAdvertSpec; dhcp?: DhcpSpec; dns?: DnsSpec };
+}
+
+/** A bridge's DHCPv4 server (src/services/dhcp-server.ts); addresses as text, times in seconds. */
+export interface DhcpSpec {
+  poolStart: string;
+  poolEnd: string;
+  leaseTime: number;
+  static: { mac: string; address: string; hostName?: string }[];
+  /** Router option: null for none. */
+  router: string | null;
+  dns: string[];
+  domain?: string;
+  mtu?: number;
+  /** JSON lease file (written by the worker, read at start); none: leases live in memory only. */
+  leaseFile?: string;
+  maxClients: number;
+}
+
+/** A bridge's DNS resolver at the gateway address (src/services/dns-resolver.ts). */
+export interface DnsSpec {
+  domain: string;
+  /** Upstream resolvers, "a.b.c.d" or "a.b.c.d:port". */
+  upstreams: string[];
+  cacheSize: number;
+  timeoutMs: number;
+  /** Names answered locally: port names with their static addresses (DHCP clients are added as they bind). */
+  hosts: { name: string; addresses: string[] }[];
+  /** Port MAC -> port name: a DHCP client on that port is named after it. */
+  portMacs: { mac: string; name: string }[];
 }
 
 /** What a bridge's IPv6 gateway advertises (seconds; DNS servers as text). */

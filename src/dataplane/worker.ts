@@ -9,6 +9,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { applyExperiment, dataPlaneApi, onStreamMessage } from './api.js';
 import { native } from '../io/native.js';
 import { Engine } from './engine.js';
+import { attachServices } from './services.js';
 import { ApiError } from './errors.js';
 import type { FromWorker, ToWorker, WorkerData } from './messages.js';
 
@@ -28,6 +29,7 @@ const engine = new Engine(spec);
 engine.onFatal = (message) => send({ type: 'log', level: 'error', msg: message, fields: {} });
 const api = dataPlaneApi(engine, (m, t) => port.postMessage(m, t));
 applyExperiment(engine, api);
+attachServices(engine, (level, msg, fields = {}) => send({ type: 'log', level, msg, fields }));
 engine.start();
 
 port.on('message', (m: ToWorker) => {

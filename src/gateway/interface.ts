@@ -13,6 +13,8 @@
  *   output `unreachable`  packets whose next hop never answered (to ICMP host unreachable)
  *   output `ip6`          IPv6 frames, on an interface with an IPv6 address (to gw6/IF, which
  *                         does neighbour discovery and the IPv6 input checks)
+ *   output `dhcp`         broadcast IPv4 UDP to port 67 on a bridge with a DHCP server
+ *                         (`dhcpOn`), annotated with inIf, to the service port (svc)
  * Does: ARP replies for its own address only; gratuitous ARP at start; a neighbour cache
  *   (neighbors.ts) refreshed by any ARP from the subnet, created by requests for us, resolved
  *   by replies to our requests; a known address claimed from another port is refused, and
@@ -72,6 +74,7 @@ import { InterfaceLink, OUT_IP } from './link.js';
 
 const IN_WIRE = 0; // input 1: ip
 const OUT_IP6 = 3;
+const OUT_DHCP = 4;
 
 export const NEIGHBOR_CAPACITY = 1024;
 
@@ -81,9 +84,11 @@ export class GatewayInterface extends InterfaceLink {
   override counters = { arpRequestsSent: 0, arpRepliesSent: 0 };
   private readonly arp = new ArpView();
   private readonly ipCheck = new Ipv4InputCheck();
+  /** Broadcast DHCP requests go out of `dhcp` (a DHCP server serves this bridge). */
+  dhcpOn = false;
 
   constructor(name: string, ctx: DataPlaneContext, iface: RouterIface, queueAccounts: Int32Array) {
-    super(name, ctx, ['wire', 'ip'], ['wire', 'ip', 'unreachable', 'ip6'], iface, queueAccounts, { failed: DROP_NEIGH_FAILED, queueFull: DROP_NEIGH_QUEUE_FULL });
+    super(name, ctx, ['wire', 'ip'], ['wire', 'ip', 'unreachable', 'ip6', 'dhcp'], iface, queueAccounts, { failed: DROP_NEIGH_FAILED, queueFull: DROP_NEIGH_QUEUE_FULL });
     this.neigh = new NeighborTable(NEIGHBOR_CAPACITY);
   }
 
@@ -117,7 +122,13 @@ export class GatewayInterface extends InterfaceLink {
       if (etype === ETHERTYPE_IPV4 || etype === ETHERTYPE_ARP) return this.drop(DROP_NO_IPV4);
     } else if (etype === ETHERTYPE_ARP) return this.arpInput(off, len);
     else if (etype === ETHERTYPE_IPV4) {
-      if (multicast) return this.drop(uplink ? DROP_UNKNOWN_ETHERTYPE : DROP_IPV4_NOT_UNICAST);
+      if (multicast) {
+        if (this.dhcpOn && this.isDhcpRequest(e, len)) {
+          this.ctx.arena.anno.begin(off, this.iface.id);
+          return this.out[OUT_DHCP].push(off, len);
+        }
+        return this.drop(uplink ? DROP_UNKNOWN_ETHERTYPE : DROP_IPV4_NOT_UNICAST);
+      }
       // Only our own address is ours on the uplink; the kernel's traffic shares this wire.
       if (uplink && len >= ETH_HEADER_LEN + 20 && readU32(b, e + ETH_HEADER_LEN + IPV4_DST) !== this.iface.address) return this.drop(DROP_UPLINK_NOT_OURS);
       return this.ipInput(off, len);
@@ -125,6 +136,14 @@ export class GatewayInterface extends InterfaceLink {
     if (!uplink && isVlanTpid(etype)) return this.drop(DROP_VLAN_NOT_ROUTED);
     if (multicast && !uplink) return this.drop(DROP_NOT_FOR_GATEWAY);
     this.drop(DROP_UNKNOWN_ETHERTYPE);
+  }
+
+  /** UDP to port 67 (the service port checks the rest). */
+  private isDhcpRequest(e: number, len: number): boolean {
+    const b = this.ctx.u8;
+    const ip = e + ETH_HEADER_LEN;
+    const ihl = (b[ip] & 15) << 2;
+    return len >= ETH_HEADER_LEN + ihl + 8 && ihl >= 20 && b[ip + 9] === 17 && readU16(b, ip + ihl + 2) === 67;
   }
 
   private isOurMac(e: number): boolean {

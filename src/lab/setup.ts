@@ -87,9 +87,11 @@ function openNamespacePort(p: Extract<PortConfig, { type: 'namespace' }>, index:
   // A TAP lives as long as its fd; moving it into the namespace keeps it ours.
   ip(['link', 'set', 'dev', tap.name, 'netns', p.namespace]);
   ip(['link', 'set', 'dev', tap.name, 'name', p.ifname], p.namespace);
-  configureLink(p.ifname, p, p.namespace);
+  // addresses: dhcp: the link comes up bare; udhcpc (started once the data plane runs) configures it.
+  const addresses = p.addresses === 'dhcp' ? [] : p.addresses;
+  configureLink(p.ifname, { mac: p.mac, mtu: p.mtu, addresses }, p.namespace);
   addDefaultRoutes(p.ifname, p.defaultRoute ?? [], p.namespace);
-  return { name: p.name, kind: 'namespace', bridge: '', fd: tap.fd, vnetHdr: p.offload, ifname: `${p.namespace}:${p.ifname}`, mac: readMac(p.ifname, p.namespace), addresses: p.addresses };
+  return { name: p.name, kind: 'namespace', bridge: '', fd: tap.fd, vnetHdr: p.offload, ifname: `${p.namespace}:${p.ifname}`, mac: readMac(p.ifname, p.namespace), addresses };
 }
 
 function openTapPort(p: Extract<PortConfig, { type: 'tap' }>, fds: number[]): PortSpec {

@@ -7,7 +7,9 @@
  * Config:  macs     source MACs the port may use (default: its device's MAC); with
  *                   `learn` the first source MAC seen is locked in instead
  *          ipv4     IPv4 source addresses the port may use (default: its configured
- *                   addresses); 0.0.0.0 is allowed for DHCP and ARP probes
+ *                   addresses); 0.0.0.0 is allowed for DHCP and ARP probes; and the
+ *                   address the bridge's DHCP server leased to the port's MAC (leasedIpv4,
+ *                   set by the data plane's DHCP wiring)
  *          ipv6     IPv6 source addresses the port may use (default: its configured
  *                   addresses), besides those its MAC gives it: the EUI-64 link-local
  *                   address and the SLAAC address in each of `prefixes6` (the bridge's /64);
@@ -58,6 +60,8 @@ export class PortSecurity extends Wrapper {
   private readonly learn: boolean;
   private readonly ips = new Uint32Array(MAX_ADDRESSES);
   private readonly ipCount: number;
+  /** An address the DHCP server bound to one of this port's MACs (0: none). */
+  leasedIpv4 = 0;
   private readonly eth = new EthernetView();
   private readonly arp = new ArpView();
   private readonly ip = new Ipv4View();
@@ -179,7 +183,14 @@ export class PortSecurity extends Wrapper {
     return false;
   }
 
+  /** The port may send from this MAC (a configured one, or the one it learned). */
+  hasMac(mac: number): boolean {
+    for (let i = 0; i < this.macCount; i++) if (this.macs[i] === mac) return true;
+    return false;
+  }
+
   private ipAllowed(a: number): boolean {
+    if (a === this.leasedIpv4 && a !== 0) return true;
     const n = this.ipCount;
     for (let i = 0; i < n; i++) if (this.ips[i] === a) return true;
     return false;

@@ -644,6 +644,22 @@ export class DnsReplyWriter {
   }
 }
 
+/**
+ * A query of len bytes at off without additional records gets an OPT record advertising
+ * udpSize (a forwarder asks its upstream for answers as large as it can take); returns the
+ * new length (len unchanged when there are additional records or no room in buf).
+ */
+export function appendEdnsOpt(buf: Uint8Array, off: number, len: number, udpSize: number): number {
+  if (len < DNS_HEADER_LEN || readU16(buf, off + DNS_ARCOUNT) !== 0 || off + len + DNS_OPT_LEN > buf.length) return len;
+  const o = off + len;
+  buf[o] = 0; // root owner
+  writeU16(buf, o + 1, DNS_TYPE_OPT);
+  writeU16(buf, o + 3, udpSize);
+  buf.fill(0, o + 5, o + DNS_OPT_LEN); // extended rcode, version, flags, rdlength
+  writeU16(buf, off + DNS_ARCOUNT, 1);
+  return len + DNS_OPT_LEN;
+}
+
 // ---- TCP framing ----
 
 export const DNS_TCP_PREFIX_LEN = 2;

@@ -44,6 +44,10 @@ export const TOOLS: Tool[] = [
   { name: 'script', apt: 'bsdutils' },
   { name: 'sysctl', apt: 'procps' },
   { name: 'timeout', apt: 'coreutils' },
+  { name: 'udhcpc', apt: 'udhcpc' },
+  { name: 'dhclient', apt: 'isc-dhcp-client' },
+  { name: 'dnsmasq', apt: 'dnsmasq-base' },
+  { name: 'dig', apt: 'bind9-dnsutils' },
   {
     name: 'python3-scapy',
     apt: 'python3-scapy',

@@ -310,3 +310,38 @@ describe('poll options', () => {
     expectOne(mutate((c) => (c.poll = { spin: true })), 'poll', /spin/);
   });
 });
+
+describe('gateway.dhcp, gateway.dns and addresses: dhcp', () => {
+  const withDhcp = (fn: (c: Record<string, any>) => void = () => {}) =>
+    mutate((c) => {
+      c.bridges[0].gateway.dhcp = { pool: { start: '10.100.0.100', end: '10.100.0.150' }, static: [{ mac: '02:00:00:00:00:42', address: '10.100.0.42' }] };
+      c.bridges[0].gateway.dns = { domain: 'lab.test', upstreams: ['203.0.113.1', '203.0.113.9:5353'] };
+      c.bridges[0].ports[1].addresses = 'dhcp';
+      fn(c);
+    });
+
+  test('a valid server, resolver and DHCP port, with their defaults', () => {
+    const cfg = validateConfig(withDhcp(), 'test.yaml');
+    const g = cfg.bridges[0].gateway!;
+    assert.equal(g.dhcp!.leaseTime, 3600);
+    assert.equal(g.dhcp!.maxClients, 1024);
+    assert.deepEqual([g.dns!.enabled, g.dns!.cacheSize, g.dns!.timeoutMs], [true, 1024, 2000]);
+    assert.equal(cfg.bridges[0].ports[1].type === 'namespace' && cfg.bridges[0].ports[1].addresses, 'dhcp');
+  });
+
+  test('errors name the field', () => {
+    expectOne(withDhcp((c) => (c.bridges[0].gateway.dhcp.pool.start = '10.99.255.5')), 'bridges[0].gateway.dhcp.pool.start', /not inside the gateway subnet/);
+    expectOne(withDhcp((c) => (c.bridges[0].gateway.dhcp.pool.start = '10.100.0.1')), 'bridges[0].gateway.dhcp.pool.start', /gateway's own address/);
+    expectOne(withDhcp((c) => (c.bridges[0].gateway.dhcp.pool.end = '10.100.0.255')), 'bridges[0].gateway.dhcp.pool.end', /broadcast address/);
+    expectOne(withDhcp((c) => (c.bridges[0].gateway.dhcp.pool = { start: '10.100.0.150', end: '10.100.0.100' })), 'bridges[0].gateway.dhcp.pool.end', /before pool.start/);
+    expectOne(withDhcp((c) => c.bridges[0].gateway.dhcp.static.push({ mac: '02:00:00:00:00:42', address: '10.100.0.43' })), 'bridges[0].gateway.dhcp.static[1].mac', /duplicate MAC/);
+    expectOne(withDhcp((c) => (c.bridges[0].gateway.dhcp.static[0].address = '10.100.7.1')), 'bridges[0].gateway.dhcp.static[0].address', /not inside/);
+    expectOne(withDhcp((c) => (c.bridges[0].gateway.dhcp.leaseTime = 5)), 'bridges[0].gateway.dhcp.leaseTime', /60/);
+    expectOne(withDhcp((c) => (c.bridges[0].gateway.dns.upstreams = ['resolver.example'])), 'bridges[0].gateway.dns.upstreams[0]', /not an IPv4 address/);
+    expectOne(withDhcp((c) => (c.bridges[0].gateway.dns.domain = 'bad..domain')), 'bridges[0].gateway.dns.domain', /not a domain name/);
+    expectOne(withDhcp((c) => (c.bridges[0].ports[1].defaultRoute = '10.100.0.1')), 'bridges[0].ports[1].defaultRoute', /takes its default route from DHCP/);
+    expectOne(withDhcp((c) => (c.bridges[0].ports[1].addresses = 'dhcpv6')), 'bridges[0].ports[1].addresses', /./);
+    expectOne(withDhcp((c) => delete c.bridges[0].gateway.dhcp), 'bridges[0].ports[1].addresses', /no gateway.dhcp server/);
+    expectProblem(withDhcp((c) => (c.bridges[0].gateway.address = '2001:db8:100::1/64')), 'bridges[0].gateway.dhcp', /needs an IPv4 gateway address/);
+  });
+});

@@ -614,3 +614,17 @@ test('dns replies read back by scapy', { skip: !existsSync('/usr/bin/python3') &
   assert.ok(parsed.some((p) => p.tc === 1 && p.qd[0] === 'big.example.com.' && p.an.length === 0));
   assert.ok(parsed.some((p) => p.rcode === DNS_RCODE_SERVFAIL && p.id === 0xabcd));
 });
+
+test('appendEdnsOpt: a query without additional records gets an OPT; one with them is left alone', async () => {
+  const { appendEdnsOpt, DnsView: View, emitDns: emit } = await import('../../src/wire/dns.js');
+  const b = new Uint8Array(64).fill(0xa5);
+  const n = emit({ id: 1, flags: 0x0100, questions: [{ name: 'a.example', type: 1, class: 1 }], answers: [], authorities: [], additionals: [] }, b, 0);
+  const m = appendEdnsOpt(b, 0, n, 1232);
+  assert.equal(m, n + 11);
+  const v = new View().reset(b, 0, m);
+  assert.equal(v.checkLen(), 0);
+  assert.equal(v.ednsUdpSize, 1232);
+  assert.equal(appendEdnsOpt(b, 0, m, 1232), m, 'already has an additional record');
+  assert.equal(appendEdnsOpt(b, 0, n + 11, 4096), n + 11);
+  assert.equal(appendEdnsOpt(new Uint8Array(n), 0, n, 1232), n, 'no room');
+});
