@@ -28,8 +28,9 @@
  * Peers: kernel (the reference), tapbridge, tapbridge with `poll: { busyMicros: 50 }` (the
  * IPv4 switch scenario only: what the adaptive busy poll buys in latency), and the C loop
  * (bench/cfwd/cfwd.c, built here with cc -O2: a bare TAP-to-TAP read/write loop, once with VNET_HDR and once plain; the
- * IPv4 switch scenario only), and slirp4netns (bench/lib/slirp.ts; the IPv4 NAT scenario
- * only). `--compare` takes kernel, tapbridge, tapbridge-busy, slirp4netns, cloop (both C variants),
+ * IPv4 switch scenario only), Open vSwitch's userspace datapath (bench/lib/ovs.ts; the IPv4
+ * switch scenario only), and slirp4netns (bench/lib/slirp.ts; the IPv4 NAT scenario only).
+ * `--compare` takes kernel, tapbridge, tapbridge-busy, ovs, slirp4netns, cloop (both C variants),
  * cloop-vnet, cloop-plain; default all. A peer that fails to build or start stays in the table
  * as "failed: <reason>"; one a scenario cannot have shows "n/a".
  *
@@ -77,7 +78,7 @@ import { renderChart, type ChartRow } from './lib/chart.js';
 const SCENARIOS: Scenario[] = [l2Scenario(4), l2Scenario(6), natScenario(4), natScenario(6)];
 
 /** The systems compared; each is a topology a scenario may or may not offer. */
-type PeerId = 'kernel' | 'tapbridge' | 'tapbridgeBusy' | 'slirp4netns' | 'cloopVnet' | 'cloopPlain';
+type PeerId = 'kernel' | 'tapbridge' | 'tapbridgeBusy' | 'ovs' | 'slirp4netns' | 'cloopVnet' | 'cloopPlain';
 
 /** The busy-poll window of the `tapbridge, busy poll` peer (config poll.busyMicros). */
 const BUSY_MICROS = 50;
@@ -95,6 +96,7 @@ const PEERS: Peer[] = [
   { id: 'tapbridge', column: 'tapbridge', setup: (s) => (ctx) => s.setupTapbridge(ctx) },
   // the same with the opt-in adaptive busy poll, in the IPv4 switch scenario (latency)
   { id: 'tapbridgeBusy', column: `tapbridge, busy poll ${BUSY_MICROS} µs`, setup: (s) => (s.name === 'switch' ? (ctx) => s.setupTapbridge({ ...ctx, prefix: `${ctx.prefix}-b` }, { poll: { busyMicros: BUSY_MICROS } }) : null) },
+  { id: 'ovs', column: 'OVS userspace', setup: (s) => (s.setupOvs ? (ctx) => s.setupOvs!(ctx) : null) },
   { id: 'slirp4netns', column: 'slirp4netns', setup: (s) => (s.setupSlirp ? (ctx) => s.setupSlirp!(ctx) : null) },
   { id: 'cloopVnet', column: 'C loop, VNET_HDR', setup: (s) => (s.setupCloop ? (ctx) => s.setupCloop!(ctx, { vnetHdr: true }) : null) },
   { id: 'cloopPlain', column: 'C loop, plain', setup: (s) => (s.setupCloop ? (ctx) => s.setupCloop!(ctx, { vnetHdr: false }) : null) },
@@ -106,6 +108,7 @@ const COMPARE_NAMES: Record<string, PeerId[]> = {
   tapbridge: ['tapbridge'],
   'tapbridge-busy': ['tapbridgeBusy'],
   slirp4netns: ['slirp4netns'],
+  ovs: ['ovs'],
   cloop: ['cloopVnet', 'cloopPlain'],
   'cloop-vnet': ['cloopVnet'],
   'cloop-plain': ['cloopPlain'],

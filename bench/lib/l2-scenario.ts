@@ -20,6 +20,7 @@ import type { Family } from '../../src/config/addresses.js';
 import { bridgePort, createKernelBridge, createNetns, createVeth, deleteNetns } from './netns.js';
 import type { Scenario, ScenarioContext, Target, Topology } from './scenario.js';
 import { attachTap, startCfwd } from './cloop.js';
+import { setupOvsSwitch } from './ovs.js';
 import { startTapbridge } from './tapbridge.js';
 
 export const MTU = 1500;
@@ -144,7 +145,12 @@ export function l2Scenario(family: Family): Scenario {
     description: `namespace -> namespace through one bridge, IPv${family} (${plan.addr1} -> ${plan.addr2}, MTU ${MTU})`,
     setupKernel: (ctx) => setupKernel(ctx, plan),
     setupTapbridge: (ctx, extra) => setupTapbridge(ctx, plan, extra),
-    ...(family === 4 ? { setupCloop: (ctx: ScenarioContext, o: { vnetHdr: boolean }) => setupCloop(ctx, plan, o) } : {}),
+    ...(family === 4
+      ? {
+          setupCloop: (ctx: ScenarioContext, o: { vnetHdr: boolean }) => setupCloop(ctx, plan, o),
+          setupOvs: (ctx: ScenarioContext) => setupOvsSwitch(ctx, { addr1: plan.addr1, addr2: plan.addr2, prefixLen: plan.prefixLen, mtu: MTU }),
+        }
+      : {}),
     metrics: ['tcp', 'udp', 'ping'],
     ...(family === 6 ? { targets: FAMILY_TARGETS } : {}),
   };

@@ -23,6 +23,8 @@ export interface RunOptions {
   /** Throw on a non-zero exit or a timeout (default true). */
   check?: boolean;
   input?: string;
+  /** Environment (default: this process's). */
+  env?: NodeJS.ProcessEnv;
 }
 
 export class CommandError extends Error {
@@ -58,7 +60,7 @@ export function commandLine(cmd: string, args: string[]): string {
 /** Run a command to completion (bounded by timeoutMs). */
 export function run(cmd: string, args: string[], opts: RunOptions): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], detached: true, env: opts.env });
     live.add(child);
     let stdout = '';
     let stderr = '';

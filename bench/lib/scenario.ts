@@ -104,6 +104,8 @@ export interface Scenario {
   setupCloop?(ctx: ScenarioContext, o: { vnetHdr: boolean }): Promise<Topology>;
   /** The same rows through slirp4netns (bench/lib/slirp.ts); only the IPv4 NAT scenario. */
   setupSlirp?(ctx: ScenarioContext): Promise<Topology>;
+  /** The same rows through Open vSwitch's userspace datapath (bench/lib/ovs.ts); only the IPv4 switch scenario. */
+  setupOvs?(ctx: ScenarioContext): Promise<Topology>;
   metrics: MetricId[];
   /** Overrides of DEFAULT_TARGETS for this scenario. */
   targets?: Partial<Record<MetricId, Target>>;

@@ -13,7 +13,7 @@
  * which is faster for TCP but not what the row compares). slirp4netns is apt's
  * `slirp4netns`; without it the peer fails with that message and the others are measured.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { onCleanup } from './cleanup.js';
 import { createNetns, createVeth, deleteNetns, ipCmd } from './netns.js';
@@ -76,6 +76,7 @@ export async function setupSlirpNat(ctx: ScenarioContext, plan: SlirpNatPlan): P
     stopSlirp = null;
     for (const ns of made.reverse()) await deleteNetns(ns);
     made.length = 0;
+    rmSync(api, { force: true }); // slirp4netns leaves its API socket behind
   };
   try {
     for (const ns of [sh, sr, sw]) made.push(await createNetns(ns));
