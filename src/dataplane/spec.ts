@@ -110,6 +110,8 @@ export interface DataPlaneSpec {
   /** Reverse-path source validation on routed packets (default true). */
   rpFilter?: boolean;
   nat?: NatSpec;
+  /** RX rings kept for ports added at runtime (ports.add); default SPARE_RINGS. */
+  runtimePorts?: number;
   /** Faults and captures applied before the data plane reports ready. */
   experiment?: { faults: { port: string; direction: 'ingress' | 'egress' | 'both'; spec: FaultSpec }[]; captures: CaptureStartSpec[] };
 }
