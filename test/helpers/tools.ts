@@ -44,6 +44,9 @@ export const TOOLS: Tool[] = [
   { name: 'script', apt: 'bsdutils' },
   { name: 'sysctl', apt: 'procps' },
   { name: 'timeout', apt: 'coreutils' },
+  // CNI IPAM plugins the CNI tests delegate to (not in a bin directory)
+  { name: 'cni-host-local', apt: 'containernetworking-plugins', present: () => existsSync('/usr/lib/cni/host-local') },
+  { name: 'cni-static', apt: 'containernetworking-plugins', present: () => existsSync('/usr/lib/cni/static') },
   {
     name: 'python3-scapy',
     apt: 'python3-scapy',

@@ -20,6 +20,8 @@ import { IP, PREFIX, ROOT, TIMEOUT, addNamespace, announceSkip, deleteNamespaces
 import { cleanupAll, tempDir, trackNamespace } from '../helpers/tapbridge.js';
 import { requireTools, SYS_PYTHON } from '../helpers/tools.js';
 import { resultProblems } from '../../src/cni/result.js';
+import { portNameOf } from '../../src/cni/config.js';
+import { apiRequest } from '../../src/control/client.js';
 
 const SKIP = integrationSkipReason();
 if (SKIP !== null) announceSkip('CNI integration tests', SKIP);
@@ -68,7 +70,7 @@ describe('CNI plugin (tapbridge-cni)', { skip: SKIP ?? false, timeout: 180_000 }
   const results: Record<string, Record<string, unknown>> = {};
 
   before(async () => {
-    requireTools(['ip', 'ping', 'curl', 'nsenter', 'timeout']);
+    requireTools(['ip', 'ping', 'curl', 'nsenter', 'timeout', 'cni-host-local', 'cni-static', 'python3-scapy']);
     for (const n of Object.values(C)) {
       trackNamespace(n);
       await addNamespace(n, { ipv6: false });
@@ -183,6 +185,24 @@ describe('CNI plugin (tapbridge-cni)', { skip: SKIP ?? false, timeout: 180_000 }
     assert.deepEqual(rows.map((r) => r.labels['cni.containerID']).sort(), ['c1', 'c2']);
     const gone = await run(IP, ['-n', C.three, '-br', 'link']);
     assert.doesNotMatch(gone.stdout, /eth0/);
+  });
+
+  test('static IPAM with the ips capability, bandwidth as rate faults, portIsolation and macspoofchk', async () => {
+    const st = { ...conf, cniVersion: '1.1.0', portIsolation: true, macspoofchk: true, ipam: { type: 'static', routes: [{ dst: '0.0.0.0/0', gw: '10.100.0.1' }] }, runtimeConfig: { ips: ['10.100.0.200/24'], bandwidth: { ingressRate: 8_000_000, ingressBurst: 80_000, egressRate: 4_000_000, egressBurst: 40_000 } } };
+    const add = await cni('ADD', st, { id: 'c5', netns: `/run/netns/${C.three}` });
+    assert.equal(add.code, 0, add.stdout);
+    assert.deepEqual(resultProblems(add.json!), []);
+    assert.equal((add.json!.ips as { address: string }[])[0].address, '10.100.0.200/24');
+    const port = portNameOf('c5', 'eth0');
+    const faults = (await apiRequest(lab.tapbridge.socket, 'GET', `/v1/ports/${port}/faults`)) as { direction: string; active: boolean; spec: { rate?: { bitsPerSecond: number; burstBytes?: number } } }[];
+    const rate = (d: string) => faults.find((f) => f.direction === d && f.active)?.spec.rate;
+    assert.deepEqual(rate('egress'), { bitsPerSecond: 8_000_000, burstBytes: 10_000 }, 'ingressRate: towards the container');
+    assert.deepEqual(rate('ingress'), { bitsPerSecond: 4_000_000, burstBytes: 5_000 }, 'egressRate: from the container');
+    assert.ok((await ping(C.three, '10.100.0.1', { count: 2 })).ok, 'the gateway is reachable from an isolated, secured port');
+    // macspoofchk: a spoofed source MAC is dropped
+    await nsRun(C.three, IP, ['link', 'set', 'dev', 'eth0', 'address', '02:00:00:00:66:66']);
+    assert.equal((await ping(C.three, '10.100.0.1', { count: 2, waitS: 1 })).received, 0, 'spoofed MAC refused');
+    assert.equal((await cni('DEL', st, { id: 'c5', netns: `/run/netns/${C.three}` })).code, 0);
   });
 
   test('DEL removes the port and its published port; DEL twice and after the netns is gone succeed', async () => {
