@@ -148,8 +148,9 @@ export function registerCtl(program: Command, fail: (err: unknown) => never): vo
     .option('--isolated', 'isolate the port (reaches only non-isolated ports, e.g. the gateway)')
     .option('--security', 'port security: only its own MAC and addresses as sources')
     .option('--publish <spec>', 'publish to it: PORT[/tcp|udp][:TOPORT] (repeatable), removed with the port', collect, [])
+    .option('--rate <dir=rate>', 'a rate limit on the port: ingress|egress|both=RATE, e.g. egress=10mbit (repeatable)', collect, [])
     .option('--no-offload', 'no IFF_VNET_HDR offloads on the TAP')
-    .action((name: string, a: { netns: string; bridge?: string; ifname: string; mac?: string; mtu?: string; address: string[]; gateway: string[]; route: string[]; isolated?: boolean; security?: boolean; publish: string[]; offload: boolean }) =>
+    .action((name: string, a: { netns: string; bridge?: string; ifname: string; mac?: string; mtu?: string; address: string[]; gateway: string[]; route: string[]; isolated?: boolean; security?: boolean; publish: string[]; rate: string[]; offload: boolean }) =>
       run(async (sock, o) => {
         const bridge = a.bridge ?? ((await apiRequest(sock, 'GET', '/v1/bridges')) as BridgeInfo[])[0]?.name;
         const body: Record<string, unknown> = {
@@ -171,6 +172,12 @@ export function registerCtl(program: Command, fail: (err: unknown) => never): vo
         };
         if (a.mac !== undefined) body.mac = a.mac;
         if (a.mtu !== undefined) body.mtu = Number(a.mtu);
+        if (a.rate.length > 0)
+          body.faults = a.rate.map((r) => {
+            const [direction, rate] = r.split('=');
+            if (rate === undefined) throw new Error(`--rate '${r}': expected ingress|egress|both=RATE`);
+            return { direction, rate: { bitsPerSecond: /^\d+$/.test(rate) ? Number(rate) : rate } };
+          });
         if (a.gateway.length > 0) body.defaultRoute = a.gateway.length === 1 ? a.gateway[0] : a.gateway;
         if (a.isolated) body.isolated = true;
         if (a.security) body.security = true;

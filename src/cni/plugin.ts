@@ -3,7 +3,7 @@
  * its control socket:
  *   ADD      IPAM ADD (the delegated plugin in CNI_PATH), then POST /v1/ports: the TAP in
  *            CNI_NETNS with the addresses and routes, published portMappings, bandwidth as
- *            rate faults; the result for the network's version. A failure releases the IPAM.
+ *            rate faults (all in that one request); the result for the network's version. A failure releases the IPAM.
  *   DEL      DELETE the port (gone already, or tapbridge down: fine), IPAM DEL.
  *   CHECK    the port exists, its namespace has the interface, MAC, addresses and routes of
  *            prevResult; IPAM CHECK.
@@ -140,16 +140,13 @@ export async function cmdAdd(c: NetConf, env: CniEnv): Promise<Record<string, un
     if (c.mtu !== undefined) body.mtu = c.mtu;
     if (c.portIsolation) body.isolated = true;
     if (c.macspoofchk) body.security = true;
-    const port = await api<{ mac: string }>(c, 'POST', '/v1/ports', body);
     const bw = c.runtimeConfig.bandwidth;
-    try {
-      // ingress = towards the container: the port's egress; egress = from it: the port's ingress
-      if (bw?.ingressRate) await api(c, 'POST', `/v1/ports/${name}/faults`, { direction: 'egress', rate: { bitsPerSecond: bw.ingressRate, ...(bw.ingressBurst ? { burstBytes: Math.max(1, Math.ceil(bw.ingressBurst / 8)) } : {}) } });
-      if (bw?.egressRate) await api(c, 'POST', `/v1/ports/${name}/faults`, { direction: 'ingress', rate: { bitsPerSecond: bw.egressRate, ...(bw.egressBurst ? { burstBytes: Math.max(1, Math.ceil(bw.egressBurst / 8)) } : {}) } });
-    } catch (err) {
-      await api(c, 'DELETE', `/v1/ports/${name}`).catch(() => {});
-      throw err;
-    }
+    // ingress = towards the container: the port's egress; egress = from it: the port's ingress
+    const faults: Record<string, unknown>[] = [];
+    if (bw?.ingressRate) faults.push({ direction: 'egress', rate: { bitsPerSecond: bw.ingressRate, ...(bw.ingressBurst ? { burstBytes: Math.max(1, Math.ceil(bw.ingressBurst / 8)) } : {}) } });
+    if (bw?.egressRate) faults.push({ direction: 'ingress', rate: { bitsPerSecond: bw.egressRate, ...(bw.egressBurst ? { burstBytes: Math.max(1, Math.ceil(bw.egressBurst / 8)) } : {}) } });
+    if (faults.length > 0) body.faults = faults;
+    const port = await api<{ mac: string }>(c, 'POST', '/v1/ports', body);
     return buildResult(c.cniVersion, { name: env.ifname!, mac: port.mac, sandbox: env.netns!, mtu: c.mtu }, result, routes);
   } catch (err) {
     try {

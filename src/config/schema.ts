@@ -9,7 +9,7 @@
  */
 import { z } from 'zod';
 import { cidr, cidr6, cidrAny, ipAny, ipv4, ipv6, onePerFamily } from './addresses.js';
-import { experimentSchema } from './experiment.js';
+import { directionSchema, experimentSchema, faultSpecShape } from './experiment.js';
 
 export { cidr, ipv4 };
 
@@ -159,6 +159,8 @@ export const runtimePortSchema = z.strictObject({
   security: securitySchema.optional(),
   /** Ports published to this port (removed with it); `to` defaults to its first address of the family. */
   publish: z.array(publishSchema.extend({ to: ipAny.optional() })).max(64).default([]),
+  /** Faults set on the port as it joins (e.g. a rate limit: {"direction":"egress","rate":{"bitsPerSecond":"10mbit"}}). */
+  faults: z.array(z.strictObject({ direction: directionSchema.default('both'), ...faultSpecShape })).max(4).default([]),
   /** Free-form labels kept with the port (the CNI plugin keeps its container id here). */
   labels: z.record(z.string().max(256), z.string().max(4096)).default({}),
 });

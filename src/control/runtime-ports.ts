@@ -3,14 +3,14 @@
  * /v1/ports/:port; `ctl ports add|rm`; the CNI plugin). Adding: validate the request
  * (field paths), create the TAP in the namespace (lab/attach.ts), hand its spec to the
  * data plane (ports.add: a device joins the running switch, nothing else moves), then
- * publish its ports. Removing: unpublish, take it out of the data plane (ports.remove),
+ * set its faults (a rate limit, say) and publish its ports; if one fails, the port goes again. Removing: unpublish, take it out of the data plane (ports.remove),
  * close the fd; a port whose namespace is gone already is removed all the same. The
  * instance closes what is left at exit (the fds are in its list).
  */
 import { existsSync } from 'node:fs';
 import type { Config, RuntimePortRequest } from '../config/schema.js';
 import { runtimePortSchema } from '../config/schema.js';
-import { zodProblems } from '../config/experiment.js';
+import { toFaultSpec, zodProblems } from '../config/experiment.js';
 import { addressOf } from '../config/addresses.js';
 import type { PublishSpec } from '../dataplane/spec.js';
 import { attachNamespacePort, closeTap } from '../lab/attach.js';
@@ -92,6 +92,7 @@ export class RuntimePorts {
     const info: RuntimePortInfo = { name: req.name, bridge: req.bridge, netns: req.netns, path: tap.path, ifname: req.ifname, mac: spec.mac, addresses: req.addresses, publish: [], labels: req.labels };
     this.ports.set(req.name, { info, fd: tap.fd });
     try {
+      for (const { direction, ...rest } of req.faults) await this.call('faults_set', { port: req.name, direction, spec: toFaultSpec(rest) });
       for (const p of publish) {
         await this.call('forwards.add', p as unknown as Record<string, unknown>);
         info.publish.push(p);
@@ -143,7 +144,7 @@ export class RuntimePorts {
       {
         method: 'POST',
         path: '/v1/ports',
-        summary: 'attach a namespace at runtime: {"name","bridge","netns":"NAME|/run/netns/X|/proc/PID/ns/net","ifname","mac","mtu","addresses","defaultRoute","routes","isolated","security","publish","labels"}',
+        summary: 'attach a namespace at runtime: {"name","bridge","netns":"NAME|/run/netns/X|/proc/PID/ns/net","ifname","mac","mtu","addresses","defaultRoute","routes","isolated","security","faults":[{"direction","rate":{...}}],"publish","labels"}',
         handler: (c) => this.add(c.body),
       },
       { method: 'DELETE', path: '/v1/ports/:port', summary: 'detach a port attached at runtime (fine when its namespace is gone)', handler: (c) => this.remove(c.params.port) },

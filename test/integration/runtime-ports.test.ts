@@ -10,7 +10,8 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { NatLab } from '../helpers/nat-lab.js';
 import { ping } from '../helpers/net.js';
-import { IP, PREFIX, addNamespace, announceSkip, deleteNamespacesSync, integrationSkipReason, linkInfo, netnsExists } from '../helpers/sys.js';
+import { IP, PREFIX, addNamespace, announceSkip, deleteNamespacesSync, integrationSkipReason, linkInfo, netnsExists, nsRun } from '../helpers/sys.js';
+import { apiRequest } from '../../src/control/client.js';
 import { cleanupAll, trackNamespace } from '../helpers/tapbridge.js';
 import { requireTools } from '../helpers/tools.js';
 
@@ -85,8 +86,14 @@ describe('ports attached at runtime', { skip: SKIP ?? false, timeout: 120_000 },
     holder.kill('SIGKILL');
     holder = null;
 
-    await lab.ctl('ports', 'add', 'ora2', '--netns', NS.ora, '--address', '10.100.0.9/24', '--gateway', '10.100.0.1', '--isolated');
+    await lab.ctl('ports', 'add', 'ora2', '--netns', NS.ora, '--address', '10.100.0.9/24', '--gateway', '10.100.0.1', '--isolated', '--security', '--rate', 'egress=10mbit');
     assert.ok((await ping(NS.ora, '10.100.0.1', { count: 2 })).ok);
+    const faults = (await apiRequest(lab.tapbridge.socket, 'GET', '/v1/ports/ora2/faults')) as { direction: string; active: boolean; spec: { rate?: { bitsPerSecond: number } } }[];
+    assert.deepEqual(faults.filter((f) => f.active).map((f) => [f.direction, f.spec.rate?.bitsPerSecond]), [['egress', 10_000_000]], 'the rate set at add time');
+    // port security set at add time: a spoofed source address is dropped
+    await nsRun(NS.ora, IP, ['addr', 'add', '10.100.0.66/24', 'dev', 'eth0']);
+    const spoofed = await nsRun(NS.ora, 'ping', ['-n', '-c', '2', '-W', '1', '-I', '10.100.0.66', '10.100.0.1']);
+    assert.notEqual(spoofed.code, 0, 'a source outside the port\'s addresses is refused');
     deleteNamespacesSync([NS.ora]);
     assert.equal(netnsExists(NS.ora), false);
     const rows = await lab.ctl<RuntimeRow[]>('ports', 'runtime');
