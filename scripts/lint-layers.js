@@ -38,7 +38,8 @@ const ALLOWED = {
   config: ['wire', 'trace', 'faults'],
   lab: ['core', 'wire', 'io', 'dataplane', 'config'],
   control: ['core', 'wire', 'trace', 'faults', 'dataplane', 'config', 'lab'],
-  cli: ['core', 'wire', 'io', 'trace', 'faults', 'dataplane', 'config', 'lab', 'control'],
+  cni: ['config', 'lab', 'control'],
+  cli: ['core', 'wire', 'io', 'trace', 'faults', 'dataplane', 'config', 'lab', 'control', 'cni'],
 };
 const DATA_PLANE = ['wire', 'core', 'io', 'switch', 'gateway', 'nat', 'trace', 'faults', 'services', 'dataplane'];
 

@@ -105,8 +105,9 @@ export function registerCtl(program: Command, fail: (err: unknown) => never): vo
     process.stdout.write(o.json ? JSON.stringify(data, null, 2) + '\n' : text() + '\n');
   };
 
-  ctl
-    .command('ports')
+  const ports = ctl.command('ports').description('ports with their counters; add and rm attach and detach namespaces at runtime');
+  ports
+    .command('list', { isDefault: true })
     .description('ports with their counters')
     .action(
       run(async (sock, o) => {
@@ -128,6 +129,81 @@ export function registerCtl(program: Command, fail: (err: unknown) => never): vo
               human(p.counters.tx_bytes),
               Object.entries(p.counters.drops).map(([k, v]) => `${k}=${v}`).join(',') || '0',
             ]),
+          ),
+        );
+      }),
+    );
+  const collect = (v: string, prev: string[]) => [...prev, v];
+  ports
+    .command('add <name>')
+    .description('attach a namespace to a bridge: creates the TAP there (ifname, MAC, MTU, addresses, routes) and adds it to the running data plane')
+    .requiredOption('--netns <name|path>', 'namespace: a name (/run/netns/NAME) or a path such as /run/netns/X or /proc/PID/ns/net')
+    .option('--bridge <name>', 'bridge to attach to (default: the only or first bridge)')
+    .option('--ifname <name>', 'device name inside the namespace', 'eth0')
+    .option('--mac <mac>', 'MAC address of the device')
+    .option('--mtu <n>', 'MTU (default: the bridge ports\' smallest)')
+    .option('--address <cidr>', 'an address (repeatable), e.g. 10.100.0.7/24', collect, [])
+    .option('--gateway <ip>', 'default route via this next hop (repeatable, one per family)', collect, [])
+    .option('--route <to[=via]>', 'a route inside the namespace (repeatable), e.g. 198.51.100.0/24=10.100.0.1', collect, [])
+    .option('--isolated', 'isolate the port (reaches only non-isolated ports, e.g. the gateway)')
+    .option('--security', 'port security: only its own MAC and addresses as sources')
+    .option('--publish <spec>', 'publish to it: PORT[/tcp|udp][:TOPORT] (repeatable), removed with the port', collect, [])
+    .option('--rate <dir=rate>', 'a rate limit on the port: ingress|egress|both=RATE, e.g. egress=10mbit (repeatable)', collect, [])
+    .option('--no-offload', 'no IFF_VNET_HDR offloads on the TAP')
+    .action((name: string, a: { netns: string; bridge?: string; ifname: string; mac?: string; mtu?: string; address: string[]; gateway: string[]; route: string[]; isolated?: boolean; security?: boolean; publish: string[]; rate: string[]; offload: boolean }) =>
+      run(async (sock, o) => {
+        const bridge = a.bridge ?? ((await apiRequest(sock, 'GET', '/v1/bridges')) as BridgeInfo[])[0]?.name;
+        const body: Record<string, unknown> = {
+          name,
+          bridge,
+          netns: a.netns,
+          ifname: a.ifname,
+          addresses: a.address,
+          offload: a.offload,
+          routes: a.route.map((r) => {
+            const [to, via] = r.split('=');
+            return via === undefined ? { to } : { to, via };
+          }),
+          publish: a.publish.map((p) => {
+            const m = /^(\d+)(?:\/(tcp|udp))?(?::(\d+))?$/.exec(p);
+            if (m === null) throw new Error(`--publish '${p}': expected PORT[/tcp|udp][:TOPORT]`);
+            return { port: Number(m[1]), proto: m[2] ?? 'tcp', ...(m[3] ? { toPort: Number(m[3]) } : {}) };
+          }),
+        };
+        if (a.mac !== undefined) body.mac = a.mac;
+        if (a.mtu !== undefined) body.mtu = Number(a.mtu);
+        if (a.rate.length > 0)
+          body.faults = a.rate.map((r) => {
+            const [direction, rate] = r.split('=');
+            if (rate === undefined) throw new Error(`--rate '${r}': expected ingress|egress|both=RATE`);
+            return { direction, rate: { bitsPerSecond: /^\d+$/.test(rate) ? Number(rate) : rate } };
+          });
+        if (a.gateway.length > 0) body.defaultRoute = a.gateway.length === 1 ? a.gateway[0] : a.gateway;
+        if (a.isolated) body.isolated = true;
+        if (a.security) body.security = true;
+        const r = (await apiRequest(sock, 'POST', '/v1/ports', body)) as { name: string; bridge: string; path: string; ifname: string; mac: string };
+        out(o, r, () => `attached ${r.name}: ${r.path} ${r.ifname} ${r.mac} on ${r.bridge}`);
+      })(),
+    );
+  ports
+    .command('rm <name>')
+    .description('detach a port attached at runtime (fine when its namespace is gone already)')
+    .action((name: string) =>
+      run(async (sock, o) => {
+        const r = (await apiRequest(sock, 'DELETE', `/v1/ports/${encodeURIComponent(name)}`)) as { removed: string; netnsWasGone: boolean };
+        out(o, r, () => `removed ${r.removed}${r.netnsWasGone ? ' (its namespace was gone already)' : ''}`);
+      })(),
+    );
+  ports
+    .command('runtime')
+    .description('ports attached at runtime: namespace, device, addresses, published ports, labels')
+    .action(
+      run(async (sock, o) => {
+        const rows = (await apiRequest(sock, 'GET', '/v1/ports/runtime')) as { name: string; bridge: string; path: string; ifname: string; mac: string; addresses: string[]; publish: { proto: string; port: number }[]; netnsPresent: boolean }[];
+        out(o, rows, () =>
+          table(
+            ['PORT', 'BRIDGE', 'NETNS', 'DEVICE', 'MAC', 'ADDRESSES', 'PUBLISHED'],
+            rows.map((r) => [r.name, r.bridge, `${r.path}${r.netnsPresent ? '' : ' (gone)'}`, r.ifname, r.mac, r.addresses.join(',') || '-', r.publish.map((p) => `${p.port}/${p.proto}`).join(',') || '-']),
           ),
         );
       }),

@@ -14,6 +14,7 @@ import { makeLogger } from './log.js';
 import { runInner, runOuter } from './run.js';
 import { resolveUser } from './privileges.js';
 import { registerCtl } from './ctl.js';
+import { DEFAULT_CNI_DIR, installCni } from '../cni/install.js';
 import { EXIT_CONFIG, EXIT_ERROR } from './lifecycle.js';
 
 function loadConfig(file: string | undefined): Config {
@@ -70,6 +71,20 @@ config
   .description('print the embedded default lab as YAML (a starting point for your own config)')
   .action(() => {
     process.stdout.write(stringify(DEFAULT_LAB));
+  });
+
+program
+  .command('cni')
+  .description('the CNI plugin (type "tapbridge") for Podman, containerd, CRI-O, cnitool')
+  .command('install')
+  .description('install the plugin executable `tapbridge` into the CNI plugin directory')
+  .option('--dir <dir>', 'CNI plugin directory', DEFAULT_CNI_DIR)
+  .action((o: { dir: string }) => {
+    try {
+      process.stdout.write(`installed ${installCni(o.dir)}\n`);
+    } catch (err) {
+      fail(err);
+    }
   });
 
 registerCtl(program, fail);

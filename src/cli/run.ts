@@ -31,6 +31,7 @@ import { native } from '../io/native.js';
 import { DataPlaneWorker, STOP_GRACE_MS, httpCaller } from '../control/dataplane-client.js';
 import { ControlServer, type Route } from '../control/server.js';
 import { apiRoutes } from '../control/routes.js';
+import { RuntimePorts } from '../control/runtime-ports.js';
 import { LocalhostProxy, type ProxyTarget } from '../control/localhost-proxy.js';
 import { dataPlaneSpec } from '../control/spec.js';
 import { openExperimentCaptures } from '../control/experiment-requests.js';
@@ -188,6 +189,7 @@ export async function runInner(cfg: Config, log: Logger, user: RunUser | null = 
     await stop.checkpoint();
     await worker.start(dataPlaneSpec(cfg, setup, openExperimentCaptures(cfg)));
     await stop.checkpoint();
+    control.add(new RuntimePorts(worker, cfg, fds).routes());
     control.add(apiRoutes(worker, control, cfg));
     if (process.env.TAPBRIDGE_TEST_HOOKS === '1') control.add(testHookRoutes(worker));
     await control.listen();

@@ -10,7 +10,7 @@
 import { cpus as hostCpus } from 'node:os';
 import { z } from 'zod';
 import { cidr, cidr6, cidrAny, ipAny, ipv4, ipv6, onePerFamily } from './addresses.js';
-import { experimentSchema } from './experiment.js';
+import { directionSchema, experimentSchema, faultSpecShape } from './experiment.js';
 
 export { cidr, ipv4 };
 
@@ -181,6 +181,33 @@ export const publishSchema = z.strictObject({
   toPort: z.number().int().min(1).max(65535).optional(),
 });
 
+/**
+ * A port attached at runtime (`ctl ports add`, POST /v1/ports): a TAP created in an existing
+ * namespace, named by its name (/run/netns/NAME) or by a path (/run/netns/X, /proc/PID/ns/net).
+ */
+export const runtimePortSchema = z.strictObject({
+  name: objName,
+  bridge: objName,
+  netns: z.string().min(1).max(4096).refine((v) => v.startsWith('/') || NS_RE.test(v), 'not a namespace name or an absolute path'),
+  ifname: ifName.default('eth0'),
+  mac: macString.optional(),
+  mtu: mtu.optional(),
+  offload: z.boolean().default(true),
+  addresses: z.array(cidrAny).max(16).default([]),
+  /** Default route: a next hop, or one per family. */
+  defaultRoute: onePerFamily(ipAny).optional(),
+  /** More routes inside the namespace (a route without `via` is on-link). */
+  routes: z.array(z.strictObject({ to: cidrAny, via: ipAny.optional() })).max(64).default([]),
+  isolated: z.boolean().optional(),
+  security: securitySchema.optional(),
+  /** Ports published to this port (removed with it); `to` defaults to its first address of the family. */
+  publish: z.array(publishSchema.extend({ to: ipAny.optional() })).max(64).default([]),
+  /** Faults set on the port as it joins (e.g. a rate limit: {"direction":"egress","rate":{"bitsPerSecond":"10mbit"}}). */
+  faults: z.array(z.strictObject({ direction: directionSchema.default('both'), ...faultSpecShape })).max(4).default([]),
+  /** Free-form labels kept with the port (the CNI plugin keeps its container id here). */
+  labels: z.record(z.string().max(256), z.string().max(4096)).default({}),
+});
+
 export const uplinkSchema = z.strictObject({
   interface: ifName,
   /** tapbridge's own external address on the uplink (answered by tapbridge, not the kernel): IPv4, IPv6, or one of each. */
@@ -287,6 +314,8 @@ export const configSchema = z.strictObject({
     })
     .default({ busyMicros: 0 }),
   lab: labSchema.optional(),
+  /** How many ports can be attached at runtime (ctl ports add, CNI); each reserves a receive ring (~4 MiB). */
+  runtimePorts: z.number().int().min(0).max(256).default(4),
   /** Faults and captures applied at start, so an experiment is one file. */
   experiment: experimentSchema.optional(),
 });
@@ -296,3 +325,4 @@ export type BridgeConfig = z.output<typeof bridgeSchema>;
 export type PortConfig = z.output<typeof portSchema>;
 export type NamespacePortConfig = z.output<typeof namespacePortSchema>;
 export type PublishConfig = z.output<typeof publishSchema>;
+export type RuntimePortRequest = z.output<typeof runtimePortSchema>;

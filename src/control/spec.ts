@@ -31,7 +31,12 @@ function portPolicy(cfg: Config, p: PortSpec): PortSpec {
   const bridge = cfg.bridges.find((b) => b.name === p.bridge);
   const pc = bridge?.ports.find((x) => x.name === p.name);
   if (bridge === undefined || pc === undefined) return p;
-  const out: PortSpec = { ...p, isolated: pc.isolated ?? bridge.isolatePorts };
+  return withPolicy(p, pc, bridge.isolatePorts);
+}
+
+/** Isolation and port security of a port spec from the port's settings (config or runtime request). */
+export function withPolicy(p: PortSpec, pc: { isolated?: boolean; security?: Config['bridges'][number]['ports'][number]['security'] }, isolateDefault: boolean): PortSpec {
+  const out: PortSpec = { ...p, isolated: pc.isolated ?? isolateDefault };
   const sec = pc.security;
   if (sec !== undefined && sec !== false) {
     const o = sec === true ? {} : sec;
@@ -142,6 +147,7 @@ export function dataPlaneSpec(cfg: Config, setup: Pick<SetupResult, 'ports' | 'u
     routes: cfg.routes,
     rpFilter: cfg.routing.rpFilter,
     poll: cfg.poll,
+    runtimePorts: cfg.runtimePorts,
   };
   if (cfg.uplink !== undefined && setup.uplink !== null) {
     const u = cfg.uplink;

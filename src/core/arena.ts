@@ -43,6 +43,8 @@ export class Arena {
   private readonly free: Int32Array;
   private freeTop: number;
   private nextRing = 0;
+  /** Rings given back (a port removed at runtime), by size: reused before new ones. */
+  private readonly freeRings: { off: number; slots: number }[] = [];
   /** Account of each pool slot while it is taken. */
   private readonly slotAccount: Int16Array;
   private readonly accountUsed: Int32Array;
@@ -92,10 +94,29 @@ export class Arena {
 
   /** Reserve `slots` consecutive ring slots; returns the byte offset of the first. */
   reserveRing(slots: number): number {
+    const again = this.freeRings.findIndex((r) => r.slots === slots);
+    if (again >= 0) return this.freeRings.splice(again, 1)[0].off;
     if (this.nextRing + slots > this.ringSlotsTotal) throw new RangeError('arena: no room for another RX ring');
     const off = this.nextRing * SLOT_SIZE;
     this.nextRing += slots;
     return off;
+  }
+
+  /** Give a ring back (its device stopped reading for good). */
+  releaseRing(off: number, slots: number): void {
+    this.freeRings.push({ off, slots });
+  }
+
+  /** Rings that can still be reserved (new and given back) of `slots` slots each. */
+  ringsLeft(slots: number): number {
+    return Math.floor((this.ringSlotsTotal - this.nextRing) / slots) + this.freeRings.filter((r) => r.slots === slots).length;
+  }
+
+  /** Name an account anew (a port index reused at runtime). */
+  renameAccount(id: number, name: string): void {
+    this.accountNames[id] = name;
+    this.accountPeak[id] = 0;
+    this.accountRefused[id] = 0;
   }
 
   /** A pool slot with refcount 1 for `account`, or -1 when the account is at its limit or the pool is exhausted. */

@@ -5,7 +5,7 @@
  * answer bad input with an ApiError (400/404/409), never a crash. Methods that return long
  * lists take a limit (and a starting point) so one call never stalls forwarding.
  *
- *   ports, bridges, fdb {bridge?}, link {port, up}, graph, drops
+ *   ports, ports.add {PortSpec} (a device port joins a running bridge), ports.remove {name}, bridges, fdb {bridge?}, link {port, up}, graph, drops
  *   arp, neigh (IPv6 neighbours), leases (DHCP), routes (both families), router, conntrack {limit?, from?}, forwards, forwards.add {PublishSpec},
  *   forwards.remove {proto, port}, trace {TraceRequest}, stats
  *   faults {port?}, faults_set {port, direction, spec, merge?}, faults_clear {port, direction}
@@ -26,7 +26,7 @@ import { CaptureControl, type PostToMain } from './captures.js';
 import type { Engine } from './engine.js';
 import { ApiError } from './errors.js';
 import { FaultControl, type Direction } from './faults.js';
-import type { CaptureStartSpec, PublishSpec } from './spec.js';
+import type { CaptureStartSpec, PortSpec, PublishSpec } from './spec.js';
 import { runTrace, type TraceRequest } from './trace.js';
 import { leaseRows } from './services.js';
 
@@ -70,6 +70,27 @@ export function dataPlaneApi(engine: Engine, post: PostToMain): DataPlaneApi {
 
   const methods: Record<string, ApiMethod> = {
     ports: () => engine.portInfo(),
+    'ports.add': (p) => {
+      const spec = p as unknown as PortSpec;
+      if (typeof spec.name !== 'string' || typeof spec.bridge !== 'string' || typeof spec.fd !== 'number' || typeof spec.mac !== 'string')
+        throw new ApiError(400, 'expected a PortSpec {"name","kind","bridge","fd","vnetHdr","ifname","mac","addresses"}');
+      if (engine.switchOf(spec.bridge) === undefined) throw new ApiError(404, `no bridge named '${spec.bridge}'`);
+      if (engine.record(spec.name) !== undefined) throw new ApiError(409, `a port named '${spec.name}' exists already`);
+      try {
+        engine.addPort({ ...spec, addresses: Array.isArray(spec.addresses) ? spec.addresses : [] });
+      } catch (err) {
+        throw new ApiError(400, (err as Error).message);
+      }
+      return engine.portInfo().find((x) => x.name === spec.name);
+    },
+    'ports.remove': (p) => {
+      const name = str(p, 'name')!;
+      if (engine.device(name) === undefined) throw new ApiError(404, `no device port named '${name}'`);
+      faults.forget(name);
+      captures.stopPort(name, 'port removed');
+      engine.removePort(name);
+      return { removed: name };
+    },
     bridges: () => engine.bridgeInfo(),
     fdb: (p) => {
       const bridge = str(p, 'bridge', false);

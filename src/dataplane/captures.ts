@@ -269,6 +269,11 @@ export class CaptureControl {
     for (const c of [...this.active.values()]) if (c.token === token) c.writer.stop(reason);
   }
 
+  /** Stop the captures on one port (it is being removed). */
+  stopPort(port: string, reason: string): void {
+    for (const c of [...this.active.values()]) if (c.port === port) c.writer.stop(reason);
+  }
+
   stopAll(reason: string): void {
     for (const c of [...this.active.values()]) c.writer.stop(reason);
   }

@@ -9,9 +9,9 @@
  * the next read. A tick (every TICK_MS) ages tables, expires flows and drives the other
  * periodic work (tick hooks).
  */
-import { Arena } from '../core/arena.js';
+import { ACCOUNT_CONTROL, Arena } from '../core/arena.js';
 import { snapshot } from '../core/counters.js';
-import { makeClock, Tracer, type DataPlaneContext, type Element, type PortRecord } from '../core/element.js';
+import { makeClock, PortRecord, Tracer, type DataPlaneContext, type Element } from '../core/element.js';
 import { Graph } from '../core/graph.js';
 import { GatewayInterface } from '../gateway/interface.js';
 import { GatewayInterface6 } from '../gateway/interface6.js';
@@ -22,10 +22,10 @@ import { macToString, parseMac } from '../wire/mac.js';
 import { parseIp4 } from '../wire/ip4.js';
 import { parseCidrIp6, parseIp6 } from '../wire/ip6.js';
 import { PortSecurity } from '../switch/security.js';
-import { buildShared, factories, type SharedState } from './build.js';
+import { buildShared, factories, MAX_PORTS, NEIGHBOUR_QUEUE_SLOTS_PER_PORT, type SharedState } from './build.js';
 import type { BridgeInfo, FdbRow, PortInfo } from './messages.js';
-import { planGraph, switchName } from './plan.js';
-import { gatewayPortName, UPLINK_PORT, type DataPlaneSpec } from './spec.js';
+import { devName, planGraph, switchName } from './plan.js';
+import { gatewayPortName, UPLINK_PORT, type DataPlaneSpec, type PortSpec } from './spec.js';
 
 export const POOL_SLOTS = 512;
 /** Rank of the port-security element on a port's ingress link: after the port's faults, before a bridge capture (faults.ts has the others). */
@@ -67,7 +67,7 @@ export class Engine {
     clock: () => number = () => performance.now(),
   ) {
     const devicePorts = spec.ports.length + (spec.uplink !== undefined ? 1 : 0);
-    this.arena = new Arena((devicePorts + SPARE_RINGS) * RX_BUDGET, POOL_SLOTS);
+    this.arena = new Arena((devicePorts + (spec.runtimePorts ?? SPARE_RINGS)) * RX_BUDGET, POOL_SLOTS);
     this.ctx = { arena: this.arena, u8: this.arena.u8, clock: makeClock(clock), tracer: new Tracer() };
     this.shared = buildShared(spec, this.ctx);
     this.graph.build(planGraph(spec), factories(spec, this.ctx, this.shared));
@@ -93,8 +93,12 @@ export class Engine {
 
   /** Port security: an element on each secured port's ingress link; its switch keeps the port's MACs there. */
   private secure(spec: DataPlaneSpec): void {
-    for (const p of spec.ports) {
-      if (p.security === undefined) continue;
+    for (const p of spec.ports) this.securePort(spec, p);
+  }
+
+  private securePort(spec: DataPlaneSpec, p: PortSpec): void {
+    {
+      if (p.security === undefined) return;
       const dev = this.device(p.name)!;
       const el = new PortSecurity(`security/${p.name}`, this.ctx, {
         record: dev.record,
@@ -108,6 +112,68 @@ export class Engine {
       const sw = this.switchOf(p.bridge);
       sw?.lockPort(sw.portIndex(p.name));
     }
+  }
+
+  /* ------------------------------------------------------------ ports at runtime */
+
+  /**
+   * Add a device port to a running bridge (between batches): a record at a free index, its
+   * device element, both links to a switch slot, port security; the RX ring comes from the
+   * arena's spare rings. Nothing else in the graph changes, so other ports see no gap.
+   */
+  addPort(p: PortSpec): PortRecord {
+    const sw = this.switchOf(p.bridge);
+    if (sw === undefined) throw new Error(`no bridge named '${p.bridge}'`);
+    if (this.shared.records.has(p.name)) throw new Error(`a port named '${p.name}' exists already`);
+    const mac = parseMac(p.mac);
+    if (mac === null) throw new Error(`port ${p.name}: bad MAC ${p.mac}`);
+    if (p.fd >= 0 && this.arena.ringsLeft(RX_BUDGET) === 0) throw new Error(`no RX ring left for another port (runtimePorts in the config sets how many ports can be added at runtime)`);
+    const used = new Set([...this.shared.records.values()].map((r) => r.index));
+    let index = 0;
+    while (used.has(index)) index++;
+    if (index >= MAX_PORTS) throw new Error(`at most ${MAX_PORTS} ports`);
+    const record = new PortRecord(p.name, p.kind, p.ifname, mac, p.vnetHdr, p.bridge);
+    record.index = index;
+    record.isolated = p.isolated === true;
+    const accounts = this.shared.neighbourAccounts;
+    if (accounts[index] === ACCOUNT_CONTROL) accounts[index] = this.arena.newAccount(`neighbour-queue/${p.name}`, NEIGHBOUR_QUEUE_SLOTS_PER_PORT);
+    else this.arena.renameAccount(accounts[index], `neighbour-queue/${p.name}`);
+    this.shared.records.set(p.name, record);
+    const dev = new DevicePort(devName(p.name), this.ctx, { fd: p.fd, kind: p.kind === 'packet' ? 'packet' : 'tap', vnetHdr: p.vnetHdr, record });
+    this.graph.add(dev);
+    const slot = sw.attach(record);
+    this.graph.connect(dev, 0, sw, slot);
+    this.graph.connect(sw, slot, dev, 0);
+    this.devices.push(dev);
+    this.spec.ports.push(p);
+    this.securePort(this.spec, p);
+    this.refreshElementLists();
+    if (this.tickTimer !== null && dev.fd >= 0) {
+      dev.onFatal = (m) => this.onFatal(m);
+      dev.startRx(this.afterBatch);
+    }
+    return record;
+  }
+
+  /** Take a device port out (between batches): stop reading, unlink, free its switch slot, ring and index. The fd stays the caller's. */
+  removePort(name: string): void {
+    const dev = this.device(name);
+    const record = this.shared.records.get(name);
+    if (dev === undefined || record === undefined || record.bridge === null) throw new Error(`no device port named '${name}'`);
+    if (dev.txCount !== 0) dev.flush();
+    const hadRing = dev.reader !== null || dev.rxLengths.length > 0;
+    dev.stopRx();
+    if (hadRing) this.arena.releaseRing(dev.ringOffset, RX_BUDGET);
+    const sw = this.switchOf(record.bridge);
+    const slot = sw?.portIndex(name) ?? -1;
+    this.graph.remove(dev.name);
+    if (sw !== undefined && slot >= 0) sw.detach(slot);
+    this.devices.splice(this.devices.indexOf(dev), 1);
+    this.shared.records.delete(name);
+    const i = this.spec.ports.findIndex((x) => x.name === name);
+    if (i >= 0) this.spec.ports.splice(i, 1);
+    record.up = false;
+    this.refreshElementLists();
   }
 
   /** The uplink's MTU follows its NIC (PMTU experiments lower it at runtime), checked once a second. */
@@ -270,7 +336,7 @@ export class Engine {
   bridgeInfo(): BridgeInfo[] {
     return this.switches.map((sw) => ({
       name: sw.name.slice('switch/'.length),
-      ports: sw.ports.map((p) => p.name),
+      ports: sw.ports.filter((p) => p.bridge !== null).map((p) => p.name),
       macs: sw.fdb.size,
       macTableSize: sw.fdb.capacity,
       agingSeconds: sw.fdb.agingMs / 1000,

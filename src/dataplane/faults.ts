@@ -132,6 +132,17 @@ export class FaultControl {
     return this.list(device.record.name);
   }
 
+  /** The port goes away: its fault elements leave the graph, frames they hold are dropped. */
+  forget(portName: string): void {
+    for (const [key, e] of this.entries) {
+      if (e.device.record.name !== portName) continue;
+      e.element.discardHeld();
+      if (e.spliced) this.engine.graph.unwrap(e.element);
+      this.engine.removeTimed(e.element);
+      this.entries.delete(key);
+    }
+  }
+
   list(portName?: string): FaultRow[] {
     const rows: FaultRow[] = [];
     for (const e of this.entries.values()) {

@@ -141,6 +141,8 @@ export interface DataPlaneSpec {
   nat?: NatSpec;
   /** Busy poll after a batch (µs, 0 = off) and the data-plane thread's CPUs. */
   poll?: { busyMicros: number; cpus?: number[] };
+  /** RX rings kept for ports added at runtime (ports.add); default SPARE_RINGS. */
+  runtimePorts?: number;
   /** Faults and captures applied before the data plane reports ready. */
   experiment?: { faults: { port: string; direction: 'ingress' | 'egress' | 'both'; spec: FaultSpec }[]; captures: CaptureStartSpec[] };
 }

@@ -106,6 +106,15 @@ export class MacTable {
     this.lockedPorts[port] = 1;
   }
 
+  /** A port slot freed at runtime: no longer locked, and no entry (static ones too) left on it. */
+  releasePort(port: number): void {
+    this.lockedPorts[port] = 0;
+    for (let i = 0; i <= this.mask; ) {
+      if (this.flags[i] !== 0 && this.ports[i] === port) this.removeAt(i);
+      else i++;
+    }
+  }
+
   get size(): number {
     return this.used;
   }

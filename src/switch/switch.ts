@@ -21,7 +21,7 @@
  */
 import { C_FLOODED, DROP_BASE } from '../core/counters.js';
 import { DROP_GATEWAY_CLAIMED, DROP_MAC_MOVE_REFUSED, DROP_PORT_ISOLATED, DROP_SAME_PORT, DROP_SRC_MAC_MULTICAST, DROP_SRC_MAC_ZERO } from '../core/drops.js';
-import { Element, type DataPlaneContext, type PortRecord } from '../core/element.js';
+import { Element, PortRecord, type DataPlaneContext } from '../core/element.js';
 import { VNET_HDR_LEN } from '../core/frame.js';
 import { ETH_HEADER_LEN } from '../wire/ethernet.js';
 import { DROP_ETH_TOO_SHORT } from '../wire/drop.js';
@@ -32,6 +32,13 @@ import type { GatewayGuard } from './gateway-guard.js';
 const TWO_POW_32 = 4294967296;
 /** Most ports one bridge can have (sizes the per-port MAC counters). */
 export const MAX_BRIDGE_PORTS = 1024;
+
+/** The placeholder of a port slot freed at runtime: down, so never flooded to. */
+const FREE_SLOT = (() => {
+  const r = new PortRecord('(free)', 'internal', '', 0, false, null);
+  r.up = false;
+  return r;
+})();
 
 export interface SwitchParams {
   agingSeconds: number;
@@ -63,13 +70,31 @@ export class Switch extends Element {
     for (const port of p.ports) this.attach(port);
   }
 
-  /** Add a port (an input and an output named after it); returns its index. */
+  /** Add a port (an input and an output named after it; a slot freed by detach() is reused); returns its index. */
   attach(port: PortRecord): number {
+    const free = this.ports.indexOf(FREE_SLOT);
+    if (free >= 0) {
+      this.ports[free] = port;
+      this.inputs[free] = port.name;
+      this.outputs[free] = port.name;
+      return free;
+    }
     if (this.ports.length >= MAX_BRIDGE_PORTS) throw new RangeError(`bridge ${this.name}: at most ${MAX_BRIDGE_PORTS} ports`);
     this.ports.push(port);
     if (port.name === this.gatewayPort) this.gatewayInput = this.ports.length - 1;
     this.addInput(port.name);
     return this.addOutput(port.name);
+  }
+
+  /**
+   * A port leaves at runtime: its slot becomes a down placeholder (flooding skips it, no MAC
+   * points at it), so the other ports keep their indices, their MAC entries and their links.
+   */
+  detach(index: number): void {
+    this.fdb.releasePort(index);
+    this.ports[index] = FREE_SLOT;
+    this.inputs[index] = `(free ${index})`;
+    this.outputs[index] = `(free ${index})`;
   }
 
   /** Index of a port by name, or -1. */

@@ -48,6 +48,9 @@ export const TOOLS: Tool[] = [
   { name: 'dhclient', apt: 'isc-dhcp-client' },
   { name: 'dnsmasq', apt: 'dnsmasq-base' },
   { name: 'dig', apt: 'bind9-dnsutils' },
+  // CNI IPAM plugins the CNI tests delegate to (not in a bin directory)
+  { name: 'cni-host-local', apt: 'containernetworking-plugins', present: () => existsSync('/usr/lib/cni/host-local') },
+  { name: 'cni-static', apt: 'containernetworking-plugins', present: () => existsSync('/usr/lib/cni/static') },
   {
     name: 'python3-scapy',
     apt: 'python3-scapy',
