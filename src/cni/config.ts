@@ -77,7 +77,7 @@ export interface NetConf {
   portIsolation: boolean;
   macspoofchk: boolean;
   ipam?: { type: string } & Record<string, unknown>;
-  runtimeConfig: { portMappings: PortMapping[]; mac?: string; ips: string[]; bandwidth?: Bandwidth };
+  runtimeConfig: { portMappings: PortMapping[]; mac?: string; ips: string[]; bandwidth?: Bandwidth; aliases: string[] };
   prevResult?: Record<string, unknown>;
   validAttachments?: { containerID: string; ifname: string }[];
   /** The config as it came (handed to the IPAM plugin). */
@@ -165,15 +165,15 @@ export function parseNetConf(text: string): NetConf {
     portIsolation: bool(c, 'portIsolation', false),
     macspoofchk: bool(c, 'macspoofchk', false),
     ipam,
-    runtimeConfig: parseRuntimeConfig(c.runtimeConfig),
+    runtimeConfig: parseRuntimeConfig(c.runtimeConfig, name),
     prevResult: c.prevResult !== undefined && typeof c.prevResult === 'object' && c.prevResult !== null ? (c.prevResult as Record<string, unknown>) : undefined,
     validAttachments: parseAttachments(c['cni.dev/valid-attachments']),
     raw: c,
   };
 }
 
-function parseRuntimeConfig(v: unknown): NetConf['runtimeConfig'] {
-  const out: NetConf['runtimeConfig'] = { portMappings: [], ips: [] };
+function parseRuntimeConfig(v: unknown, network: string): NetConf['runtimeConfig'] {
+  const out: NetConf['runtimeConfig'] = { portMappings: [], ips: [], aliases: [] };
   if (v === undefined) return out;
   if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new CniError(CNI_ERR.invalidConfig, 'runtimeConfig: expected an object');
   const r = v as Record<string, unknown>;
@@ -198,6 +198,13 @@ function parseRuntimeConfig(v: unknown): NetConf['runtimeConfig'] {
   if (r.ips !== undefined) {
     if (!Array.isArray(r.ips) || r.ips.some((a) => typeof a !== 'string')) throw new CniError(CNI_ERR.invalidConfig, 'runtimeConfig.ips: expected a list of addresses');
     out.ips = r.ips as string[];
+  }
+  if (r.aliases !== undefined) {
+    // the `aliases` capability: {"<network>": ["name", ...]} (as Podman passes it), or a plain list
+    const list = Array.isArray(r.aliases) ? r.aliases : r.aliases !== null && typeof r.aliases === 'object' ? (r.aliases as Record<string, unknown>)[network] ?? [] : null;
+    if (!Array.isArray(list) || list.some((a) => typeof a !== 'string' || !DNS_LABEL_RE.test(a)))
+      throw new CniError(CNI_ERR.invalidConfig, `runtimeConfig.aliases: expected {"${network}": [names]} or a list of DNS labels`);
+    out.aliases = list as string[];
   }
   if (r.bandwidth !== undefined) {
     const b = r.bandwidth as Record<string, unknown>;
@@ -263,6 +270,16 @@ export function parseEnv(env: Record<string, string | undefined>): CniEnv {
 }
 
 /** The tapbridge port of an attachment: stable, so DEL and CHECK find it without state. */
+/** One DNS label: what a container name or alias must be to answer in tapbridge's DNS. */
+export const DNS_LABEL_RE = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
+
+/** The names a container answers to in the bridge's DNS: its aliases, and K8S_POD_NAME from CNI_ARGS when it is a DNS label. */
+export function dnsNamesOf(aliases: string[], cniArgs: string | undefined): string[] {
+  const pod = /(?:^|;)K8S_POD_NAME=([^;]*)/.exec(cniArgs ?? '')?.[1];
+  const names = [...aliases, ...(pod !== undefined && DNS_LABEL_RE.test(pod) ? [pod] : [])];
+  return [...new Set(names)].slice(0, 16);
+}
+
 export function portNameOf(containerId: string, ifname: string): string {
   return `cni-${createHash('sha256').update(`${containerId}/${ifname}`).digest('hex').slice(0, 16)}`;
 }

@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { apiRequest, ClientError, resolveSocket } from '../control/client.js';
 import { RUN_DIR } from '../lab/resources.js';
 import { IP, NSENTER } from '../lab/ip.js';
-import { CNI_ERR, CniError, labelsOf, portNameOf, SUPPORTED_VERSIONS, type CniEnv, type NetConf } from './config.js';
+import { CNI_ERR, CniError, dnsNamesOf, labelsOf, portNameOf, SUPPORTED_VERSIONS, type CniEnv, type NetConf } from './config.js';
 import { attachmentRoutes, buildResult, portRoutes, readIpamResult, type IpamResult } from './result.js';
 
 const IPAM_TIMEOUT_MS = 20_000;
@@ -132,6 +132,7 @@ export async function cmdAdd(c: NetConf, env: CniEnv): Promise<Record<string, un
       addresses: result.ips.map((i) => i.address),
       routes: r.routes,
       labels: labelsOf(c.name, env.containerId!, env.ifname!),
+      dnsNames: dnsNamesOf(c.runtimeConfig.aliases, env.args),
       publish: c.runtimeConfig.portMappings.map((m) => ({ proto: m.protocol, port: m.hostPort, toPort: m.containerPort })),
     };
     if (r.defaultRoute.length > 0) body.defaultRoute = r.defaultRoute.length === 1 ? r.defaultRoute[0] : r.defaultRoute;

@@ -204,6 +204,8 @@ export const runtimePortSchema = z.strictObject({
   publish: z.array(publishSchema.extend({ to: ipAny.optional() })).max(64).default([]),
   /** Faults set on the port as it joins (e.g. a rate limit: {"direction":"egress","rate":{"bitsPerSecond":"10mbit"}}). */
   faults: z.array(z.strictObject({ direction: directionSchema.default('both'), ...faultSpecShape })).max(4).default([]),
+  /** More names the port answers to in its bridge's DNS besides its own (a container's name and aliases). */
+  dnsNames: z.array(z.string().regex(/^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/, 'not a DNS label (letters, digits, inner hyphens, up to 63)')).max(16).default([]),
   /** Free-form labels kept with the port (the CNI plugin keeps its container id here). */
   labels: z.record(z.string().max(256), z.string().max(4096)).default({}),
 });

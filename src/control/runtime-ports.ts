@@ -81,7 +81,7 @@ export class RuntimePorts {
     } catch (err) {
       throw new HttpError(400, (err as Error).message);
     }
-    const spec = withPolicy(tap.spec, req, bridge.isolatePorts);
+    const spec = { ...withPolicy(tap.spec, req, bridge.isolatePorts), dnsNames: req.dnsNames };
     try {
       await this.call('ports.add', spec as unknown as Record<string, unknown>);
     } catch (err) {

@@ -28,7 +28,7 @@ import { ApiError } from './errors.js';
 import { FaultControl, type Direction } from './faults.js';
 import type { CaptureStartSpec, PortSpec, PublishSpec } from './spec.js';
 import { runTrace, type TraceRequest } from './trace.js';
-import { leaseRows } from './services.js';
+import { leaseRows, servicePortAdded, servicePortRemoved } from './services.js';
 
 export type ApiMethod = (params: Record<string, unknown>) => unknown;
 
@@ -68,6 +68,8 @@ export function dataPlaneApi(engine: Engine, post: PostToMain): DataPlaneApi {
   };
   const router = () => engine.graph.element('router');
 
+  /** Names in the bridge's DNS of each port added at runtime. */
+  const runtimeNames = new Map<string, { bridge: string; names: string[] }>();
   const methods: Record<string, ApiMethod> = {
     ports: () => engine.portInfo(),
     'ports.add': (p) => {
@@ -81,6 +83,11 @@ export function dataPlaneApi(engine: Engine, post: PostToMain): DataPlaneApi {
       } catch (err) {
         throw new ApiError(400, (err as Error).message);
       }
+      // its names in the bridge's DNS (aliases first: the port's own name names its DHCP client)
+      const names = [...(Array.isArray(spec.dnsNames) ? spec.dnsNames : []), spec.name];
+      runtimeNames.set(spec.name, { bridge: spec.bridge, names });
+      const hosts = (Array.isArray(spec.addresses) ? spec.addresses : []).map((a) => a.split('/')[0]);
+      for (const n of names) servicePortAdded(engine, spec.bridge, n, spec.mac, hosts);
       return engine.portInfo().find((x) => x.name === spec.name);
     },
     'ports.remove': (p) => {
@@ -89,6 +96,9 @@ export function dataPlaneApi(engine: Engine, post: PostToMain): DataPlaneApi {
       faults.forget(name);
       captures.stopPort(name, 'port removed');
       engine.removePort(name);
+      const named = runtimeNames.get(name);
+      runtimeNames.delete(name);
+      for (const n of named?.names ?? []) servicePortRemoved(engine, named!.bridge, n);
       return { removed: name };
     },
     bridges: () => engine.bridgeInfo(),

@@ -24,6 +24,8 @@ export interface PortSpec {
   isolated?: boolean;
   /** Port security: allowed source MACs (or learn the first), allowed IPv4 and IPv6 sources. */
   security?: { macs: string[]; learn: boolean; ipv4: string[]; ipv6?: string[] };
+  /** Ports added at runtime: more names the port answers to in its bridge's DNS. */
+  dnsNames?: string[];
 }
 
 export interface BridgeSpec {

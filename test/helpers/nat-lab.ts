@@ -45,6 +45,8 @@ export interface NatLabOptions {
   routed6?: boolean;
   /** Add a namespace port `auto` (10.100.0.4) that takes its IPv6 address by SLAAC. */
   slaac?: boolean;
+  /** Merged into br0's gateway (e.g. dns, dhcp). */
+  gatewayExtra?: Record<string, unknown>;
   /** Top-level config keys added as they are (e.g. poll). */
   extra?: Record<string, unknown>;
   /** Merged into red's and blue's port config (e.g. security). */
@@ -108,7 +110,7 @@ export class NatLab {
       ...(o.extra ?? {}),
       instance: this.instance,
       namespace: { name: this.ns('host'), create: true },
-      bridges: [{ name: 'br0', gateway: { address: dual('10.100.0.1/24', `${V6.gateway}/64`), mac: '02:74:62:00:00:01' }, ports }],
+      bridges: [{ name: 'br0', gateway: { address: dual('10.100.0.1/24', `${V6.gateway}/64`), mac: '02:74:62:00:00:01', ...(o.gatewayExtra ?? {}) }, ports }],
       uplink: { interface: 'eth0', address: dual('203.0.113.2/24', `${V6.external}/64`), gateway: dual('203.0.113.1', V6.wan) },
       nat: {
         publish,

@@ -28,7 +28,7 @@ if (SKIP !== null) announceSkip('CNI integration tests', SKIP);
 
 const PLUGIN = join(ROOT, 'bin', 'tapbridge-cni.js');
 const CNI_PATH = '/usr/lib/cni';
-const C = { one: `${PREFIX}cni-c1`, two: `${PREFIX}cni-c2`, three: `${PREFIX}cni-c3` };
+const C = { one: `${PREFIX}cni-c1`, two: `${PREFIX}cni-c2`, three: `${PREFIX}cni-c3`, four: `${PREFIX}cni-c4` };
 
 interface CniRun {
   code: number | null;
@@ -36,7 +36,7 @@ interface CniRun {
   stdout: string;
 }
 
-async function cni(command: string, conf: Record<string, unknown>, env: { id?: string; netns?: string; ifname?: string } = {}): Promise<CniRun> {
+async function cni(command: string, conf: Record<string, unknown>, env: { id?: string; netns?: string; ifname?: string; args?: string } = {}): Promise<CniRun> {
   const r = await run(
     'env',
     [
@@ -44,6 +44,7 @@ async function cni(command: string, conf: Record<string, unknown>, env: { id?: s
       ...(env.id !== undefined ? [`CNI_CONTAINERID=${env.id}`] : []),
       ...(env.netns !== undefined ? [`CNI_NETNS=${env.netns}`] : []),
       `CNI_IFNAME=${env.ifname ?? 'eth0'}`,
+      ...(env.args !== undefined ? [`CNI_ARGS=${env.args}`] : []),
       `CNI_PATH=${CNI_PATH}`,
       process.execPath,
       PLUGIN,
@@ -61,7 +62,8 @@ async function cni(command: string, conf: Record<string, unknown>, env: { id?: s
 }
 
 describe('CNI plugin (tapbridge-cni)', { skip: SKIP ?? false, timeout: 180_000 }, () => {
-  const lab = new NatLab({ tag: 'cn', noBlue: true });
+  // DNS at the gateway (no upstream listens on the wan: only local names are asked)
+  const lab = new NatLab({ tag: 'cn', noBlue: true, gatewayExtra: { dns: { domain: 'cni.test', upstreams: ['203.0.113.1'] } } });
   let conf: Record<string, unknown> = {};
   let ipamDir = '';
   /** The addresses host-local holds (a file per address in its data dir). */
@@ -70,7 +72,7 @@ describe('CNI plugin (tapbridge-cni)', { skip: SKIP ?? false, timeout: 180_000 }
   const results: Record<string, Record<string, unknown>> = {};
 
   before(async () => {
-    requireTools(['ip', 'ping', 'curl', 'nsenter', 'timeout', 'cni-host-local', 'cni-static', 'python3-scapy']);
+    requireTools(['ip', 'ping', 'curl', 'nsenter', 'timeout', 'dig', 'cni-host-local', 'cni-static', 'python3-scapy']);
     for (const n of Object.values(C)) {
       trackNamespace(n);
       await addNamespace(n, { ipv6: false });
@@ -155,6 +157,25 @@ describe('CNI plugin (tapbridge-cni)', { skip: SKIP ?? false, timeout: 180_000 }
     assert.ok(peer.ok, `c1 -> c2 ${addr2}: ${peer.stdout}`);
     const wan = await ping(C.two, '203.0.113.1', { count: 2 });
     assert.ok(wan.ok, `c2 -> wan through NAT: ${wan.stdout}`);
+  });
+
+  test('a container answers in the bridge DNS by its aliases and K8S_POD_NAME until DEL', async () => {
+    const dig = async (name: string) => {
+      const r = await nsRun(C.one, 'dig', ['@10.100.0.1', '+time=3', '+tries=1', '+short', name], { timeoutMs: 10_000 });
+      return r.stdout.trim();
+    };
+    const conf4 = { ...conf, runtimeConfig: { aliases: { tbnet: ['web', 'web-1'] } } };
+    const add = await cni('ADD', conf4, { id: 'c4', netns: `/run/netns/${C.four}`, args: 'IgnoreUnknown=1;K8S_POD_NAMESPACE=shop;K8S_POD_NAME=cart' });
+    assert.equal(add.code, 0, add.stdout);
+    const addr = (add.json!.ips as { address: string }[])[0].address.split('/')[0];
+    for (const name of ['web.cni.test', 'web-1.cni.test', 'cart.cni.test', `${portNameOf('c4', 'eth0')}.cni.test`, 'web'])
+      assert.equal(await dig(name), addr, `${name} -> ${addr}`);
+    const bad = await cni('ADD', { ...conf, runtimeConfig: { aliases: { tbnet: ['not_a label'] } } }, { id: 'c5', netns: `/run/netns/${C.four}`, ifname: 'eth1' });
+    assert.notEqual(bad.code, 0, 'an alias that is no DNS label is refused');
+    assert.equal(bad.json?.code, 7, bad.stdout);
+    const del = await cni('DEL', conf4, { id: 'c4', netns: `/run/netns/${C.four}` });
+    assert.equal(del.code, 0, del.stdout);
+    assert.equal(await dig('web.cni.test'), '', 'the alias is gone after DEL');
   });
 
   test('portMappings: wan reaches the container through the published port', async () => {
