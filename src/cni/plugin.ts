@@ -13,6 +13,7 @@
  * The IPAM plugin is called with the highest version both support (host-local of
  * Debian 12 stops at 1.0.0), and its answer is read in either form.
  */
+import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -103,6 +104,39 @@ function ipam(c: NetConf, env: CniEnv, command: 'ADD' | 'DEL' | 'CHECK', over: R
   return parsed;
 }
 
+/** The IPAM type served by tapbridge itself: a lease of the bridge's DHCP server for the container's MAC. */
+export const TAPBRIDGE_IPAM = 'tapbridge-dhcp';
+
+/** The container's MAC: the configured one, else one derived from the container id and ifname (stable across ADD, CHECK and DEL, locally administered). */
+export function containerMac(c: NetConf, env: CniEnv): string | undefined {
+  const mac = c.runtimeConfig.mac ?? c.mac;
+  if (mac !== undefined || c.ipam?.type !== TAPBRIDGE_IPAM) return mac;
+  const h = createHash('sha256').update(`${env.containerId}/${env.ifname}`).digest();
+  return ['02', ...[...h.subarray(0, 5)].map((x) => x.toString(16).padStart(2, '0'))].join(':');
+}
+
+/** IPAM: delegated (ipam()), or tapbridge's DHCP leases for `ipam: {"type": "tapbridge-dhcp"}`. */
+async function ipamFor(c: NetConf, env: CniEnv, command: 'ADD' | 'DEL' | 'CHECK', over: Record<string, string> = {}): Promise<unknown> {
+  if (c.ipam?.type !== TAPBRIDGE_IPAM) return ipam(c, env, command, over);
+  const mac = containerMac({ ...c, runtimeConfig: { ...c.runtimeConfig } }, { ...env, containerId: over.CNI_CONTAINERID ?? env.containerId, ifname: over.CNI_IFNAME ?? env.ifname })!;
+  if (command === 'DEL') {
+    await api(c, 'DELETE', `/v1/leases/${c.bridge}/${mac}`).catch(() => {}); // idempotent: gone, or tapbridge down
+    return null;
+  }
+  if (command === 'CHECK') {
+    const leases = await api<{ bridge: string; mac: string; state: string }[]>(c, 'GET', '/v1/leases');
+    if (!leases.some((l) => l.bridge === c.bridge && l.mac === mac && l.state === 'bound')) throw new CniError(CNI_ERR.checkFailed, `no DHCP lease on ${c.bridge} for ${mac}`);
+    return null;
+  }
+  const l = await api<{ address: string; prefixLen: number; gateway: string | null; dns: string[]; domain: string | null }>(c, 'POST', '/v1/leases', { bridge: c.bridge, mac, hostName: dnsNamesOf(c.runtimeConfig.aliases, env.args)[0] });
+  return {
+    cniVersion: '1.0.0',
+    ips: [{ address: `${l.address}/${l.prefixLen}`, ...(l.gateway !== null ? { gateway: l.gateway } : {}) }],
+    routes: l.gateway !== null ? [{ dst: '0.0.0.0/0' }] : [],
+    dns: { nameservers: l.dns, ...(l.domain !== null ? { domain: l.domain, search: [l.domain] } : {}) },
+  };
+}
+
 /* ------------------------------------------------------------------ commands */
 
 interface RuntimeRow {
@@ -120,7 +154,7 @@ export async function cmdAdd(c: NetConf, env: CniEnv): Promise<Record<string, un
   if (!bridges.some((b) => b.name === c.bridge)) throw new CniError(CNI_ERR.invalidConfig, `bridge: tapbridge has no bridge '${c.bridge}'`, `bridges: ${bridges.map((b) => b.name).join(', ')}`);
   if (!existsSync(env.netns!)) throw new CniError(CNI_ERR.containerUnknown, `CNI_NETNS ${env.netns} does not exist`);
   const name = portNameOf(env.containerId!, env.ifname!);
-  const result: IpamResult = readIpamResult(ipam(c, env, 'ADD'));
+  const result: IpamResult = readIpamResult(await ipamFor(c, env, 'ADD'));
   try {
     const routes = attachmentRoutes(result, c.isDefaultGateway);
     const r = portRoutes(result, routes);
@@ -136,7 +170,7 @@ export async function cmdAdd(c: NetConf, env: CniEnv): Promise<Record<string, un
       publish: c.runtimeConfig.portMappings.map((m) => ({ proto: m.protocol, port: m.hostPort, toPort: m.containerPort })),
     };
     if (r.defaultRoute.length > 0) body.defaultRoute = r.defaultRoute.length === 1 ? r.defaultRoute[0] : r.defaultRoute;
-    const mac = c.runtimeConfig.mac ?? c.mac;
+    const mac = containerMac(c, env);
     if (mac !== undefined) body.mac = mac;
     if (c.mtu !== undefined) body.mtu = c.mtu;
     if (c.portIsolation) body.isolated = true;
@@ -151,7 +185,7 @@ export async function cmdAdd(c: NetConf, env: CniEnv): Promise<Record<string, un
     return buildResult(c.cniVersion, { name: env.ifname!, mac: port.mac, sandbox: env.netns!, mtu: c.mtu }, result, routes);
   } catch (err) {
     try {
-      ipam(c, env, 'DEL');
+      await ipamFor(c, env, 'DEL');
     } catch {
       /* the ADD's error is the one to report */
     }
@@ -167,7 +201,7 @@ export async function cmdDel(c: NetConf, env: CniEnv): Promise<void> {
     // gone already (404), or tapbridge is down (its ports went with it): DEL is idempotent
     if (!(err instanceof CniError) || (err.code !== CNI_ERR.tryAgainLater && !/HTTP 404/.test(err.message))) throw err;
   }
-  ipam(c, env, 'DEL');
+  await ipamFor(c, env, 'DEL');
 }
 
 function inNetns(netns: string, args: string[]): unknown {
@@ -206,7 +240,7 @@ export async function cmdCheck(c: NetConf, env: CniEnv): Promise<void> {
       if (!ok) throw new CniError(CNI_ERR.checkFailed, `route ${r.dst}${r.gw ? ` via ${r.gw}` : ''} is missing in ${env.netns}`);
     }
   }
-  ipam(c, env, 'CHECK');
+  await ipamFor(c, env, 'CHECK');
 }
 
 export async function cmdStatus(c: NetConf): Promise<void> {
@@ -229,7 +263,7 @@ export async function cmdGc(c: NetConf, env: CniEnv): Promise<{ removed: string[
     if (r.labels['cni.network'] !== c.name || id === undefined || ifname === undefined || valid.has(`${id}/${ifname}`)) continue;
     await api(c, 'DELETE', `/v1/ports/${r.name}`).catch(() => {});
     try {
-      ipam(c, env, 'DEL', { CNI_CONTAINERID: id, CNI_IFNAME: ifname, CNI_NETNS: '' });
+      await ipamFor(c, env, 'DEL', { CNI_CONTAINERID: id, CNI_IFNAME: ifname, CNI_NETNS: '' });
     } catch {
       /* best effort: the address may be released already */
     }

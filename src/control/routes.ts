@@ -60,6 +60,22 @@ export function apiRoutes(dp: DataPlaneWorker, server: ControlServer, cfg: Pick<
       handler: () => call('neigh'),
     },
     { method: 'GET', path: '/v1/leases', summary: 'DHCP leases of every bridge with a DHCP server: bridge, MAC, address, state, host name, seconds left', handler: () => call('leases') },
+    {
+      method: 'POST',
+      path: '/v1/leases',
+      summary: 'take a lease without a DHCP client (IPAM for the CNI plugin): {"bridge":"br0","mac":"02:..","hostName"?:"web"} -> address, prefixLen, gateway, dns, domain, leaseTime',
+      handler: (c) => {
+        const b = (c.body ?? {}) as Record<string, unknown>;
+        if (typeof b.bridge !== 'string' || typeof b.mac !== 'string' || (b.hostName !== undefined && typeof b.hostName !== 'string')) throw new HttpError(400, 'expected {"bridge","mac","hostName"?}');
+        return call('leases.acquire', { bridge: b.bridge, mac: b.mac, ...(b.hostName !== undefined ? { hostName: b.hostName } : {}) });
+      },
+    },
+    {
+      method: 'DELETE',
+      path: '/v1/leases/:bridge/:mac',
+      summary: 'give a lease back (RELEASE)',
+      handler: (c) => call('leases.release', { bridge: c.params.bridge, mac: c.params.mac }),
+    },
     { method: 'GET', path: '/v1/routes', summary: 'route table', handler: () => call('routes') },
     { method: 'GET', path: '/v1/router', summary: 'router counters', handler: () => call('router') },
     {

@@ -19,6 +19,7 @@ import { dropReasons } from '../core/drops.js';
 import { unconnectedDrops } from '../core/element.js';
 import type { FaultSpec } from '../faults/spec.js';
 import { ip4ToString, parseIp4 } from '../wire/ip4.js';
+import { parseMac } from '../wire/mac.js';
 import { ip6ToString, parseIp6 } from '../wire/ip6.js';
 import type { NatEngine } from '../nat/index.js';
 import { toForward, toForward6 } from './build.js';
@@ -28,7 +29,7 @@ import { ApiError } from './errors.js';
 import { FaultControl, type Direction } from './faults.js';
 import type { CaptureStartSpec, PortSpec, PublishSpec } from './spec.js';
 import { runTrace, type TraceRequest } from './trace.js';
-import { leaseRows, servicePortAdded, servicePortRemoved } from './services.js';
+import { leaseRows, servicePort, servicePortAdded, servicePortRemoved } from './services.js';
 
 export type ApiMethod = (params: Record<string, unknown>) => unknown;
 
@@ -163,6 +164,32 @@ export function dataPlaneApi(engine: Engine, post: PostToMain): DataPlaneApi {
     arp: () => engine.gateways.flatMap((g) => g.neighbors()),
     neigh: () => engine.gateways6.flatMap((g) => g.neighbors()),
     leases: () => leaseRows(engine),
+    'leases.acquire': (p) => {
+      const bridge = str(p, 'bridge')!;
+      const mac = parseMac(str(p, 'mac') ?? '');
+      const hostName = str(p, 'hostName', false);
+      if (mac === null) throw new ApiError(400, 'mac: expected aa:bb:cc:dd:ee:ff');
+      const svc = servicePort(engine);
+      if (svc === undefined) throw new ApiError(404, 'no bridge has a DHCP server (gateway.dhcp)');
+      const r = svc.leaseFor(bridge, mac, hostName);
+      if (typeof r === 'string') throw new ApiError(r.includes('no DHCP server') ? 404 : 409, r);
+      const o = r.options;
+      let prefixLen = 0; // the mask's leading one bits
+      while (prefixLen < 32 && ((o.subnetMask ?? 0) >>> (31 - prefixLen)) & 1) prefixLen++;
+      return {
+        address: ip4ToString(r.ip),
+        prefixLen,
+        gateway: o.routers?.[0] !== undefined ? ip4ToString(o.routers[0]) : null,
+        dns: (o.dnsServers ?? []).map(ip4ToString),
+        domain: o.domainName ?? null,
+        leaseTime: o.leaseTime ?? null,
+      };
+    },
+    'leases.release': (p) => {
+      const mac = parseMac(str(p, 'mac') ?? '');
+      if (mac === null) throw new ApiError(400, 'mac: expected aa:bb:cc:dd:ee:ff');
+      return { released: servicePort(engine)?.releaseFor(str(p, 'bridge')!, mac) ?? false };
+    },
     routes: () => [...engine.shared.routes.table(), ...engine.shared.routes6.table()],
     router: () => (router() === undefined ? null : routerCounters(engine)),
     stats: () => ({ bridges: engine.bridgeInfo(), ports: engine.portInfo(), pool: poolInfo(engine), poll: pollInfo() }),

@@ -40,7 +40,9 @@ import { VNET_F_NEEDS_CSUM, VNET_FLAGS, VNET_HDR_LEN } from '../core/frame.js';
 import { readU16, writeU16, writeU32 } from '../wire/bytes.js';
 import { fillL4Checksum, fillL4Checksum6, verifyL4Checksum, verifyL4Checksum6 } from '../wire/checksum.js';
 import { IPV6_HEADER_LEN, Ipv6View, writeIpv6Header } from '../wire/ipv6.js';
-import { DHCP_CLIENT_PORT, DHCP_SERVER_PORT, emitDhcp } from '../wire/dhcp.js';
+import { BOOTREQUEST, DHCP_CLIENT_PORT, DHCP_SERVER_PORT, DHCPDISCOVER, DHCPRELEASE, DHCPREQUEST, emitDhcp, HTYPE_ETHERNET, type DhcpFields } from '../wire/dhcp.js';
+import { parseIp4 } from '../wire/ip4.js';
+import { macToString } from '../wire/mac.js';
 import { appendEdnsOpt, DNS_PORT } from '../wire/dns.js';
 import { DROP_IPV4_BAD_CSUM, DROP_TCP_BAD_CSUM, DROP_UDP_BAD_CSUM } from '../wire/drop.js';
 import { ETH_HEADER_LEN, ETHERTYPE_IPV4, writeEthernetHeader } from '../wire/ethernet.js';
@@ -224,6 +226,40 @@ export class ServicePort extends Element {
   }
 
   /* ------------------------------------------------------------------ DHCP */
+
+  /**
+   * A lease for `mac` without a DHCP client (IPAM for the CNI plugin): the same server, pool,
+   * lease file and names as a client's DISCOVER + REQUEST would get. Returns the ACK's fields,
+   * or why there is none (no DHCP on the bridge, pool exhausted).
+   */
+  leaseFor(bridge: string, mac: number, hostName: string | undefined): { ip: number; options: DhcpFields['options'] } | string {
+    const bi = this.bridges.findIndex((b) => b.name === bridge);
+    const server = bi >= 0 ? this.bridges[bi].dhcp : null;
+    if (server === null) return `bridge ${bridge} has no DHCP server (gateway.dhcp)`;
+    const now = Date.now();
+    const ask = (messageType: number, extra: Partial<DhcpFields['options']>): DhcpResult =>
+      server.handle({ op: BOOTREQUEST, htype: HTYPE_ETHERNET, hlen: 6, hops: 0, xid: (mac % 0x7fffffff) >>> 0, secs: 0, flags: 0, ciaddr: 0, yiaddr: 0, siaddr: 0, giaddr: 0, chaddr: mac, options: { messageType, ...(hostName !== undefined ? { hostName } : {}), ...extra } }, now, true);
+    const offer = ask(DHCPDISCOVER, {});
+    if (offer.reply === null) return `no address offered on ${bridge} (${offer.drop !== 0 ? 'pool exhausted or refused' : 'no reply'})`;
+    const ack = ask(DHCPREQUEST, { requestedIp: offer.reply.msg.yiaddr, serverId: this.bridges[bi].address });
+    if (ack.binding === null || ack.reply === null) return `the DHCP server on ${bridge} did not acknowledge ${offer.reply.msg.yiaddr}`;
+    this.hooks.lease(bi, ack);
+    return { ip: ack.binding.ip, options: ack.reply.msg.options };
+  }
+
+  /** Give back the lease of `mac` (RELEASE); false when it had none. */
+  releaseFor(bridge: string, mac: number): boolean {
+    const bi = this.bridges.findIndex((b) => b.name === bridge);
+    const server = bi >= 0 ? this.bridges[bi].dhcp : null;
+    if (server === null) return false;
+    const now = Date.now();
+    const macText = macToString(mac);
+    const lease = server.leases(now).find((l) => l.mac === macText && l.state === 'bound');
+    if (lease === undefined) return false;
+    const r = server.handle({ op: BOOTREQUEST, htype: HTYPE_ETHERNET, hlen: 6, hops: 0, xid: 0, secs: 0, flags: 0, ciaddr: parseIp4(lease.ip)!, yiaddr: 0, siaddr: 0, giaddr: 0, chaddr: mac, options: { messageType: DHCPRELEASE, serverId: this.bridges[bi].address } }, now, false);
+    if (r.released !== 0) this.hooks.lease(bi, r);
+    return r.released !== 0;
+  }
 
   private dhcp(bi: number, off: number, len: number, viaBroadcast: boolean): void {
     const sb = this.bridges[bi];

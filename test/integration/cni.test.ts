@@ -28,7 +28,7 @@ if (SKIP !== null) announceSkip('CNI integration tests', SKIP);
 
 const PLUGIN = join(ROOT, 'bin', 'tapbridge-cni.js');
 const CNI_PATH = '/usr/lib/cni';
-const C = { one: `${PREFIX}cni-c1`, two: `${PREFIX}cni-c2`, three: `${PREFIX}cni-c3`, four: `${PREFIX}cni-c4` };
+const C = { one: `${PREFIX}cni-c1`, two: `${PREFIX}cni-c2`, three: `${PREFIX}cni-c3`, four: `${PREFIX}cni-c4`, five: `${PREFIX}cni-c5` };
 
 interface CniRun {
   code: number | null;
@@ -63,7 +63,8 @@ async function cni(command: string, conf: Record<string, unknown>, env: { id?: s
 
 describe('CNI plugin (tapbridge-cni)', { skip: SKIP ?? false, timeout: 180_000 }, () => {
   // DNS at the gateway (no upstream listens on the wan: only local names are asked)
-  const lab = new NatLab({ tag: 'cn', noBlue: true, gatewayExtra: { dns: { domain: 'cni.test', upstreams: ['203.0.113.1'] } } });
+  // and a DHCP pool beside host-local's range, for the tapbridge-dhcp IPAM
+  const lab = new NatLab({ tag: 'cn', noBlue: true, gatewayExtra: { dns: { domain: 'cni.test', upstreams: ['203.0.113.1'] }, dhcp: { pool: { start: '10.100.0.160', end: '10.100.0.170' } } } });
   let conf: Record<string, unknown> = {};
   let ipamDir = '';
   /** The addresses host-local holds (a file per address in its data dir). */
@@ -176,6 +177,31 @@ describe('CNI plugin (tapbridge-cni)', { skip: SKIP ?? false, timeout: 180_000 }
     const del = await cni('DEL', conf4, { id: 'c4', netns: `/run/netns/${C.four}` });
     assert.equal(del.code, 0, del.stdout);
     assert.equal(await dig('web.cni.test'), '', 'the alias is gone after DEL');
+  });
+
+  test('IPAM by tapbridge\'s DHCP server (ipam type tapbridge-dhcp): a lease for the container\'s MAC, released on DEL', async () => {
+    const conf5 = { ...conf, ipam: { type: 'tapbridge-dhcp' }, runtimeConfig: { aliases: { tbnet: ['leased'] } } };
+    const add = await cni('ADD', conf5, { id: 'c5', netns: `/run/netns/${C.five}` });
+    assert.equal(add.code, 0, add.stdout);
+    assert.deepEqual(resultProblems(add.json!), []);
+    const ip = (add.json!.ips as { address: string; gateway: string }[])[0];
+    assert.match(ip.address, /^10\.100\.0\.1(6\d|70)\/24$/, 'an address of the DHCP pool');
+    assert.equal(ip.gateway, '10.100.0.1');
+    assert.deepEqual((add.json!.dns as { nameservers: string[] }).nameservers, ['10.100.0.1'], 'the gateway resolver, as DHCP hands it out');
+    const mac = (add.json!.interfaces as { mac: string }[])[0].mac;
+    const leases = async () => (await apiRequest(lab.tapbridge.socket, 'GET', '/v1/leases')) as { mac: string; ip: string; state: string; hostName?: string }[];
+    const lease = (await leases()).find((l) => l.mac === mac);
+    assert.equal(lease?.state, 'bound', JSON.stringify(await leases()));
+    assert.equal(`${lease?.ip}/24`, ip.address);
+    assert.equal(lease?.hostName, 'leased');
+    assert.ok((await ping(C.five, '10.100.0.1', { count: 2 })).ok, 'the leased container reaches the gateway');
+    const check = await cni('CHECK', { ...conf5, prevResult: add.json }, { id: 'c5', netns: `/run/netns/${C.five}` });
+    assert.equal(check.code, 0, check.stdout);
+    for (let i = 0; i < 2; i++) {
+      const del = await cni('DEL', conf5, { id: 'c5', netns: `/run/netns/${C.five}` });
+      assert.equal(del.code, 0, del.stdout);
+    }
+    assert.notEqual((await leases()).find((l) => l.mac === mac)?.state, 'bound', 'the lease is given back on DEL');
   });
 
   test('portMappings: wan reaches the container through the published port', async () => {
