@@ -13,6 +13,8 @@
  *   nat      masquerade out to a wan namespace, a published port in, conn/s (iptables in kh)
  *   nat6     the same through NAT66 (2001:db8:100::2 -> wan 2001:db8:113::1, published
  *            [2001:db8:113::2]:5201; kernel: ip6tables MASQUERADE/DNAT in kh)
+ *   cni      container attach time: CNI ADD to the first ping reply (tapbridge-cni vs the
+ *            reference bridge plugin, both with host-local IPAM)
  * One module builds both families of a scenario (l2-scenario.ts, nat-scenario.ts). An IPv6
  * scenario is built and measured together with its IPv4 twin: both topologies stand at once
  * and, metric by metric, the runs alternate (switch kernel, switch tapbridge, ..., switch6
@@ -47,6 +49,7 @@ import { join } from 'node:path';
 import { installSignalHandlers, runCleanups } from './lib/cleanup.js';
 import { l2Scenario } from './lib/l2-scenario.js';
 import { natScenario } from './lib/nat-scenario.js';
+import { cniScenario } from './lib/cni-scenario.js';
 import { benchRunId, deleteNetns, listNetns, removeDeadRunLeftovers } from './lib/netns.js';
 import { sleep } from './lib/proc.js';
 import {
@@ -75,7 +78,7 @@ import { renderChart, type ChartRow } from './lib/chart.js';
  * Every scenario the benchmark knows, in the order they run; add new ones here. Each IPv6
  * scenario runs right after its IPv4 twin, whose tapbridge figures its 'family' targets use.
  */
-const SCENARIOS: Scenario[] = [l2Scenario(4), l2Scenario(6), natScenario(4), natScenario(6)];
+const SCENARIOS: Scenario[] = [l2Scenario(4), l2Scenario(6), natScenario(4), natScenario(6), cniScenario()];
 
 /** The systems compared; each is a topology a scenario may or may not offer. */
 type PeerId = 'kernel' | 'tapbridge' | 'tapbridgeBusy' | 'ovs' | 'slirp4netns' | 'cloopVnet' | 'cloopPlain';
