@@ -5,6 +5,7 @@
 import { Option, type Command } from 'commander';
 import { apiRequest, resolveSocket, table } from '../control/client.js';
 import type { BridgeInfo, FdbRow, PortInfo } from '../dataplane/messages.js';
+import { parsePublishSpec, PUBLISH_SPEC_SYNTAX } from '../config/publish-spec.js';
 import { registerExperimentCtl } from './ctl-experiments.js';
 import { renderNeighbors6, type Neighbor6Row } from './render.js';
 import type { TraceResult } from '../dataplane/trace.js';
@@ -283,12 +284,10 @@ export function registerCtl(program: Command, fail: (err: unknown) => never): vo
     );
   forwards
     .command('add <spec>')
-    .description('publish: PORT[-END][/tcp|udp]=IP[:PORT], e.g. 8080/tcp=10.100.0.3:80 or 8080/tcp=[2001:db8:100::3]:80 (NAT66)')
+    .description(`publish: ${PUBLISH_SPEC_SYNTAX}, e.g. 8080/tcp=10.100.0.3:80, 127.0.0.1:8080/tcp=10.100.0.3:80 (socket uplink) or 8080/tcp=[2001:db8:100::3]:80 (NAT66)`)
     .action((spec: string) =>
       run(async (sock, o) => {
-        const m = /^(\d+)(?:-(\d+))?(?:\/(tcp|udp))?=(?:([\d.]+)|\[([0-9a-fA-F:.]+)\])(?::(\d+))?$/.exec(spec);
-        if (m === null) throw new Error(`cannot parse '${spec}': expected PORT[-END][/tcp|udp]=IP[:PORT] or =[IPv6][:PORT]`);
-        const body = { proto: m[3] ?? 'tcp', port: Number(m[1]), ...(m[2] ? { portEnd: Number(m[2]) } : {}), to: m[4] ?? m[5], ...(m[6] ? { toPort: Number(m[6]) } : {}) };
+        const body = parsePublishSpec(spec);
         const r = await apiRequest(sock, 'POST', '/v1/forwards', body);
         out(o, r, () => `published ${spec}`);
       })(),

@@ -179,6 +179,8 @@ export const publishSchema = z.strictObject({
   /** The internal host (IPv4 for NAT, IPv6 for NAT66). */
   to: ipAny,
   toPort: z.number().int().min(1).max(65535).optional(),
+  /** Host address a socket uplink listens on (default 0.0.0.0); the NAT uplink publishes on its own address. */
+  hostAddress: ipv4.optional(),
 });
 
 /**
