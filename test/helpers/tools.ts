@@ -51,6 +51,13 @@ export const TOOLS: Tool[] = [
   // CNI IPAM plugins the CNI tests delegate to (not in a bin directory)
   { name: 'cni-host-local', apt: 'containernetworking-plugins', present: () => existsSync('/usr/lib/cni/host-local') },
   { name: 'cni-static', apt: 'containernetworking-plugins', present: () => existsSync('/usr/lib/cni/static') },
+  // Podman end to end (rootful, CNI backend): the engine, its monitor and runtime, and
+  // the statically linked busybox its test image is made of
+  { name: 'podman', apt: 'podman' },
+  { name: 'conmon', apt: 'conmon' },
+  { name: 'runc', apt: 'runc' },
+  { name: 'tar', apt: 'tar' },
+  { name: 'busybox-static', apt: 'busybox-static', present: () => existsSync('/var/lib/dpkg/info/busybox-static.list') && existsSync('/bin/busybox') },
   {
     name: 'python3-scapy',
     apt: 'python3-scapy',
