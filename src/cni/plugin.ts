@@ -64,7 +64,10 @@ function exec(plugin: string, command: string, stdin: string, over: Record<strin
     timeout: IPAM_TIMEOUT_MS,
     env: { ...process.env, CNI_COMMAND: command, ...over },
   });
-  if (r.error !== undefined) throw new CniError(CNI_ERR.ioFailure, `cannot run the IPAM plugin ${plugin}`, r.error.message);
+  // A plugin may exit without reading all of its stdin (the reference plugins answer VERSION
+  // so): writing it then fails with EPIPE, but the exit status and output are the answer.
+  const unread = (r.error as NodeJS.ErrnoException | undefined)?.code === 'EPIPE' && r.status !== null;
+  if (r.error !== undefined && !unread) throw new CniError(CNI_ERR.ioFailure, `cannot run the IPAM plugin ${plugin}`, r.error.message);
   return { code: r.status ?? 1, out: r.stdout ?? '', err: r.stderr ?? '' };
 }
 

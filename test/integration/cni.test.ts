@@ -12,7 +12,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { NatLab } from '../helpers/nat-lab.js';
 import { ping } from '../helpers/net.js';
@@ -36,7 +36,7 @@ interface CniRun {
   stdout: string;
 }
 
-async function cni(command: string, conf: Record<string, unknown>, env: { id?: string; netns?: string; ifname?: string; args?: string } = {}): Promise<CniRun> {
+async function cni(command: string, conf: Record<string, unknown>, env: { id?: string; netns?: string; ifname?: string; args?: string; path?: string } = {}): Promise<CniRun> {
   const r = await run(
     'env',
     [
@@ -45,7 +45,7 @@ async function cni(command: string, conf: Record<string, unknown>, env: { id?: s
       ...(env.netns !== undefined ? [`CNI_NETNS=${env.netns}`] : []),
       `CNI_IFNAME=${env.ifname ?? 'eth0'}`,
       ...(env.args !== undefined ? [`CNI_ARGS=${env.args}`] : []),
-      `CNI_PATH=${CNI_PATH}`,
+      `CNI_PATH=${env.path ?? CNI_PATH}`,
       process.execPath,
       PLUGIN,
     ],
@@ -202,6 +202,31 @@ describe('CNI plugin (tapbridge-cni)', { skip: SKIP ?? false, timeout: 180_000 }
       assert.equal(del.code, 0, del.stdout);
     }
     assert.notEqual((await leases()).find((l) => l.mac === mac)?.state, 'bound', 'the lease is given back on DEL');
+  });
+
+  test('an IPAM plugin that exits without reading its stdin is judged by its answer, not an I/O error', async () => {
+    // The reference plugins answer VERSION so; under load the plugin's write then fails with
+    // EPIPE (seen with podman). Deterministic here: a 256 KiB config the fake IPAM never reads.
+    const dir = tempDir();
+    writeFileSync(
+      join(dir, 'unread-ipam'),
+      [
+        '#!/bin/sh',
+        'exec 0<&-',
+        'case "$CNI_COMMAND" in',
+        `VERSION) echo '{"cniVersion":"1.0.0","supportedVersions":["0.4.0","1.0.0"]}' ;;`,
+        `ADD) echo '{"cniVersion":"1.0.0","ips":[{"address":"10.100.0.210/24","gateway":"10.100.0.1"}],"routes":[{"dst":"0.0.0.0/0"}]}' ;;`,
+        'esac',
+        '',
+      ].join('\n'),
+      { mode: 0o755 },
+    );
+    const big = { ...conf, ipam: { type: 'unread-ipam', padding: 'x'.repeat(256 * 1024) } };
+    const add = await cni('ADD', big, { id: 'c6', netns: `/run/netns/${C.five}`, path: dir });
+    assert.equal(add.code, 0, add.stdout);
+    assert.equal((add.json!.ips as { address: string }[])[0].address, '10.100.0.210/24');
+    assert.ok((await ping(C.five, '10.100.0.1', { count: 1, waitS: 2 })).ok, 'the container reaches the gateway');
+    assert.equal((await cni('DEL', big, { id: 'c6', netns: `/run/netns/${C.five}`, path: dir })).code, 0);
   });
 
   test('portMappings: wan reaches the container through the published port', async () => {
