@@ -25,7 +25,7 @@ export const IMAGE = 'localhost/tbt-busybox:latest';
 const BUSYBOX = '/bin/busybox';
 const APPLETS = ['sh', 'ping', 'wget', 'nc', 'nslookup', 'httpd', 'sleep', 'cat', 'ls', 'ip', 'hostname'];
 /** podman's netns for CNI containers (rootful), in /run/netns. */
-/** libcni's cache of ADD results (podman 4.3 does not move it); an entry stays when a DEL failed. */
+/** libcni's cache of ADD results (podman 4.3 does not move it); an entry that stays means a DEL failed. */
 const CNI_CACHE = '/var/lib/cni/results';
 const SHARED_DIRS = ['/var/lib/containers', '/var/lib/cni'];
 const CGROUP_ROOT = '/sys/fs/cgroup';
@@ -144,7 +144,11 @@ export class IsolatedPodman {
       .sort()
       .reverse();
     for (const m of mounts) spawnSync('umount', ['-l', m], { timeout: 10_000 });
-    for (const f of listDir(CNI_CACHE)) if (readFileSync(join(CNI_CACHE, f), 'utf8').includes(this.dir)) rmSync(join(CNI_CACHE, f));
+    for (const f of listDir(CNI_CACHE))
+      if (readFileSync(join(CNI_CACHE, f), 'utf8').includes(this.dir)) {
+        problems.push(`a CNI DEL failed: libcni kept its cached result ${f}`);
+        rmSync(join(CNI_CACHE, f));
+      }
     for (const d of this.sharedDirsCreated) rmSync(d, { recursive: true, force: true });
     rmSync(this.dir, { recursive: true, force: true });
     problems.push(...removeCgroupTree(this.cgroupParent));

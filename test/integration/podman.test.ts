@@ -68,7 +68,7 @@ describe('Podman with the tapbridge CNI network (rootful, CNI backend)', { skip:
   });
 
   after(async () => {
-    const problems = podman !== null ? await podman.cleanup() : [];
+    const problems = podman !== null ? await podman.cleanup().catch((e: Error) => [e.message]) : [];
     await lab.stop().catch(() => {});
     await cleanupAll();
     assert.deepEqual(problems, [], 'podman cleanup');
