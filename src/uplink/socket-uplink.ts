@@ -154,7 +154,6 @@ export class SocketUplink extends Element {
   private readonly nsWscale: Uint8Array;
   private readonly ourWscale: Uint8Array;
   private readonly mss: Uint16Array;
-  private readonly sndBuf: Int32Array;
   private readonly events: Int32Array;
   private readonly rtoAt: Float64Array;
   private readonly retries: Uint8Array;
@@ -195,7 +194,6 @@ export class SocketUplink extends Element {
     this.nsWscale = new Uint8Array(cap);
     this.ourWscale = new Uint8Array(cap);
     this.mss = new Uint16Array(cap);
-    this.sndBuf = new Int32Array(cap);
     this.events = new Int32Array(cap);
     this.rtoAt = new Float64Array(cap);
     this.retries = new Uint8Array(cap);
@@ -525,6 +523,9 @@ export class SocketUplink extends Element {
     let taken = 0;
     if (plen > 0) {
       const at = newDataOffset(seq, plen, this.rcvNxt[f]);
+      // Out of order (after bytes the socket did not take): a duplicate ACK right away, so
+      // the namespace retransmits after three instead of waiting for its timeout.
+      if (at < 0 && seqLt(this.rcvNxt[f], seq)) this.sendTcp(f, TCP_FLAG_ACK, this.sndNxt[f], 0);
       if (at >= 0) {
         const n = this.host!.sockSend(this.fd[f], this.ctx.arena.buffer, t.payloadOffset + at, plen - at, 0);
         if (n > 0) {
@@ -661,7 +662,6 @@ export class SocketUplink extends Element {
     const isn = (Math.random() * 0x100000000) >>> 0;
     this.sndUna[f] = seqAdd(isn, 1);
     this.sndNxt[f] = isn;
-    this.sndBuf[f] = this.host!.sockGetInt(this.fd[f], SOL_SOCKET, SO_SNDBUF);
     this.state[f] = TCP_SYN_RCVD;
     this.sendSyn(f, TCP_FLAG_SYN | TCP_FLAG_ACK);
     this.sndNxt[f] = this.sndUna[f];
@@ -711,7 +711,6 @@ export class SocketUplink extends Element {
       host.sockSetInt(fd, SOL_TCP, TCP_NODELAY, 1);
       host.sockSetInt(fd, SOL_SOCKET, SO_PEEK_OFF, 0);
       this.keepalive(fd);
-      this.sndBuf[f] = host.sockGetInt(fd, SOL_SOCKET, SO_SNDBUF);
       this.sndNxt[f] = (Math.random() * 0x100000000) >>> 0;
       this.sndUna[f] = this.sndNxt[f];
       this.rcvNxt[f] = 0;
@@ -827,8 +826,11 @@ export class SocketUplink extends Element {
   private advertisedWindow(f: number, syn: boolean): number {
     const fd = this.fd[f];
     if (fd < 0) return 0;
-    const outq = this.host!.sockOutq(fd);
-    const space = sendSpace(this.sndBuf[f], outq < 0 ? 0 : outq);
+    const host = this.host!;
+    // SO_SNDBUF grows with the connection (autotuning): read it each time.
+    const sndbuf = host.sockGetInt(fd, SOL_SOCKET, SO_SNDBUF);
+    const outq = host.sockOutq(fd);
+    const space = sendSpace(sndbuf < 0 ? 0 : sndbuf, outq < 0 ? 0 : outq);
     return windowField(space, syn ? 0 : this.ourWscale[f]);
   }
 

@@ -35,11 +35,11 @@ export function windowField(free: number, wscale: number): number {
 }
 
 /**
- * Free send space of a host socket for the namespace's data: SO_SNDBUF (the kernel reports
- * twice the set size, half of it for its own overhead) minus what is queued (SIOCOUTQ).
+ * Free send space of a host socket for the namespace's data: three quarters of SO_SNDBUF
+ * (the rest is the kernel's own overhead per buffer) minus what is queued (SIOCOUTQ).
  */
 export function sendSpace(sndbuf: number, outq: number): number {
-  const usable = (sndbuf >>> 1) - outq;
+  const usable = Math.floor((sndbuf * 3) / 4) - outq;
   return usable > 0 ? usable : 0;
 }
 
