@@ -62,6 +62,8 @@ const SEGMENTS_PER_PUSH = 64;
 /** Pool slots the socket uplink's frames may hold at once (until the devices flush). */
 const POOL_SHARE = 256;
 const MAX_RETRIES = 8;
+/** SO_SNDBUF of TCP sockets (the kernel caps it at net.core.wmem_max): the window the namespace may fill at once. */
+const SEND_BUFFER = 4 << 20;
 
 /* Flow states. */
 const FREE = 0;
@@ -442,9 +444,7 @@ export class SocketUplink extends Element {
     }
     this.fd[f] = fd;
     this.byFd.set(fd, f);
-    host.sockSetInt(fd, SOL_TCP, TCP_NODELAY, 1);
-    host.sockSetInt(fd, SOL_SOCKET, SO_PEEK_OFF, 0);
-    this.keepalive(fd);
+    this.prepareTcp(fd);
     this.counters.connects++;
     const rc = host.sockConnect4(fd, this.hostIp[f], t.dstPort);
     if (rc !== 0 && rc !== -EINPROGRESS) {
@@ -456,8 +456,12 @@ export class SocketUplink extends Element {
     this.watcher!.watch(fd, EV_OUT);
   }
 
-  private keepalive(fd: number): void {
+  /** No Nagle (the namespace already chose its segments), peeks that continue where the last ended, a send buffer the window can be taken from, keepalive. */
+  private prepareTcp(fd: number): void {
     const host = this.host!;
+    host.sockSetInt(fd, SOL_TCP, TCP_NODELAY, 1);
+    host.sockSetInt(fd, SOL_SOCKET, SO_PEEK_OFF, 0);
+    host.sockSetInt(fd, SOL_SOCKET, SO_SNDBUF, SEND_BUFFER);
     host.sockSetInt(fd, SOL_SOCKET, SO_KEEPALIVE, 1);
     host.sockSetInt(fd, SOL_TCP, TCP_KEEPIDLE, 60);
     host.sockSetInt(fd, SOL_TCP, TCP_KEEPINTVL, 10);
@@ -708,9 +712,7 @@ export class SocketUplink extends Element {
       this.counters.accepted++;
       this.fd[f] = fd;
       this.byFd.set(fd, f);
-      host.sockSetInt(fd, SOL_TCP, TCP_NODELAY, 1);
-      host.sockSetInt(fd, SOL_SOCKET, SO_PEEK_OFF, 0);
-      this.keepalive(fd);
+      this.prepareTcp(fd);
       this.sndNxt[f] = (Math.random() * 0x100000000) >>> 0;
       this.sndUna[f] = this.sndNxt[f];
       this.rcvNxt[f] = 0;
