@@ -28,13 +28,13 @@ import {
   DROP_CONNECT_FAILED, DROP_ICMP_ECHO_NOT_PERMITTED, DROP_ICMP_UNSUPPORTED, DROP_NO_FRAME_SLOT, DROP_SOCKETS_EXHAUSTED, DROP_SOCKUP_NO_FLOW,
   DROP_SOCKUP_SEND_FAILED, DROP_SOCKUP_TCP_INVALID, DROP_SOCKUP_UNSUPPORTED, DROP_TENANT_SOCKETS_EXHAUSTED,
 } from '../core/drops.js';
-import { VNET_HDR_LEN } from '../core/frame.js';
+import { VNET_CSUM_OFFSET, VNET_CSUM_START, VNET_F_NEEDS_CSUM, VNET_FLAGS, VNET_GSO_SIZE, VNET_GSO_TCPV4, VNET_GSO_TYPE, VNET_HDR_LEN, VNET_HDR_LEN_FIELD } from '../core/frame.js';
 import {
   EACCES, EAGAIN, EINPROGRESS, EV_ERR, EV_HUP, EV_IN, EV_OUT, hostSockets, IPPROTO_TCP as SOL_TCP, MSG_PEEK, MSG_TRUNC, SO_ERROR, SO_KEEPALIVE,
   SO_PEEK_OFF, SO_REUSEADDR, SO_SNDBUF, SocketKind, SOL_SOCKET, TCP_KEEPCNT, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_NODELAY, type HostSocketsAddon, type SocketWatcher,
 } from '../io/host-sockets.js';
-import { writeU16 } from '../wire/bytes.js';
-import { fillL4Checksum } from '../wire/checksum.js';
+import { readU32, writeU16 } from '../wire/bytes.js';
+import { fillL4Checksum, fold16, pseudoHeaderSum } from '../wire/checksum.js';
 import { ETH_HEADER_LEN, ETHERTYPE_IPV4, writeEthernetHeader } from '../wire/ethernet.js';
 import { ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, IcmpView } from '../wire/icmp.js';
 import { ip4ToString, parseIp4 } from '../wire/ip4.js';
@@ -43,6 +43,17 @@ import { TCP_FLAG_ACK, TCP_FLAG_FIN, TCP_FLAG_PSH, TCP_FLAG_RST, TCP_FLAG_SYN, T
 import { UdpView, UDP_HEADER_LEN } from '../wire/udp.js';
 import { FlowIndex } from './flow-index.js';
 import { newDataOffset, OUR_WSCALE, rtoMs, sendSpace, seqAdd, seqDiff, seqLeq, seqLt, windowField } from './tcp-math.js';
+
+/** Little-endian u16 (virtio header fields). */
+function writeLe16(b: Uint8Array, o: number, v: number): void {
+  b[o] = v & 0xff;
+  b[o + 1] = v >>> 8;
+}
+
+/** Payload of one TSO super-frame: whole MSS segments within the 64 KiB IPv4 limit. */
+export function superFrameBytes(mss: number): number {
+  return Math.floor((0xffff - IP_LEN - TCP_LEN) / mss) * mss;
+}
 
 /** MTU of the router's uplink interface: host sockets take 64 KiB sends. */
 export const SOCKET_UPLINK_MTU = 65520;
@@ -84,6 +95,7 @@ const F_VIA_LISTENER = 32; // UDP from a published port: replies go out of the l
 const F_REPLIED = 64; // UDP: the remote answered
 const F_INBOUND = 128; // accepted on a published port (the namespace is the server)
 const F_MUTED = 256; // nothing more to read: the fd is out of the watcher
+const F_OFFLOAD = 512; // the namespace's port takes GSO super-frames
 
 export interface SocketUplinkParams {
   hostLoopback: number;
@@ -385,7 +397,7 @@ export class SocketUplink extends Element {
       const t = this.tcp.reset(b, v.payloadOffset, v.payloadLength);
       const bad = t.checkLen();
       if (bad !== 0) return this.record.countDrop(bad);
-      return this.tcpInput(v, t);
+      return this.tcpInput(v, t, off);
     }
     if (proto === IPPROTO_UDP) {
       const u = this.udp.reset(b, v.payloadOffset, v.payloadLength);
@@ -397,11 +409,11 @@ export class SocketUplink extends Element {
     this.record.countDrop(DROP_SOCKUP_UNSUPPORTED);
   }
 
-  private tcpInput(v: Ipv4View, t: TcpView): void {
+  private tcpInput(v: Ipv4View, t: TcpView, off: number): void {
     const f = this.index.find(IPPROTO_TCP, v.src, t.srcPort, v.dst, t.dstPort);
     const fl = t.flags;
     if (f < 0) {
-      if ((fl & (TCP_FLAG_SYN | TCP_FLAG_ACK | TCP_FLAG_RST)) === TCP_FLAG_SYN) return this.tcpConnect(v, t);
+      if ((fl & (TCP_FLAG_SYN | TCP_FLAG_ACK | TCP_FLAG_RST)) === TCP_FLAG_SYN) return this.tcpConnect(v, t, off);
       if ((fl & TCP_FLAG_RST) !== 0) return;
       this.record.countDrop(DROP_SOCKUP_NO_FLOW);
       return this.resetFor(v, t);
@@ -410,7 +422,7 @@ export class SocketUplink extends Element {
     if ((fl & TCP_FLAG_RST) !== 0) return this.closeFlow(f, true);
     const st = this.state[f];
     if (st === TCP_CONNECTING) return; // a retransmitted SYN: the connect is under way
-    if (st === TCP_SYN_SENT) return this.inboundSynAck(f, t);
+    if (st === TCP_SYN_SENT) return this.inboundSynAck(f, t, off);
     if ((fl & TCP_FLAG_SYN) !== 0) {
       if (st === TCP_SYN_RCVD) return this.sendSyn(f, TCP_FLAG_SYN | TCP_FLAG_ACK); // our SYN-ACK was lost
       return this.record.countDrop(DROP_SOCKUP_TCP_INVALID);
@@ -428,14 +440,14 @@ export class SocketUplink extends Element {
   }
 
   /** A SYN to a new 4-tuple: a host socket connecting to the destination. */
-  private tcpConnect(v: Ipv4View, t: TcpView): void {
+  private tcpConnect(v: Ipv4View, t: TcpView, off: number): void {
     const f = this.newFlow(IPPROTO_TCP, v.src, t.srcPort, v.dst, t.dstPort, true);
     if (f < 0) return this.resetFor(v, t);
     const host = this.host!;
     this.state[f] = TCP_CONNECTING;
     this.counters.tcpFlows++;
     this.rcvNxt[f] = seqAdd(t.seq, 1);
-    this.learnSynOptions(f, t);
+    this.learnSynOptions(f, t, off);
     const fd = host.sockOpen(SocketKind.Tcp);
     if (fd < 0) {
       this.closeFlow(f, false);
@@ -468,9 +480,14 @@ export class SocketUplink extends Element {
     host.sockSetInt(fd, SOL_TCP, TCP_KEEPCNT, 6);
   }
 
-  /** MSS and window scale of the namespace's SYN (or SYN-ACK); its window is never scaled there. */
-  private learnSynOptions(f: number, t: TcpView): void {
+  /**
+   * MSS and window scale of the namespace's SYN (or SYN-ACK; its window is never scaled
+   * there), and whether its port takes offloads: a SYN with a partial checksum came from an
+   * offloaded TAP, which takes TSO super-frames back.
+   */
+  private learnSynOptions(f: number, t: TcpView, off: number): void {
     const b = this.ctx.u8;
+    if ((b[off + VNET_FLAGS] & VNET_F_NEEDS_CSUM) !== 0) this.flags[f] |= F_OFFLOAD;
     const m = t.findOption(TCP_OPT_MSS);
     const mss = m >= 0 && b[m + 1] === 4 ? (b[m + 2] << 8) | b[m + 3] : 536;
     this.mss[f] = Math.max(64, Math.min(mss, SOCKET_UPLINK_MTU - 40));
@@ -580,7 +597,7 @@ export class SocketUplink extends Element {
         this.record.countDrop(DROP_NO_FRAME_SLOT);
         break;
       }
-      const want = Math.min(this.mss[f], room);
+      const want = Math.min((this.flags[f] & F_OFFLOAD) !== 0 ? superFrameBytes(this.mss[f]) : this.mss[f], room);
       const n = host.sockRecv(fd, arena.buffer, slot + TCP_PAYLOAD_AT, want, MSG_PEEK);
       if (n > 0) {
         this.buildTcp(f, slot, TCP_FLAG_ACK | TCP_FLAG_PSH, this.sndNxt[f], n, 0);
@@ -615,13 +632,13 @@ export class SocketUplink extends Element {
   }
 
   /** A published port's connection: the namespace's SYN-ACK to our SYN. */
-  private inboundSynAck(f: number, t: TcpView): void {
+  private inboundSynAck(f: number, t: TcpView, off: number): void {
     const fl = t.flags;
     if ((fl & (TCP_FLAG_SYN | TCP_FLAG_ACK)) !== (TCP_FLAG_SYN | TCP_FLAG_ACK) || t.ack !== seqAdd(this.sndNxt[f], 1)) return this.record.countDrop(DROP_SOCKUP_TCP_INVALID);
     this.sndNxt[f] = seqAdd(this.sndNxt[f], 1);
     this.sndUna[f] = this.sndNxt[f];
     this.rcvNxt[f] = seqAdd(t.seq, 1);
-    this.learnSynOptions(f, t);
+    this.learnSynOptions(f, t, off);
     this.state[f] = TCP_OPEN;
     this.rtoAt[f] = 0;
     this.retries[f] = 0;
@@ -820,8 +837,27 @@ export class SocketUplink extends Element {
       b[o + 7] = this.ourWscale[f];
       if (this.ourWscale[f] === 0 && (this.flags[f] & F_INBOUND) === 0) b.fill(1, o + 4, o + 8); // the namespace offered no scaling: NOPs
     }
-    fillL4Checksum(b, ipOff);
+    this.partialChecksum(slot, ipOff, hl + plen);
+    if (plen > this.mss[f]) {
+      // A TSO super-frame (only toward an offloaded port): the TAP cuts it into MSS segments.
+      b[slot + VNET_GSO_TYPE] = VNET_GSO_TCPV4;
+      writeLe16(b, slot + VNET_HDR_LEN_FIELD, HDRS + hl);
+      writeLe16(b, slot + VNET_GSO_SIZE, this.mss[f]);
+    }
     this.out[0].push(slot, HDRS + hl + plen);
+  }
+
+  /**
+   * Checksum offload for a frame tapbridge built: the pseudo-header sum in the TCP checksum
+   * field and NEEDS_CSUM; the TAP (or the device's software fallback for a port without
+   * offloads) completes it, so the payload is never summed in JavaScript.
+   */
+  private partialChecksum(slot: number, ipOff: number, l4len: number): void {
+    const b = this.ctx.u8;
+    writeU16(b, ipOff + IP_LEN + 16, fold16(pseudoHeaderSum(readU32(b, ipOff + 12), readU32(b, ipOff + 16), IPPROTO_TCP, l4len)));
+    b[slot + VNET_FLAGS] = VNET_F_NEEDS_CSUM;
+    writeLe16(b, slot + VNET_CSUM_START, HDRS);
+    writeLe16(b, slot + VNET_CSUM_OFFSET, 16);
   }
 
   /** The socket's free send space as a window field (unscaled in SYNs). */
