@@ -227,8 +227,8 @@ export class SocketUplink extends Element {
   /* ------------------------------------------------------------ lifecycle */
 
   /** In the data-plane thread, at engine start: the watcher and the published ports; `afterBatch` flushes the devices. */
-  start(afterBatch: () => void): void {
-    this.host = hostSockets();
+  start(afterBatch: () => void, host: HostSocketsAddon = hostSockets()): void {
+    this.host = host;
     this.afterBatch = afterBatch;
     this.watcher = new this.host.SocketWatcher(this.evFds, this.evBits, (n) => this.onEvents(n));
     this.watcher.start();

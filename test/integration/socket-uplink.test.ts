@@ -206,6 +206,8 @@ describe('socket uplink (tapbridge inside hostsim)', { skip: SKIP ?? false, time
 
   test('ctl forwards add/rm at runtime', async () => {
     await ctl('forwards', 'add', '8001/tcp=10.100.0.2:8000');
+    const rows = await ctl<{ proto: string; port: number; to: string; toPort: number; hostAddress: string }[]>('forwards');
+    assert.ok(rows.some((r) => r.proto === 'tcp' && r.port === 8001 && r.to === '10.100.0.2' && r.toPort === 8000 && r.hostAddress === '0.0.0.0'), JSON.stringify(rows));
     assert.match(await curl(CLIENT, `http://${HOST_IP}:8001/`), /198\.51\.100\.2/);
     await ctl('forwards', 'rm', '8001/tcp');
     const r = await exec(CLIENT, 'curl', ['-sS', '--max-time', '3', `http://${HOST_IP}:8001/`], 8000);
