@@ -699,12 +699,14 @@ export class SocketUplink extends Element {
       // Send space is back: tell the namespace its window opened.
       this.events[f] &= ~EV_OUT;
       this.watcher!.modify(this.fd[f], this.events[f]);
-      this.sendTcp(f, TCP_FLAG_ACK, this.sndNxt[f], 0);
+      this.sendTcp(f, TCP_FLAG_ACK, this.ackSeq(f), 0);
     }
     if ((ev & (EV_IN | EV_HUP | EV_ERR)) !== 0) {
       this.lastSeen[f] = this.ctx.clock.now;
-      if ((ev & EV_HUP) !== 0 && (this.flags[f] & F_EOF) !== 0) return this.mute(f);
       this.pushToNamespace(f);
+      // Hung up (shut both ways, level-triggered): nothing more to wait for from the socket;
+      // what is left in it goes out as the namespace's ACKs open its window.
+      if ((ev & EV_HUP) !== 0 && this.state[f] !== FREE) this.mute(f);
     }
   }
 
@@ -785,11 +787,16 @@ export class SocketUplink extends Element {
       const f = this.ackList[i];
       if (this.state[f] === FREE || (this.flags[f] & F_ACK_PENDING) === 0) continue;
       this.flags[f] &= ~F_ACK_PENDING;
-      this.sendTcp(f, TCP_FLAG_ACK, this.sndNxt[f] + ((this.flags[f] & F_FIN_SENT) !== 0 ? 1 : 0), 0);
+      this.sendTcp(f, TCP_FLAG_ACK, this.ackSeq(f), 0);
     }
   }
 
   /* ------------------------------------------------------------ TCP frames toward the namespace */
+
+  /** Sequence number of a bare ACK: after the data sent, and after our FIN once sent. */
+  private ackSeq(f: number): number {
+    return seqAdd(this.sndNxt[f], (this.flags[f] & F_FIN_SENT) !== 0 ? 1 : 0);
+  }
 
   private resetBoth(f: number): void {
     this.sendTcp(f, TCP_FLAG_RST | TCP_FLAG_ACK, this.sndNxt[f], 0);
