@@ -137,7 +137,7 @@ export class SocketUplink extends Element {
   readonly kind = 'SocketUplink';
   override counters = {
     socketsInUse: 0, maxSockets: 0, maxSocketsPerTenant: 0, tcpFlows: 0, udpFlows: 0, pingFlows: 0, listeners: 0,
-    connects: 0, accepted: 0, resetsToNamespace: 0, resetsToHost: 0, retransmits: 0, idleClosed: 0,
+    connects: 0, accepted: 0, resetsToNamespace: 0, resetsToHost: 0, retransmits: 0, partialSends: 0, idleClosed: 0,
   };
   private readonly p: SocketUplinkParams;
   private readonly record: PortRecord;
@@ -555,6 +555,7 @@ export class SocketUplink extends Element {
         }
         if (n < plen - at) {
           if (n < 0 && n !== -EAGAIN) return this.resetBoth(f);
+          this.counters.partialSends++;
           this.setEvents(f, this.events[f] | EV_OUT); // full: a window update when space returns
         }
       }

@@ -171,7 +171,9 @@ describe('socket uplink (tapbridge inside hostsim)', { skip: SKIP ?? false, time
       assert.equal(j.error, undefined, `iperf3 error: ${j.error}\n${tb.output.slice(-2000)}`);
       const got = j.end?.sum_received?.bytes ?? 0;
       assert.ok(got > 0, `no bytes received (${reverse ? 'hostsim -> red' : 'red -> hostsim'})`);
-      console.log(`# iperf3 ${reverse ? 'hostsim -> red' : 'red -> hostsim'}: ${((j.end?.sum_received?.bits_per_second ?? 0) / 1e9).toFixed(2)} Gbit/s`);
+      const graph = await ctl<{ elements: { name: string; counters: Record<string, number> }[] }>('graph');
+      const c = graph.elements.find((e) => e.name === 'sockup')!.counters;
+      console.log(`# iperf3 ${reverse ? 'hostsim -> red' : 'red -> hostsim'}: ${((j.end?.sum_received?.bits_per_second ?? 0) / 1e9).toFixed(2)} Gbit/s (sockup: ${c.retransmits} retransmits, ${c.partialSends} partial sends)`);
     }
   });
 
