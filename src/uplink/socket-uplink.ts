@@ -11,7 +11,8 @@
  *   output `out`   packets built toward the namespaces (pool slots; any MAC: the gateway
  *                  rewrites L2), to the router's `uplink` input
  * Does (TCP): SYN -> bounds (total, per source address) -> non-blocking connect; SYN-ACK once
- *   connected, RST when refused or unreachable. Namespace data: one send per frame, ACK of
+ *   connected, RST when refused, ICMP host/net unreachable quoting the SYN when the
+ *   destination is unreachable or the connect timed out. Namespace data: one send per frame, ACK of
  *   exactly what the socket took, window = the socket's free send space. Host data: peeked
  *   (SO_PEEK_OFF) straight into the frame's payload position while the namespace's window
  *   allows, discarded from the socket (recv MSG_TRUNC) only when the namespace ACKs it; RTO
@@ -30,13 +31,13 @@ import {
 } from '../core/drops.js';
 import { VNET_CSUM_OFFSET, VNET_CSUM_START, VNET_F_NEEDS_CSUM, VNET_FLAGS, VNET_GSO_SIZE, VNET_GSO_TCPV4, VNET_GSO_TYPE, VNET_HDR_LEN, VNET_HDR_LEN_FIELD } from '../core/frame.js';
 import {
-  EACCES, EAGAIN, EINPROGRESS, EV_ERR, EV_HUP, EV_IN, EV_OUT, hostSockets, IPPROTO_TCP as SOL_TCP, MSG_PEEK, MSG_TRUNC, SO_ERROR, SO_KEEPALIVE,
+  EACCES, EAGAIN, EHOSTUNREACH, EINPROGRESS, ENETUNREACH, ETIMEDOUT, EV_ERR, EV_HUP, EV_IN, EV_OUT, hostSockets, IPPROTO_TCP as SOL_TCP, MSG_PEEK, MSG_TRUNC, SO_ERROR, SO_KEEPALIVE,
   SO_PEEK_OFF, SO_REUSEADDR, SO_SNDBUF, SocketKind, SOL_SOCKET, TCP_KEEPCNT, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_NODELAY, type HostSocketsAddon, type SocketWatcher,
 } from '../io/host-sockets.js';
 import { readU32, writeU16 } from '../wire/bytes.js';
 import { fillL4Checksum, fold16, pseudoHeaderSum } from '../wire/checksum.js';
 import { ETH_HEADER_LEN, ETHERTYPE_IPV4, writeEthernetHeader } from '../wire/ethernet.js';
-import { ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, IcmpView } from '../wire/icmp.js';
+import { ICMP_DEST_UNREACH, ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, ICMP_HEADER_LEN, ICMP_HOST_UNREACH, ICMP_NET_UNREACH, IcmpView } from '../wire/icmp.js';
 import { ip4ToString, parseIp4 } from '../wire/ip4.js';
 import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IPV4_FLAG_DF, Ipv4View, writeIpv4Header } from '../wire/ipv4.js';
 import { TCP_FLAG_ACK, TCP_FLAG_FIN, TCP_FLAG_PSH, TCP_FLAG_RST, TCP_FLAG_SYN, TCP_OPT_MSS, TCP_OPT_WSCALE, TcpView } from '../wire/tcp.js';
@@ -73,6 +74,8 @@ const SEGMENTS_PER_PUSH = 64;
 /** Pool slots the socket uplink's frames may hold at once (until the devices flush). */
 const POOL_SHARE = 256;
 const MAX_RETRIES = 8;
+/** Bytes of the SYN an ICMP unreachable quotes: its IP and TCP headers, options included. */
+const SYN_QUOTE_LEN = 60;
 /** SO_SNDBUF of TCP sockets (the kernel caps it at net.core.wmem_max): the window the namespace may fill at once. */
 const SEND_BUFFER = 4 << 20;
 
@@ -137,7 +140,7 @@ export class SocketUplink extends Element {
   readonly kind = 'SocketUplink';
   override counters = {
     socketsInUse: 0, maxSockets: 0, maxSocketsPerTenant: 0, tcpFlows: 0, udpFlows: 0, pingFlows: 0, listeners: 0,
-    connects: 0, accepted: 0, resetsToNamespace: 0, resetsToHost: 0, retransmits: 0, partialSends: 0, idleClosed: 0,
+    connects: 0, accepted: 0, resetsToNamespace: 0, resetsToHost: 0, retransmits: 0, partialSends: 0, unreachablesSent: 0, idleClosed: 0,
   };
   private readonly p: SocketUplinkParams;
   private readonly record: PortRecord;
@@ -175,6 +178,9 @@ export class SocketUplink extends Element {
   private readonly lastSeen: Float64Array;
   /** Ping: the namespace's echo id (the socket has its own). */
   private readonly echoId: Uint16Array;
+  /** The namespace's SYN (IP and TCP header) while connecting: quoted by an ICMP unreachable. */
+  private readonly synQuote: Uint8Array;
+  private readonly synQuoteLen: Uint8Array;
   private readonly freeList: Int32Array;
   private freeTop: number;
   private highWater = 0;
@@ -214,6 +220,8 @@ export class SocketUplink extends Element {
     this.dupAcks = new Uint8Array(cap);
     this.lastSeen = new Float64Array(cap);
     this.echoId = new Uint16Array(cap);
+    this.synQuote = new Uint8Array(cap * SYN_QUOTE_LEN);
+    this.synQuoteLen = new Uint8Array(cap);
     this.freeList = new Int32Array(cap);
     for (let i = 0; i < cap; i++) this.freeList[i] = cap - 1 - i;
     this.freeTop = cap;
@@ -448,6 +456,9 @@ export class SocketUplink extends Element {
     this.counters.tcpFlows++;
     this.rcvNxt[f] = seqAdd(t.seq, 1);
     this.learnSynOptions(f, t, off);
+    const quote = Math.min(SYN_QUOTE_LEN, v.headerLen + t.headerLen);
+    this.synQuote.set(this.ctx.u8.subarray(v.off, v.off + quote), f * SYN_QUOTE_LEN);
+    this.synQuoteLen[f] = quote;
     const fd = host.sockOpen(SocketKind.Tcp);
     if (fd < 0) {
       this.closeFlow(f, false);
@@ -677,8 +688,11 @@ export class SocketUplink extends Element {
     const err = this.host!.sockGetInt(this.fd[f], SOL_SOCKET, SO_ERROR);
     if (err !== 0 || ((ev & (EV_ERR | EV_HUP)) !== 0 && (ev & EV_OUT) === 0)) {
       this.record.countDrop(DROP_CONNECT_FAILED);
-      this.sendTcp(f, TCP_FLAG_RST | TCP_FLAG_ACK, 0, 0);
-      this.counters.resetsToNamespace++;
+      if (err === EHOSTUNREACH || err === ENETUNREACH || err === ETIMEDOUT) this.sendUnreachable(f, err === ENETUNREACH ? ICMP_NET_UNREACH : ICMP_HOST_UNREACH);
+      else {
+        this.sendTcp(f, TCP_FLAG_RST | TCP_FLAG_ACK, 0, 0);
+        this.counters.resetsToNamespace++;
+      }
       return this.closeFlow(f, false);
     }
     const isn = (Math.random() * 0x100000000) >>> 0;
@@ -1086,6 +1100,25 @@ export class SocketUplink extends Element {
       arena.release(slot);
       if (n < 0) return;
     }
+  }
+
+  /** The destination could not be reached (host or net unreachable, timed out): ICMP from it, quoting the SYN. */
+  private sendUnreachable(f: number, code: number): void {
+    const arena = this.ctx.arena;
+    const slot = arena.alloc(this.account);
+    if (slot < 0) return this.record.countDrop(DROP_NO_FRAME_SLOT);
+    const b = this.ctx.u8;
+    const quote = this.synQuoteLen[f];
+    const ipOff = this.frameHeaders(slot, IPPROTO_ICMP, ICMP_HEADER_LEN + quote, f);
+    const c = ipOff + IP_LEN;
+    b.fill(0, c, c + ICMP_HEADER_LEN);
+    b[c] = ICMP_DEST_UNREACH;
+    b[c + 1] = code;
+    b.set(this.synQuote.subarray(f * SYN_QUOTE_LEN, f * SYN_QUOTE_LEN + quote), c + ICMP_HEADER_LEN);
+    fillL4Checksum(b, ipOff);
+    this.counters.unreachablesSent++;
+    this.out[0].push(slot, HDRS + ICMP_HEADER_LEN + quote);
+    arena.release(slot);
   }
 
   /** Control plane: sockets in use by source address (`ctl graph` shows the totals). */

@@ -164,6 +164,14 @@ describe('socket uplink (tapbridge inside hostsim)', { skip: SKIP ?? false, time
     assert.ok((await uplinkDrops()).connect_failed >= 1, 'connect_failed counted');
   });
 
+  test('an unreachable destination answers the SYN with ICMP host unreachable (not a reset, not a hang)', async () => {
+    const r = await exec(RED, 'curl', ['-sS', '--max-time', '10', `http://198.51.100.99/`], 15_000);
+    assert.equal(r.code, 7, describeRun(r)); // 28 would be curl's own timeout
+    assert.doesNotMatch(r.stderr, /Connection refused/, describeRun(r));
+    const graph = await ctl<{ elements: { name: string; counters: Record<string, number> }[] }>('graph');
+    assert.equal(graph.elements.find((e) => e.name === 'sockup')!.counters.unreachablesSent, 1);
+  });
+
   test('iperf3 red <-> hostsim, both directions, moves data without errors', async () => {
     for (const reverse of [false, true]) {
       const r = await exec(RED, 'iperf3', ['-c', HOST_IP, '-p', '5201', '-t', '2', '-J', ...(reverse ? ['-R'] : [])], 20_000);
