@@ -39,6 +39,8 @@ http.createServer(hello('loopback')).listen(8081, '127.0.0.1');
 const u = dgram.createSocket('udp4');
 u.on('message', (m, r) => u.send('echo ' + m, r.port, r.address));
 u.bind(9000, '${HOST_IP}');
+// Reads to the end of the client's stream, then answers with the byte count and closes (half-close).
+require('node:net').createServer({ allowHalfOpen: true }, (c) => { let n = 0; c.on('data', (d) => (n += d.length)); c.on('end', () => c.end('got ' + n + '\\n')); }).listen(8082, '${HOST_IP}');
 `;
 
 /** Background processes in their own process groups: the whole group goes on kill. */
@@ -123,6 +125,7 @@ describe('socket uplink (tapbridge inside hostsim)', { skip: SKIP ?? false, time
     bgInNs(HOSTSIM, 'iperf3', ['-s', '-B', HOST_IP, '-p', '5201'], 110);
     await listening(HOSTSIM, 'tcp', 8080);
     await listening(HOSTSIM, 'tcp', 8081);
+    await listening(HOSTSIM, 'tcp', 8082);
     await listening(HOSTSIM, 'udp', 9000);
     await listening(HOSTSIM, 'tcp', 5201);
     const port = (name: string, ns: string, addr: string) => ({ name, type: 'namespace', namespace: ns, addresses: [addr], defaultRoute: '10.100.0.1' });
@@ -198,6 +201,24 @@ describe('socket uplink (tapbridge inside hostsim)', { skip: SKIP ?? false, time
     const c = await exec(CLIENT, process.execPath, ['-e', script, HOST_IP, '8000'], 8000);
     assert.equal(c.code, 0, describeRun(c));
     assert.match(c.stdout, /198\.51\.100\.2/, c.stdout);
+  });
+
+  test('half-close: red sends 100 kB and its FIN, hostsim answers after the end of stream, then closes', async () => {
+    const script = `const c=require('node:net').connect(8082,process.argv[1],()=>{c.end(Buffer.alloc(100000,7));});let r='';c.on('data',(d)=>(r+=d));c.on('end',()=>{process.stdout.write(r);process.exit(0);});setTimeout(()=>process.exit(3),5000);`;
+    const r = await exec(RED, process.execPath, ['-e', script, HOST_IP], 10_000);
+    assert.equal(r.code, 0, describeRun(r));
+    assert.equal(r.stdout, 'got 100000\n');
+  });
+
+  test('a port published on the host loopback only: reached from hostsim 127.0.0.1, seen in red as 10.0.2.2', async () => {
+    await ctl('forwards', 'add', '127.0.0.1:8002/tcp=10.100.0.2:8000');
+    try {
+      assert.match(await curl(HOSTSIM, 'http://127.0.0.1:8002/'), /10\.0\.2\.2/);
+      const r = await exec(CLIENT, 'curl', ['-sS', '--max-time', '3', `http://${HOST_IP}:8002/`], 8000);
+      assert.notEqual(r.code, 0, 'not on the outside address');
+    } finally {
+      await ctl('forwards', 'rm', '8002/tcp');
+    }
   });
 
   test('the host loopback through 10.0.2.2', async () => {
