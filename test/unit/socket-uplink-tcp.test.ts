@@ -4,20 +4,22 @@
  * SYN-ACK carries MSS and window scale, namespace data is ACKed exactly as far as the socket
  * took it, host data goes out as a TSO super-frame peeked from the socket and is discarded
  * only when ACKed, a RST resets the host socket; refused connects and the per-tenant bound
- * answer with RST and count their reason.
+ * answer with RST and count their reason. UDP: a connected socket per flow, replies back to
+ * the namespace, expiry; ping without permission is counted.
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Arena } from '../../src/core/arena.js';
 import { DROP_BASE } from '../../src/core/counters.js';
-import { DROP_CONNECT_FAILED, DROP_TENANT_SOCKETS_EXHAUSTED } from '../../src/core/drops.js';
+import { DROP_CONNECT_FAILED, DROP_ICMP_ECHO_NOT_PERMITTED, DROP_TENANT_SOCKETS_EXHAUSTED } from '../../src/core/drops.js';
 import { Element, makeClock, PortRecord, Tracer, type DataPlaneContext } from '../../src/core/element.js';
 import { VNET_F_NEEDS_CSUM, VNET_FLAGS, VNET_GSO_SIZE, VNET_GSO_TCPV4, VNET_GSO_TYPE, VNET_HDR_LEN } from '../../src/core/frame.js';
-import { ECONNREFUSED, EINPROGRESS, EV_IN, EV_OUT, MSG_PEEK, MSG_TRUNC, SO_PEEK_OFF, type HostSocketsAddon } from '../../src/io/host-sockets.js';
+import { EACCES, ECONNREFUSED, EINPROGRESS, EV_IN, EV_OUT, MSG_PEEK, MSG_TRUNC, SO_PEEK_OFF, type HostSocketsAddon } from '../../src/io/host-sockets.js';
 import { SocketUplink } from '../../src/uplink/socket-uplink.js';
 import { ETH_HEADER_LEN, ETHERTYPE_IPV4, writeEthernetHeader } from '../../src/wire/ethernet.js';
 import { parseIp4 } from '../../src/wire/ip4.js';
-import { IPPROTO_TCP, IPV4_FLAG_DF, Ipv4View, writeIpv4Header } from '../../src/wire/ipv4.js';
+import { fillL4Checksum, verifyL4Checksum } from '../../src/wire/checksum.js';
+import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IPV4_FLAG_DF, Ipv4View, writeIpv4Header } from '../../src/wire/ipv4.js';
 import { TCP_FLAG_ACK, TCP_FLAG_RST, TCP_FLAG_SYN, TCP_OPT_MSS, TCP_OPT_WSCALE, TcpView } from '../../src/wire/tcp.js';
 
 const NS = parseIp4('10.100.0.2')!;
@@ -26,6 +28,7 @@ const REMOTE = parseIp4('198.51.100.1')!;
 /** One fake host socket: what was sent to it, what it has to read, its peek offset. */
 interface FakeSocket {
   fd: number;
+  kind: number;
   connectedTo?: [number, number];
   sent: number[];
   inbound: Uint8Array;
@@ -35,21 +38,23 @@ interface FakeSocket {
   closed: boolean;
 }
 
-function fakeHost(opts: { connect?: number; sendTakes?: number } = {}) {
+function fakeHost(opts: { connect?: number; sendTakes?: number; pingRefused?: boolean } = {}) {
   const sockets = new Map<number, FakeSocket>();
   let nextFd = 100;
   let onEvents: (n: number) => void = () => {};
   let evFds: Int32Array = new Int32Array(0);
   let evBits: Int32Array = new Int32Array(0);
   const host = {
-    sockOpen: () => {
+    sockOpen: (kind: number) => {
+      if (kind === 2 && opts.pingRefused === true) return -EACCES;
       const fd = nextFd++;
-      sockets.set(fd, { fd, sent: [], inbound: new Uint8Array(0), peekOff: 0, truncated: 0, reset: false, closed: false });
+      sockets.set(fd, { fd, kind, sent: [], inbound: new Uint8Array(0), peekOff: 0, truncated: 0, reset: false, closed: false });
       return fd;
     },
     sockConnect4: (fd: number, ip: number, port: number) => {
-      sockets.get(fd)!.connectedTo = [ip >>> 0, port];
-      return opts.connect ?? -EINPROGRESS;
+      const sock = sockets.get(fd)!;
+      sock.connectedTo = [ip >>> 0, port];
+      return sock.kind === 0 ? (opts.connect ?? -EINPROGRESS) : 0; // UDP connects at once
     },
     sockSetInt: (fd: number, _level: number, name: number, value: number) => {
       if (name === SO_PEEK_OFF) sockets.get(fd)!.peekOff = value;
@@ -75,6 +80,10 @@ function fakeHost(opts: { connect?: number; sendTakes?: number } = {}) {
       new Uint8Array(mem, off, n).set(s.inbound.subarray(s.peekOff, s.peekOff + n));
       if ((flags & MSG_PEEK) !== 0) s.peekOff += n;
       return n;
+    },
+    sockSendTo4: (fd: number, mem: ArrayBuffer, off: number, len: number) => {
+      sockets.get(fd)!.sent.push(...new Uint8Array(mem, off, len));
+      return len;
     },
     sockShutdown: () => 0,
     sockResetOnClose: (fd: number) => {
@@ -122,9 +131,10 @@ class Sink extends Element {
   }
 }
 
-function setup(maxSocketsPerTenant = 8, hostOpts: { connect?: number; sendTakes?: number } = {}) {
+function setup(maxSocketsPerTenant = 8, hostOpts: { connect?: number; sendTakes?: number; pingRefused?: boolean } = {}) {
   const arena = new Arena(0, 64);
-  const ctx: DataPlaneContext = { arena, u8: arena.u8, clock: makeClock(() => 0), tracer: new Tracer() };
+  const time = { now: 0 };
+  const ctx: DataPlaneContext = { arena, u8: arena.u8, clock: makeClock(() => time.now), tracer: new Tracer() };
   const uplink = new PortRecord('uplink', 'uplink', 'host sockets', 0, false, null);
   const el = new SocketUplink('sockup', ctx, {
     hostLoopback: parseIp4('10.0.2.2')!, maxSockets: 16, maxSocketsPerTenant, tcpIdleTimeout: 60, udpTimeout: 60, udpRepliedTimeout: 180, publish: [], uplinkIf: 1,
@@ -157,7 +167,30 @@ function setup(maxSocketsPerTenant = 8, hostOpts: { connect?: number; sendTakes?
     el.push(0, slot, ETH_HEADER_LEN + 20 + hl + payload);
     arena.release(slot);
   };
-  return { el, sink, fake, segment, uplink };
+  /** A UDP datagram (or, with icmp, an echo request) from the namespace to REMOTE. */
+  const datagram = (payload: string, icmp = false) => {
+    const slot = arena.alloc();
+    const b = arena.u8;
+    b.fill(0, slot, slot + VNET_HDR_LEN);
+    const ip = slot + VNET_HDR_LEN + ETH_HEADER_LEN;
+    const l4 = 8 + payload.length;
+    writeIpv4Header(b, ip, 20 + l4, 1, 0, 63, icmp ? IPPROTO_ICMP : IPPROTO_UDP, NS, REMOTE);
+    b.fill(0, ip + 20, ip + 28);
+    if (icmp) {
+      b[ip + 20] = 8;
+      b[ip + 25] = 42; // echo id 42
+    } else {
+      b[ip + 20] = 0x9c;
+      b[ip + 21] = 0x40;
+      b[ip + 23] = 53;
+      b[ip + 25] = l4;
+    }
+    b.set(new TextEncoder().encode(payload), ip + 28);
+    fillL4Checksum(b, ip);
+    el.push(0, slot, ETH_HEADER_LEN + 20 + l4);
+    arena.release(slot);
+  };
+  return { el, sink, fake, segment, datagram, uplink, time };
 }
 
 /** The IPv4 and TCP views of a frame the element sent. */
@@ -256,5 +289,41 @@ describe('socket uplink: TCP against a scripted host', () => {
     const last = parse(sink.frames[sink.frames.length - 1]);
     assert.equal(last.tcp.flags & 0x01, 0x01, 'FIN');
     assert.equal(last.tcp.seq, (isn + 1 + 10) >>> 0);
+  });
+});
+
+describe('socket uplink: UDP and ping against a scripted host', () => {
+  test('a datagram opens a connected socket; the reply comes back as UDP to the namespace address; the flow expires', () => {
+    const { el, sink, fake, datagram, time } = setup();
+    datagram('query');
+    const [sock] = [...fake.sockets.values()];
+    assert.deepEqual(sock.connectedTo, [REMOTE, 53]);
+    assert.equal(new TextDecoder().decode(new Uint8Array(sock.sent)), 'query');
+    sock.inbound = new TextEncoder().encode('answer');
+    const recv = fake.host.sockRecv;
+    let once = false;
+    fake.host.sockRecv = (fd, mem, off, len, flags) => (once ? -11 : ((once = true), recv(fd, mem, off, len, flags)));
+    fake.fire(sock.fd, EV_IN);
+    assert.equal(sink.frames.length, 1);
+    const f = sink.frames[0];
+    const ip = new Ipv4View().reset(f, VNET_HDR_LEN + ETH_HEADER_LEN, f.length - VNET_HDR_LEN - ETH_HEADER_LEN);
+    assert.equal(ip.src, REMOTE);
+    assert.equal(ip.dst, NS);
+    assert.equal((f[ip.payloadOffset] << 8) | f[ip.payloadOffset + 1], 53);
+    assert.equal((f[ip.payloadOffset + 2] << 8) | f[ip.payloadOffset + 3], 40000);
+    assert.equal(new TextDecoder().decode(f.subarray(ip.payloadOffset + 8)), 'answer');
+    assert.ok(verifyL4Checksum(f, VNET_HDR_LEN + ETH_HEADER_LEN));
+    assert.equal(el.counters.udpFlows, 1);
+    time.now = 181_000;
+    el.tick(time.now);
+    assert.equal(el.counters.udpFlows, 0);
+    assert.ok(sock.closed);
+  });
+
+  test('an echo request without ping-socket permission is dropped as icmp_echo_not_permitted', () => {
+    const { el, datagram, uplink } = setup(8, { pingRefused: true });
+    datagram('abcd', true);
+    assert.equal(uplink.counters[DROP_BASE + DROP_ICMP_ECHO_NOT_PERMITTED], 1);
+    assert.equal(el.counters.socketsInUse, 0, 'the refused socket is not counted');
   });
 });
