@@ -4,8 +4,9 @@
  * only through tapbridge's own host sockets (no route, no NAT, no AF_PACKET):
  *
  *   red 10.100.0.2, blue 10.100.0.3 ── br0 / gateway 10.100.0.1 ── sockup (host sockets of hostsim)
- *   hostsim: 198.51.100.1/24 (HTTP :8080, iperf3 :5201, UDP echo :9000), HTTP on 127.0.0.1:8081,
- *            on its veth to client 198.51.100.2/24
+ *   hostsim: 198.51.100.1/24 (HTTP :8080, iperf3 :5201, UDP echo :9000, half-close :8082),
+ *            on its veth to client 198.51.100.2/24; HTTP on 127.0.0.1:8081, DNS on 127.0.0.1:5353
+ *            (the gateway's DNS upstream)
  *   published: 8000/tcp+udp -> red:8000 (lab HTTP and UDP echo naming the client address)
  *
  * All names start with tbt-<pid>-; servers run in their own process groups and are killed in
@@ -19,7 +20,7 @@ import { Tapbridge, cleanupAll, trackNamespace } from '../helpers/tapbridge.js';
 import { requireTools } from '../helpers/tools.js';
 import { parseIperf } from '../helpers/nat-lab.js';
 
-const NEEDS = ['curl', 'iperf3', 'ss', 'ping'];
+const NEEDS = ['curl', 'iperf3', 'ss', 'ping', 'dig'];
 const SKIP = integrationSkipReason();
 if (SKIP !== null) announceSkip('socket uplink integration tests', SKIP);
 
@@ -41,6 +42,14 @@ u.on('message', (m, r) => u.send('echo ' + m, r.port, r.address));
 u.bind(9000, '${HOST_IP}');
 // Reads to the end of the client's stream, then answers with the byte count and closes (half-close).
 require('node:net').createServer({ allowHalfOpen: true }, (c) => { let n = 0; c.on('data', (d) => (n += d.length)); c.on('end', () => c.end('got ' + n + '\\n')); }).listen(8082, '${HOST_IP}');
+// A DNS server on the host loopback (as a resolv.conf 127.0.0.53 would be): every A query -> 203.0.113.7.
+const dns = dgram.createSocket('udp4');
+dns.on('message', (q, r) => {
+  const end = q.indexOf(0, 12) + 5;
+  const a = Buffer.concat([q.subarray(0, 2), Buffer.from([0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0]), q.subarray(12, end), Buffer.from([0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 203, 0, 113, 7])]);
+  dns.send(a, r.port, r.address);
+});
+dns.bind(5353, '127.0.0.1');
 `;
 
 /** Background processes in their own process groups: the whole group goes on kill. */
@@ -126,13 +135,14 @@ describe('socket uplink (tapbridge inside hostsim)', { skip: SKIP ?? false, time
     await listening(HOSTSIM, 'tcp', 8080);
     await listening(HOSTSIM, 'tcp', 8081);
     await listening(HOSTSIM, 'tcp', 8082);
+    await listening(HOSTSIM, 'udp', 5353);
     await listening(HOSTSIM, 'udp', 9000);
     await listening(HOSTSIM, 'tcp', 5201);
     const port = (name: string, ns: string, addr: string) => ({ name, type: 'namespace', namespace: ns, addresses: [addr], defaultRoute: '10.100.0.1' });
     tb = await Tapbridge.start({
       instance: `${PREFIX}su`,
       namespace: { name: HOSTSIM, create: false },
-      bridges: [{ name: 'br0', gateway: { address: '10.100.0.1/24' }, ports: [port('red', RED, '10.100.0.2/24'), port('blue', BLUE, '10.100.0.3/24')] }],
+      bridges: [{ name: 'br0', gateway: { address: '10.100.0.1/24', dns: { upstreams: ['127.0.0.1:5353'] } }, ports: [port('red', RED, '10.100.0.2/24'), port('blue', BLUE, '10.100.0.3/24')] }],
       uplink: { type: 'socket', maxSocketsPerTenant: PER_TENANT },
       nat: { publish: [{ proto: 'tcp', port: 8000, to: '10.100.0.2' }, { proto: 'udp', port: 8000, to: '10.100.0.2' }] },
       lab: { services: [{ namespace: RED, http: 8000, udpEcho: 8000 }] },
@@ -219,6 +229,11 @@ describe('socket uplink (tapbridge inside hostsim)', { skip: SKIP ?? false, time
     } finally {
       await ctl('forwards', 'rm', '8002/tcp');
     }
+  });
+
+  test("the gateway's DNS forwards to an upstream on the host loopback", async () => {
+    const r = await exec(RED, 'dig', ['+short', '+time=2', '+tries=1', '@10.100.0.1', 'www.example.test', 'A'], 10_000);
+    assert.equal(r.stdout.trim(), '203.0.113.7', describeRun(r));
   });
 
   test('the host loopback through 10.0.2.2', async () => {
