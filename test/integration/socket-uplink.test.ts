@@ -28,6 +28,7 @@ const HOSTSIM = `${PREFIX}su-hostsim`;
 const CLIENT = `${PREFIX}su-client`;
 const RED = `${PREFIX}su-red`;
 const BLUE = `${PREFIX}su-blue`;
+const GREEN = `${PREFIX}su-green`;
 const HOST_IP = '198.51.100.1';
 const PER_TENANT = 240;
 
@@ -118,7 +119,7 @@ describe('socket uplink (tapbridge inside hostsim)', { skip: SKIP ?? false, time
 
   before(async () => {
     requireTools(NEEDS);
-    for (const n of [HOSTSIM, CLIENT]) {
+    for (const n of [HOSTSIM, CLIENT, GREEN]) {
       trackNamespace(n);
       await addNamespace(n, { ipv6: false });
     }
@@ -258,6 +259,17 @@ describe('socket uplink (tapbridge inside hostsim)', { skip: SKIP ?? false, time
     await ctl('forwards', 'rm', '8001/tcp');
     const r = await exec(CLIENT, 'curl', ['-sS', '--max-time', '3', `http://${HOST_IP}:8001/`], 8000);
     assert.notEqual(r.code, 0);
+  });
+
+  test('a port attached at runtime: it reaches hostsim, and its publish entry is a listening socket until it goes', async () => {
+    bgInNs(GREEN, process.execPath, ['-e', `require('node:http').createServer((q, s) => s.end('green sees ' + q.socket.remoteAddress + '\\n')).listen(9100)`], 60);
+    await listening(GREEN, 'tcp', 9100);
+    await ctl('ports', 'add', 'green', '--netns', GREEN, '--address', '10.100.0.7/24', '--gateway', '10.100.0.1', '--publish', '9100/tcp');
+    assert.match(await curl(GREEN, `http://${HOST_IP}:8080/`), /^hostsim sees/);
+    assert.match(await curl(CLIENT, `http://${HOST_IP}:9100/`), /^green sees (::ffff:)?198\.51\.100\.2\n$/);
+    await ctl('ports', 'rm', 'green');
+    const r = await exec(CLIENT, 'curl', ['-sS', '--max-time', '3', `http://${HOST_IP}:9100/`], 8000);
+    assert.notEqual(r.code, 0, 'the published port went with the port');
   });
 
   test('200 concurrent connections and a storm of 400 short ones all succeed', async () => {
