@@ -99,6 +99,7 @@ const F_REPLIED = 64; // UDP: the remote answered
 const F_INBOUND = 128; // accepted on a published port (the namespace is the server)
 const F_MUTED = 256; // nothing more to read: the fd is out of the watcher
 const F_OFFLOAD = 512; // the namespace's port takes GSO super-frames
+const F_COUNTED = 1024; // holds one of maxSockets (and of its tenant's share)
 
 export interface SocketUplinkParams {
   hostLoopback: number;
@@ -339,6 +340,7 @@ export class SocketUplink extends Element {
     this.dupAcks[f] = 0;
     this.lastSeen[f] = this.ctx.clock.now;
     if (needsSocket) {
+      this.flags[f] = F_COUNTED;
       this.counters.socketsInUse++;
       this.perTenant.set(nsIp, (this.perTenant.get(nsIp) ?? 0) + 1);
     }
@@ -364,6 +366,8 @@ export class SocketUplink extends Element {
         this.counters.resetsToHost++;
       }
       host.sockClose(fd);
+    }
+    if ((this.flags[f] & F_COUNTED) !== 0) {
       this.counters.socketsInUse--;
       const t = this.index.nsIp[f];
       const n = (this.perTenant.get(t) ?? 1) - 1;
@@ -372,7 +376,7 @@ export class SocketUplink extends Element {
     }
     if (st === UDP_FLOW) this.counters.udpFlows--;
     else if (st === PING_FLOW) this.counters.pingFlows--;
-    else this.counters.tcpFlows--;
+    else if (st !== FREE) this.counters.tcpFlows--;
     this.index.remove(f);
     this.state[f] = FREE;
     this.fd[f] = -1;
@@ -741,7 +745,7 @@ export class SocketUplink extends Element {
       }
       this.hostIp[f] = clientIp;
       this.state[f] = TCP_SYN_SENT;
-      this.flags[f] = F_INBOUND;
+      this.flags[f] |= F_INBOUND;
       this.counters.tcpFlows++;
       this.counters.accepted++;
       this.fd[f] = fd;
@@ -950,8 +954,7 @@ export class SocketUplink extends Element {
       if (f < 0) return;
       const fd = host.sockOpen(SocketKind.Udp);
       if (fd < 0) {
-        this.index.remove(f);
-        this.releaseUnopened(f);
+        this.closeFlow(f, false);
         return this.record.countDrop(DROP_SOCKETS_EXHAUSTED);
       }
       this.state[f] = UDP_FLOW;
@@ -973,17 +976,6 @@ export class SocketUplink extends Element {
       ? host.sockSendTo4(fd, this.ctx.arena.buffer, at, plen, this.hostIp[f], this.index.remPort[f])
       : host.sockSend(fd, this.ctx.arena.buffer, at, plen, 0);
     if (n < 0) this.record.countDrop(DROP_SOCKUP_SEND_FAILED);
-  }
-
-  /** A flow filed but whose socket never opened: back to the free list, its counts undone. */
-  private releaseUnopened(f: number): void {
-    this.counters.socketsInUse--;
-    const t = this.index.nsIp[f];
-    const c = (this.perTenant.get(t) ?? 1) - 1;
-    if (c === 0) this.perTenant.delete(t);
-    else this.perTenant.set(t, c);
-    this.state[f] = FREE;
-    this.freeList[this.freeTop++] = f;
   }
 
   /** Datagrams on a flow's connected socket: UDP packets back to the namespace address. */
@@ -1020,7 +1012,7 @@ export class SocketUplink extends Element {
           f = this.newFlow(IPPROTO_UDP, ls.toIp, ls.toPort, remIp, this.peer[1], false);
           if (f >= 0) {
             this.state[f] = UDP_FLOW;
-            this.flags[f] = F_VIA_LISTENER | F_REPLIED;
+            this.flags[f] |= F_VIA_LISTENER | F_REPLIED;
             this.hostIp[f] = clientIp;
             this.fd[f] = ls.fd;
             this.counters.udpFlows++;
@@ -1063,8 +1055,7 @@ export class SocketUplink extends Element {
       if (f < 0) return;
       const fd = host.sockOpen(SocketKind.Ping);
       if (fd < 0) {
-        this.index.remove(f);
-        this.releaseUnopened(f);
+        this.closeFlow(f, false);
         return this.record.countDrop(fd === -EACCES ? DROP_ICMP_ECHO_NOT_PERMITTED : DROP_SOCKETS_EXHAUSTED);
       }
       this.state[f] = PING_FLOW;
