@@ -405,6 +405,15 @@ export class SocketUplink extends Element {
     const v = this.ip.reset(b, off + VNET_HDR_LEN + ETH_HEADER_LEN, len - ETH_HEADER_LEN);
     if (v.isFragment) return this.record.countDrop(DROP_SOCKUP_UNSUPPORTED);
     const proto = v.protocol;
+    const tracer = this.ctx.tracer;
+    if (tracer.active) {
+      // A trace changes nothing: no socket is opened, no flow touched.
+      const port = proto === IPPROTO_TCP || proto === IPPROTO_UDP ? `:${(b[v.payloadOffset + 2] << 8) | b[v.payloadOffset + 3]}` : '';
+      const to = v.dst === this.p.hostLoopback ? `${ip4ToString(LOOPBACK)}${port} (the host loopback)` : `${ip4ToString(v.dst)}${port}`;
+      tracer.note(this.name, proto === IPPROTO_TCP || proto === IPPROTO_UDP || proto === IPPROTO_ICMP ? `to a host socket toward ${to}` : `protocol ${proto}: not carried by host sockets`);
+      tracer.outputs.push(`host socket toward ${to}`);
+      return;
+    }
     if (proto === IPPROTO_TCP) {
       const t = this.tcp.reset(b, v.payloadOffset, v.payloadLength);
       const bad = t.checkLen();

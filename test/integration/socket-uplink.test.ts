@@ -171,6 +171,15 @@ describe('socket uplink (tapbridge inside hostsim)', { skip: SKIP ?? false, time
     assert.match(body, /^hostsim sees 198\.51\.100\.1\n$/);
   });
 
+  test('a trace through the socket uplink opens no socket', async () => {
+    const before = (await ctl<{ elements: { name: string; counters: Record<string, number> }[] }>('graph')).elements.find((e) => e.name === 'sockup')!.counters.connects;
+    const t = await ctl<{ outputs: string[]; path: { to: string }[] }>('trace', '--port', 'red', '--dst', HOST_IP, '--proto', 'tcp', '--dport', '8080');
+    assert.ok(t.path.some((h) => h.to === 'sockup'), JSON.stringify(t));
+    assert.deepEqual(t.outputs, [`host socket toward ${HOST_IP}:8080`]);
+    const after = (await ctl<{ elements: { name: string; counters: Record<string, number> }[] }>('graph')).elements.find((e) => e.name === 'sockup')!.counters.connects;
+    assert.equal(after, before);
+  });
+
   test('a closed port answers with a reset at once (curl: connection refused)', async () => {
     const r = await exec(RED, 'curl', ['-sS', '--max-time', '5', `http://${HOST_IP}:8099/`], 10_000);
     assert.notEqual(r.code, 0);
