@@ -60,7 +60,7 @@ function fakeHost(opts: { connect?: number; sendTakes?: number; pingRefused?: bo
       if (name === SO_PEEK_OFF) sockets.get(fd)!.peekOff = value;
       return 0;
     },
-    sockGetInt: () => 0, // SO_ERROR 0; SO_SNDBUF 0 is replaced by the outq math below
+    sockGetInt: () => 0, // SO_ERROR 0 (and SO_SNDBUF 0: a zero window, which the element never waits on)
     sockOutq: () => 0,
     sockSend: (fd: number, mem: ArrayBuffer, off: number, len: number) => {
       const n = Math.min(len, opts.sendTakes ?? len);
