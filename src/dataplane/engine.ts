@@ -241,12 +241,15 @@ export class Engine {
     this.endBatch();
   }
 
-  /** After a batch: hand queued frames to the kernel, let elements finish, re-arm the delay timer. */
+  /**
+   * After a batch: let elements finish (the socket uplink sends its coalesced ACKs here), then
+   * hand every queued frame to the kernel, then re-arm the delay timer.
+   */
   endBatch(): void {
-    const devs = this.devices;
-    for (let i = 0; i < devs.length; i++) if (devs[i].txCount !== 0) devs[i].flush();
     const enders = this.batchEnders;
     for (let i = 0; i < enders.length; i++) enders[i].endBatch!();
+    const devs = this.devices;
+    for (let i = 0; i < devs.length; i++) if (devs[i].txCount !== 0) devs[i].flush();
     if (this.timed.size !== 0) this.armTimer();
   }
 
