@@ -3,10 +3,11 @@
  * the clock; runs in the data-plane worker thread.
  *
  * Per RX batch (one native callback on one device): the device stamps the clock and pushes
- * each frame through its `rx` link; when the batch is done, the engine flushes every device
- * with queued frames, lets elements finish the batch (endBatch) and re-arms the one timer of
- * the delay lines, all before the callback returns, because the RX ring slots are reused by
- * the next read. A tick (every TICK_MS) ages tables, expires flows and drives the other
+ * each frame through its `rx` link; when the batch is done, the engine lets elements finish
+ * the batch (endBatch: what they send then leaves with the rest), flushes every device with
+ * queued frames and re-arms the one timer of the delay lines, all before the callback
+ * returns, because the RX ring slots are reused by the next read. A batch of host-socket
+ * events (the socket uplink) ends the same way. A tick (every TICK_MS) ages tables, expires flows and drives the other
  * periodic work (tick hooks).
  */
 import { ACCOUNT_CONTROL, Arena } from '../core/arena.js';
@@ -18,13 +19,14 @@ import { GatewayInterface6 } from '../gateway/interface6.js';
 import { DevicePort, RX_BUDGET } from '../io/device.js';
 import { native } from '../io/native.js';
 import { Switch } from '../switch/switch.js';
+import { SocketUplink } from '../uplink/socket-uplink.js';
 import { macToString, parseMac } from '../wire/mac.js';
 import { parseIp4 } from '../wire/ip4.js';
 import { parseCidrIp6, parseIp6 } from '../wire/ip6.js';
 import { PortSecurity } from '../switch/security.js';
 import { buildShared, factories, MAX_PORTS, NEIGHBOUR_QUEUE_SLOTS_PER_PORT, type SharedState } from './build.js';
 import type { BridgeInfo, FdbRow, PortInfo } from './messages.js';
-import { devName, planGraph, switchName } from './plan.js';
+import { devName, planGraph, SOCKET_UPLINK_NAME, switchName } from './plan.js';
 import { gatewayPortName, UPLINK_PORT, type DataPlaneSpec, type PortSpec } from './spec.js';
 
 export const POOL_SLOTS = 512;
@@ -232,18 +234,23 @@ export class Engine {
       d.onFatal = (m) => this.onFatal(m);
       d.startRx(this.afterBatch);
     }
+    // Socket batches end like RX batches: the devices flush what the sockets produced.
+    this.socketUplink?.start(this.afterBatch);
     this.tickTimer = setInterval(() => this.tick(), TICK_MS);
     for (const g of this.gateways) g.announce();
     for (const g of this.gateways6) g.announce();
     this.endBatch();
   }
 
-  /** After a batch: hand queued frames to the kernel, let elements finish, re-arm the delay timer. */
+  /**
+   * After a batch: let elements finish (the socket uplink sends its coalesced ACKs here), then
+   * hand every queued frame to the kernel, then re-arm the delay timer.
+   */
   endBatch(): void {
-    const devs = this.devices;
-    for (let i = 0; i < devs.length; i++) if (devs[i].txCount !== 0) devs[i].flush();
     const enders = this.batchEnders;
     for (let i = 0; i < enders.length; i++) enders[i].endBatch!();
+    const devs = this.devices;
+    for (let i = 0; i < devs.length; i++) if (devs[i].txCount !== 0) devs[i].flush();
     if (this.timed.size !== 0) this.armTimer();
   }
 
@@ -292,6 +299,13 @@ export class Engine {
     this.tickTimer = null;
     this.timer = null;
     for (const d of this.devices) d.stopRx();
+    this.socketUplink?.stop();
+  }
+
+  /** The socket uplink element, when the uplink is host sockets. */
+  get socketUplink(): SocketUplink | undefined {
+    const e = this.graph.element(SOCKET_UPLINK_NAME);
+    return e instanceof SocketUplink ? e : undefined;
   }
 
   /* ---- control-plane views (allocation is fine here) ---- */
