@@ -256,6 +256,11 @@ function issueMessage(i: z.core.$ZodIssue): string {
 
 /** Read a YAML or JSON file (JSON is YAML) and validate it. */
 export function loadConfigFile(file: string): Config {
+  return validateConfig(readConfigDocument(file), file);
+}
+
+/** Read a YAML or JSON file into a document, not yet validated (the caller may add to it first). */
+export function readConfigDocument(file: string): unknown {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -268,5 +273,5 @@ export function loadConfigFile(file: string): Config {
   } catch (err) {
     throw new ConfigError(file, [`not valid YAML/JSON: ${(err as Error).message.split('\n')[0]}`]);
   }
-  return validateConfig(doc, file);
+  return doc;
 }
