@@ -1,0 +1,200 @@
+/*
+ * Rootless mode (issue 10, parts 1, 4, 5): `tapbridge run --rootless` as a throwaway
+ * unprivileged user, started inside a namespace `hostsim` (the "host" it must not need
+ * privileges in; 198.51.100.1/24 on a veth to a namespace `client`, .2, is its network). Nothing of the instance
+ * runs as root: the parent (data plane, control socket), unshare, the agent (root of its user
+ * namespace only) and the lab service all have the user's uid. Checked: red -> blue and red ->
+ * the gateway through tapbridge's switch, blue -> red's lab HTTP server, `tapbridge exec`
+ * passing the exit code on, `ctl ports` without --socket, the clean stop on SIGTERM (no
+ * process of the user, no socket, state or agent file left), and the error that names
+ * /dev/net/tun and its fix when it is mode 0600.
+ *
+ * Setup (undone in after(), also when a test fails): /dev/net/tun mode 0666 (the old mode is
+ * restored), the user tbt<pid> (userdel), its XDG_RUNTIME_DIR under /tmp, the namespaces
+ * tbt-<pid>-hostsim and tbt-<pid>-client. The socket uplink's checks (the host's network from red, published
+ * ports keeping the client's address) come with the socket-uplink branch.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { IP, PREFIX, TAPBRIDGE, addNamespace, announceSkip, deleteNamespacesSync, describeRun, integrationSkipReason, ip, run, waitFor, type RunResult } from '../helpers/sys.js';
+import { requireTools } from '../helpers/tools.js';
+
+const SKIP = integrationSkipReason();
+if (SKIP !== null) announceSkip('rootless integration tests', SKIP);
+
+const USER = `tbt${process.pid}`;
+const HOSTSIM = `${PREFIX}hostsim`;
+/** A machine on hostsim's network (198.51.100.2), joined by a veth. */
+const CLIENT = `${PREFIX}client`;
+const XDG = `/tmp/${PREFIX}xdg`;
+const RUN_DIR = `${XDG}/tapbridge`;
+const READY_MS = 20_000;
+
+/** `CMD ARGS` as USER (no groups, no capabilities, a clean environment), inside hostsim. */
+function asUserArgv(args: string[]): string[] {
+  return ['netns', 'exec', HOSTSIM, 'setpriv', '--reuid', USER, '--regid', USER, '--init-groups', 'env', '-i', 'PATH=/usr/sbin:/usr/bin:/sbin:/bin', 'HOME=/tmp', `XDG_RUNTIME_DIR=${XDG}`, ...args];
+}
+
+function asUser(args: string[], timeoutMs = 10_000): Promise<RunResult> {
+  return run(IP, asUserArgv(args), { timeoutMs });
+}
+
+const tapbridge = (args: string[], timeoutMs?: number) => asUser([process.execPath, TAPBRIDGE, ...args], timeoutMs);
+
+function uidOf(name: string): number {
+  const r = spawnSync('id', ['-u', name], { encoding: 'utf8' });
+  return Number(r.stdout.trim());
+}
+
+/** Real, effective, saved and filesystem uid of a process (/proc/PID/status), or null when it is gone. */
+function uidsOf(pid: number): number[] | null {
+  try {
+    return /^Uid:\s+(.*)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1].trim().split(/\s+/).map(Number);
+  } catch {
+    return null;
+  }
+}
+
+/** pid and every descendant of it (through /proc/PID/task/TID/children). */
+function processTree(pid: number): number[] {
+  const out = [pid];
+  for (let i = 0; i < out.length; i++) {
+    let tids: string[] = [];
+    try {
+      tids = readdirSync(`/proc/${out[i]}/task`);
+    } catch {
+      continue;
+    }
+    for (const tid of tids) {
+      try {
+        const kids = readFileSync(`/proc/${out[i]}/task/${tid}/children`, 'utf8').trim();
+        if (kids !== '') out.push(...kids.split(' ').map(Number));
+      } catch {
+        /* gone */
+      }
+    }
+  }
+  return out;
+}
+
+/** Live processes whose real uid is `uid`. */
+function processesOf(uid: number): number[] {
+  return readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .map(Number)
+    .filter((pid) => uidsOf(pid)?.[0] === uid && !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8')));
+}
+
+class RootlessRun {
+  readonly child: ChildProcess;
+  output = '';
+  readonly exited: Promise<number | null>;
+
+  constructor(extra: string[] = []) {
+    this.child = spawn(IP, asUserArgv([process.execPath, TAPBRIDGE, 'run', '--rootless', '--json-logs', ...extra]), { stdio: ['ignore', 'pipe', 'pipe'] });
+    for (const s of [this.child.stdout!, this.child.stderr!]) s.on('data', (d: Buffer) => (this.output += d.toString('utf8')));
+    this.exited = new Promise((r) => this.child.on('exit', (code) => r(code)));
+  }
+
+  ready(): Promise<boolean> {
+    return waitFor('tapbridge ready (rootless)', () => this.output.includes('tapbridge ready (rootless)') || (this.child.exitCode !== null ? Promise.reject(new Error(`exited ${this.child.exitCode}:\n${this.output}`)) : false), { timeoutMs: READY_MS, intervalMs: 100 });
+  }
+
+  describe(): string {
+    return `--- tapbridge run --rootless output ---\n${this.output.slice(-6000)}`;
+  }
+}
+
+describe('tapbridge run --rootless', { skip: SKIP ?? undefined, timeout: 60_000 }, () => {
+  let tunMode = -1;
+  let uid = -1;
+  let tb: RootlessRun | null = null;
+  const started: number[] = [];
+
+  before(async () => {
+    requireTools(['setpriv', 'nsenter', 'ping', 'curl']);
+    for (const bin of ['useradd', 'userdel', 'unshare'])
+      if (spawnSync('sh', ['-c', `command -v ${bin}`]).status !== 0) throw new Error(`rootless test cannot run: ${bin} is missing (apt: ${bin === 'unshare' ? 'util-linux' : 'passwd'})`);
+    tunMode = statSync('/dev/net/tun').mode & 0o7777;
+    chmodSync('/dev/net/tun', 0o666);
+    const add = spawnSync('useradd', ['-M', '-r', '-s', '/usr/sbin/nologin', USER], { encoding: 'utf8' });
+    if (add.status !== 0) throw new Error(`rootless test cannot run: useradd ${USER} failed: ${add.stderr}`);
+    uid = uidOf(USER);
+    mkdirSync(XDG, { mode: 0o700 });
+    chownSync(XDG, uid, uid);
+    await addNamespace(HOSTSIM);
+    await addNamespace(CLIENT);
+    await ip('-n', HOSTSIM, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', CLIENT);
+    await ip('-n', HOSTSIM, 'addr', 'add', '198.51.100.1/24', 'dev', 'eth0');
+    await ip('-n', HOSTSIM, 'link', 'set', 'dev', 'eth0', 'up');
+    await ip('-n', CLIENT, 'addr', 'add', '198.51.100.2/24', 'dev', 'eth0');
+    await ip('-n', CLIENT, 'link', 'set', 'dev', 'eth0', 'up');
+    const readable = await asUser(['test', '-r', TAPBRIDGE]);
+    if (readable.code !== 0) throw new Error(`rootless test cannot run: ${USER} cannot read ${TAPBRIDGE} (the checkout must be readable by other users)`);
+    const why = await asUser(['unshare', '--user', '--map-root-user', 'true']);
+    if (why.code !== 0) throw new Error(`rootless test cannot run: user namespaces are not usable by ${USER} here:\n${describeRun(why)}`);
+  });
+
+  after(() => {
+    for (const pid of started.flatMap((p) => processTree(p)).reverse()) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+    deleteNamespacesSync([HOSTSIM, CLIENT]);
+    if (uid >= 0) spawnSync('userdel', [USER]);
+    rmSync(XDG, { recursive: true, force: true });
+    if (tunMode >= 0) chmodSync('/dev/net/tun', tunMode);
+  });
+
+  test('the default lab runs as the user alone: switch, gateway, lab service, exec, ctl, clean stop', async () => {
+    tb = new RootlessRun();
+    started.push(tb.child.pid!);
+    await tb.ready();
+    const tree = processTree(tb.child.pid!);
+    assert.ok(tree.length >= 4, `parent, unshare, agent and the lab service: ${tree.join(' ')}\n${tb.describe()}`);
+    for (const pid of tree) {
+      const uids = uidsOf(pid);
+      if (uids !== null) assert.deepEqual(uids, [uid, uid, uid, uid], `process ${pid} (${readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ')}) runs as ${USER}`);
+    }
+    const agent = JSON.parse(readFileSync(`${RUN_DIR}/rootless.agent`, 'utf8')) as { pid: number };
+    assert.ok(tree.includes(agent.pid), 'the agent file names the agent of this run');
+
+    const toBlue = await tapbridge(['exec', 'red', '--', 'ping', '-c1', '-W2', '10.100.0.3']);
+    assert.equal(toBlue.code, 0, `red -> blue\n${describeRun(toBlue)}\n${tb.describe()}`);
+    const toGateway = await tapbridge(['exec', 'red', '--', 'ping', '-c1', '-W2', '10.100.0.1']);
+    assert.equal(toGateway.code, 0, `red -> the gateway\n${describeRun(toGateway)}`);
+    const http = await tapbridge(['exec', 'blue', '--', 'curl', '-sS', '-m', '5', 'http://10.100.0.2:8000/']);
+    assert.equal(http.code, 0, describeRun(http));
+    assert.match(http.stdout, /hello from red, you are 10\.100\.0\.3:/);
+    const code = await tapbridge(['exec', 'red', '--', 'sh', '-c', 'exit 7']);
+    assert.equal(code.code, 7, `exec passes the exit code on\n${describeRun(code)}`);
+    const ports = await tapbridge(['ctl', 'ports']);
+    assert.equal(ports.code, 0, `ctl finds the rootless instance without --socket\n${describeRun(ports)}`);
+    assert.match(ports.stdout, /^red\s+br0\s+namespace/m);
+    assert.match(ports.stdout, /^blue\s+br0\s+namespace/m);
+
+    tb.child.kill('SIGTERM');
+    const exit = await Promise.race([tb.exited, new Promise<'late'>((r) => setTimeout(() => r('late'), 8000))]);
+    assert.equal(exit, 0, `clean stop on SIGTERM\n${tb.describe()}`);
+    await waitFor(`no process of ${USER} left`, () => processesOf(uid).length === 0 || undefined, { timeoutMs: 3000 });
+    assert.deepEqual(readdirSync(RUN_DIR), [], 'no socket, state or agent file left');
+    assert.ok(!existsSync(`/proc/${agent.pid}`) || uidsOf(agent.pid)?.[0] !== uid, 'the agent is gone');
+  });
+
+  test('/dev/net/tun not usable: the error names it and the fix', async () => {
+    chmodSync('/dev/net/tun', 0o600);
+    try {
+      const r = await tapbridge(['run', '--rootless'], 15_000);
+      assert.notEqual(r.code, 0, describeRun(r));
+      assert.match(r.stderr, /\/dev\/net\/tun is not readable and writable by this user; fix: sudo chmod 0666 \/dev\/net\/tun/, describeRun(r));
+      assert.deepEqual(processesOf(uid), [], 'nothing left running');
+    } finally {
+      chmodSync('/dev/net/tun', 0o666);
+    }
+  });
+});
