@@ -33,7 +33,9 @@
  * IPv4 switch scenario only), Open vSwitch's userspace datapath (bench/lib/ovs.ts; the IPv4
  * switch scenario only), and slirp4netns (bench/lib/slirp.ts; the IPv4 NAT scenario only).
  * `--compare` takes kernel, tapbridge, tapbridge-busy, ovs, slirp4netns, cloop (both C variants),
- * cloop-vnet, cloop-plain; default all. A peer that fails to build or start stays in the table
+ * cloop-vnet, cloop-plain; default all. `--compare rootless` (alone) runs the rootless comparison
+ * instead: slirp4netns, pasta and tapbridge's socket uplink behind a simulated host
+ * (bench/lib/rootless.ts, its own table). A peer that fails to build or start stays in the table
  * as "failed: <reason>"; one a scenario cannot have shows "n/a".
  *
  * Output: progress on stderr, a table (metric | kernel | tapbridge | C loop ... | ratio |
@@ -50,6 +52,7 @@ import { installSignalHandlers, runCleanups } from './lib/cleanup.js';
 import { l2Scenario } from './lib/l2-scenario.js';
 import { natScenario } from './lib/nat-scenario.js';
 import { cniScenario } from './lib/cni-scenario.js';
+import { runRootless } from './lib/rootless.js';
 import { benchRunId, deleteNetns, listNetns, removeDeadRunLeftovers } from './lib/netns.js';
 import { sleep } from './lib/proc.js';
 import {
@@ -124,6 +127,8 @@ interface Options {
   /** Scenario names (--scenario a,b), or null for all. */
   scenarios: string[] | null;
   compare: PeerId[];
+  /** `--compare rootless`: only the rootless comparison (bench/lib/rootless.ts). */
+  rootless: boolean;
   verbose: boolean;
   quick: boolean;
 }
@@ -135,13 +140,14 @@ function usage(): never {
       '                              [--compare kernel,tapbridge,cloop] [--verbose]\n' +
       `scenarios (default: all, in this order):\n${SCENARIOS.map((s) => `  ${s.name.padEnd(width)}  ${s.description}\n`).join('')}` +
       `  (switch6 and nat6 have targets relative to tapbridge's switch and nat figures: run those too, e.g. --scenario switch,switch6)\n` +
-      `--compare names: ${Object.keys(COMPARE_NAMES).join(', ')} (cloop = both C loop variants; default: all)\n`,
+      `--compare names: ${Object.keys(COMPARE_NAMES).join(', ')} (cloop = both C loop variants; default: all)\n` +
+      `--compare rootless: alone, the rootless comparison instead (slirp4netns, pasta, tapbridge's socket uplink; bench/lib/rootless.ts)\n`,
   );
   process.exit(2);
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { durationS: 5, only: null, repeat: 1, scenarios: null, compare: PEERS.map((p) => p.id), verbose: false, quick: false };
+  const o: Options = { durationS: 5, only: null, repeat: 1, scenarios: null, compare: PEERS.map((p) => p.id), rootless: false, verbose: false, quick: false };
   let durationSet = false;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -170,6 +176,11 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--compare') {
       const names = val().split(',').map((s) => s.trim()).filter(Boolean);
       if (names.length === 0) usage();
+      if (names.includes('rootless')) {
+        if (names.length > 1) usage();
+        o.rootless = true;
+        continue;
+      }
       const want = new Set<PeerId>();
       for (const n of names) {
         if (!Object.hasOwn(COMPARE_NAMES, n)) usage();
@@ -412,6 +423,16 @@ async function main(): Promise<number> {
 
   const id = benchRunId();
   const ctx: ScenarioContext = { id, prefix: `tbb-${id}`, verbose: opts.verbose, log };
+  if (opts.rootless) {
+    const problems = await runRootless(ctx, { durationS: opts.durationS, repeat: opts.repeat }).catch((e: Error) => [e.stack ?? e.message]);
+    for (const p of await runCleanups()) problems.push(`cleanup: ${p}`);
+    for (const ns of listNetns(ctx.prefix)) {
+      problems.push(`leftover namespace ${ns} (removed)`);
+      await deleteNetns(ns).catch(() => {});
+    }
+    if (problems.length > 0) process.stdout.write(`\nproblems:\n  ${problems.join('\n  ')}\n`);
+    return problems.length > 0 ? 1 : 0;
+  }
   const mo: MeasureOptions = {
     durationS: opts.durationS,
     pingCount: Math.min(1000, opts.durationS * 200),

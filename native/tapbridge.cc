@@ -32,6 +32,9 @@
 #include <string>
 #include <vector>
 
+// native/sockets.cc: the host-socket half (socket uplink).
+void InitSockets(Napi::Env env, Napi::Object exports);
+
 namespace {
 
 constexpr int kVnetHdrLen = 10;   // sizeof(struct virtio_net_hdr)
@@ -926,6 +929,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Reader", Reader::Init(env));
   exports.Set("MAX_BATCH", Napi::Number::New(env, kMaxBatch));
   exports.Set("VNET_HDR_LEN", Napi::Number::New(env, kVnetHdrLen));
+  InitSockets(env, exports);
   return exports;
 }
 

@@ -34,14 +34,15 @@ const ALLOWED = {
   gateway: ['core', 'wire'],
   nat: ['core', 'wire', 'gateway'],
   services: ['core', 'wire'],
-  dataplane: ['core', 'wire', 'io', 'switch', 'trace', 'faults', 'gateway', 'nat', 'services'],
+  uplink: ['core', 'wire', 'io'],
+  dataplane: ['core', 'wire', 'io', 'switch', 'trace', 'faults', 'gateway', 'nat', 'services', 'uplink'],
   config: ['wire', 'trace', 'faults'],
   lab: ['core', 'wire', 'io', 'dataplane', 'config'],
   control: ['core', 'wire', 'trace', 'faults', 'dataplane', 'config', 'lab'],
   cni: ['config', 'lab', 'control'],
   cli: ['core', 'wire', 'io', 'trace', 'faults', 'dataplane', 'config', 'lab', 'control', 'cni'],
 };
-const DATA_PLANE = ['wire', 'core', 'io', 'switch', 'gateway', 'nat', 'trace', 'faults', 'services', 'dataplane'];
+const DATA_PLANE = ['wire', 'core', 'io', 'switch', 'gateway', 'nat', 'trace', 'faults', 'services', 'uplink', 'dataplane'];
 
 function walk(dir) {
   const out = [];

@@ -35,7 +35,7 @@ export interface SlirpNatPlan {
 }
 
 /** One request on slirp4netns's API socket; resolves with its JSON answer, rejects on an error answer. */
-function slirpApi(socket: string, request: unknown): Promise<unknown> {
+export function slirpApi(socket: string, request: unknown): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const c = createConnection(socket);
     let answer = '';

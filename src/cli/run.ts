@@ -197,7 +197,8 @@ export async function runInner(cfg: Config, log: Logger, user: RunUser | null = 
     startServices(cfg, res, log, () => stopping);
     startDhcpClients(cfg, res, log, () => stopping);
     await stop.checkpoint();
-    if (cfg.nat !== undefined && cfg.nat.localhostProxy) {
+    // A socket uplink's published ports are host sockets already (127.0.0.1 included).
+    if (cfg.nat !== undefined && cfg.nat.localhostProxy && cfg.uplink?.type !== 'socket') {
       await proxy.start(
         cfg.nat.publish.flatMap((p) => {
           const end = p.portEnd ?? p.port;

@@ -143,7 +143,7 @@ function crossCheck(cfg: Config, issue: (path: (string | number)[], message: str
   }
 
   const uplinkSubnets: Subnet[] = [];
-  if (cfg.uplink !== undefined) {
+  if (cfg.uplink?.type === 'packet') {
     const u = cfg.uplink;
     const other = localIfnames.get(u.interface);
     if (other !== undefined) issue(['uplink', 'interface'], `interface '${u.interface}' is also used by ${other}`);
@@ -163,6 +163,9 @@ function crossCheck(cfg: Config, issue: (path: (string | number)[], message: str
   if (cfg.nat !== undefined) {
     const n = cfg.nat;
     if (cfg.uplink === undefined) issue(['nat'], 'NAT needs an uplink');
+    // A socket uplink has no address to masquerade to and routes nothing: only nat.publish applies.
+    if (cfg.uplink?.type === 'socket' && n.masquerade !== undefined) issue(['nat', 'masquerade'], 'not used with a socket uplink (its connections are host sockets); remove it');
+    if (cfg.uplink?.type === 'socket' && n.routed.length > 0) issue(['nat', 'routed'], 'not used with a socket uplink (no IPv6 is routed); remove it');
     if (n.portRange[0] > n.portRange[1]) issue(['nat', 'portRange'], 'first port is above the last');
     const seen = new Set<string>();
     n.publish.forEach((p, i) => {
@@ -172,7 +175,8 @@ function crossCheck(cfg: Config, issue: (path: (string | number)[], message: str
       if ((p.toPort ?? p.port) + (end - p.port) > 65535) issue(['nat', 'publish', i, 'toPort'], 'range runs past 65535');
       if (!gatewaySubnets.some((s) => inSubnet(p.to, s)))
         issue(['nat', 'publish', i, 'to'], `${p.to} is not inside any bridge's gateway subnet`);
-      else if (fam !== 0 && cfg.uplink !== undefined && byFamily(asList(cfg.uplink.address))[fam === 4 ? 'v4' : 'v6'] === undefined)
+      else if (fam === 6 && cfg.uplink?.type === 'socket') issue(['nat', 'publish', i, 'to'], 'a socket uplink publishes IPv4 ports only');
+      else if (fam !== 0 && cfg.uplink?.type === 'packet' && byFamily(asList(cfg.uplink.address))[fam === 4 ? 'v4' : 'v6'] === undefined)
         issue(['nat', 'publish', i, 'to'], `an IPv${fam} port needs an IPv${fam} uplink address`);
       for (let port = p.port; port <= end; port++) {
         const key = `IPv${fam} ${p.proto}/${port}`;

@@ -212,7 +212,9 @@ export const runtimePortSchema = z.strictObject({
   labels: z.record(z.string().max(256), z.string().max(4096)).default({}),
 });
 
-export const uplinkSchema = z.strictObject({
+/** The AF_PACKET uplink: tapbridge is a router with its own address on an existing interface (NAT behind it). */
+export const packetUplinkSchema = z.strictObject({
+  type: z.literal('packet').default('packet'),
   interface: ifName,
   /** tapbridge's own external address on the uplink (answered by tapbridge, not the kernel): IPv4, IPv6, or one of each. */
   address: onePerFamily(cidrAny),
@@ -222,6 +224,29 @@ export const uplinkSchema = z.strictObject({
   mac: z.union([z.literal('own'), z.literal('nic'), macString]).default('own'),
   offload: z.boolean().default(true),
 });
+
+/**
+ * The socket uplink (passt-style): every TCP connection, UDP flow and ping of the namespaces
+ * becomes a host socket of tapbridge's own (src/uplink/); no interface, no address, no NAT table.
+ * Published ports (nat.publish, a runtime port's publish) are listening host sockets.
+ */
+export const socketUplinkSchema = z.strictObject({
+  type: z.literal('socket'),
+  /** Packets to this address reach the host's 127.0.0.1; connections from the host's loopback appear to come from it. */
+  hostLoopback: ipv4.default('10.0.2.2'),
+  /** Host sockets in use at once, all namespaces together. */
+  maxSockets: z.number().int().min(16).max(1_000_000).default(4096),
+  /** Host sockets in use at once per namespace source address. */
+  maxSocketsPerTenant: z.number().int().min(1).max(1_000_000).default(1024),
+  /** Seconds a TCP connection may stay idle (no segment either way) before it is reset; keepalive probes keep live ones. */
+  tcpIdleTimeout: z.number().min(1).default(7200),
+  /** Seconds a UDP flow lives without traffic: unreplied / once replied. */
+  udpTimeout: z.number().min(1).default(60),
+  udpRepliedTimeout: z.number().min(1).default(180),
+});
+
+/** `type` absent: the AF_PACKET uplink (every config from before the socket uplink). */
+export const uplinkSchema = z.union([socketUplinkSchema, packetUplinkSchema]);
 
 export const natSchema = z.strictObject({
   /** Source subnets masqueraded out of the uplink (IPv4 and IPv6). Default: every bridge's gateway subnet, except the routed ones. */
@@ -329,4 +354,7 @@ export type BridgeConfig = z.output<typeof bridgeSchema>;
 export type PortConfig = z.output<typeof portSchema>;
 export type NamespacePortConfig = z.output<typeof namespacePortSchema>;
 export type PublishConfig = z.output<typeof publishSchema>;
+export type UplinkConfig = z.output<typeof uplinkSchema>;
+export type PacketUplinkConfig = z.output<typeof packetUplinkSchema>;
+export type SocketUplinkConfig = z.output<typeof socketUplinkSchema>;
 export type RuntimePortRequest = z.output<typeof runtimePortSchema>;

@@ -149,7 +149,15 @@ export function dataPlaneSpec(cfg: Config, setup: Pick<SetupResult, 'ports' | 'u
     poll: cfg.poll,
     runtimePorts: cfg.runtimePorts,
   };
-  if (cfg.uplink !== undefined && setup.uplink !== null) {
+  if (cfg.uplink?.type === 'socket') {
+    const u = cfg.uplink;
+    spec.socketUplink = {
+      hostLoopback: u.hostLoopback, maxSockets: u.maxSockets, maxSocketsPerTenant: u.maxSocketsPerTenant,
+      tcpIdleTimeout: u.tcpIdleTimeout, udpTimeout: u.udpTimeout, udpRepliedTimeout: u.udpRepliedTimeout,
+      publish: cfg.nat?.publish ?? [],
+    };
+  }
+  if (cfg.uplink?.type === 'packet' && setup.uplink !== null) {
     const u = cfg.uplink;
     const up = setup.uplink;
     const addr = byFamily(u.address);

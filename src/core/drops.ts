@@ -185,6 +185,17 @@ export const DROP_DNS_TCP_FULL = reason('dns_tcp_full', 'dns', 'DNS over TCP: a 
 export const DROP_DNS_TCP_TOO_LONG = reason('dns_tcp_too_long', 'dns', 'DNS over TCP: a query longer than the responder buffers');
 export const DROP_DNS_UNEXPECTED_REPLY = reason('dns_unexpected_reply', 'dns', 'an upstream answer with no matching transaction, or a different question');
 
+/* --- socket uplink (src/uplink/socket-uplink.ts) --- */
+export const DROP_SOCKETS_EXHAUSTED = reason('sockets_exhausted', 'sockup', 'new flow refused (TCP: reset): maxSockets host sockets in use, or the host refused a socket');
+export const DROP_TENANT_SOCKETS_EXHAUSTED = reason('tenant_sockets_exhausted', 'sockup', 'new flow refused (TCP: reset): its source address holds maxSocketsPerTenant host sockets');
+export const DROP_CONNECT_FAILED = reason('connect_failed', 'sockup', 'the host socket could not connect (refused, unreachable, timed out): TCP reset to the namespace');
+export const DROP_SOCKUP_NO_FLOW = reason('sockup_no_flow', 'sockup', 'TCP segment (not a SYN) of no connection: answered with a reset');
+export const DROP_SOCKUP_UNSUPPORTED = reason('sockup_unsupported', 'sockup', 'not TCP, UDP or ICMP echo, or a fragment: the socket uplink cannot carry it');
+export const DROP_ICMP_UNSUPPORTED = reason('icmp_unsupported', 'sockup', 'ICMP other than an echo request toward the socket uplink');
+export const DROP_ICMP_ECHO_NOT_PERMITTED = reason('icmp_echo_not_permitted', 'sockup', 'ping socket refused (net.ipv4.ping_group_range excludes tapbridge\'s group)');
+export const DROP_SOCKUP_SEND_FAILED = reason('sockup_send_failed', 'sockup', 'a UDP datagram or echo request the host socket did not take');
+export const DROP_SOCKUP_TCP_INVALID = reason('sockup_tcp_invalid', 'sockup', 'TCP segment outside the connection\'s state (a SYN on a live connection, an ACK of unsent data)');
+
 /* --- fault injection (src/faults/element.ts) --- */
 export const DROP_FAULT_LOSS = reason('fault_loss', 'fault', 'injected loss (Bernoulli or Gilbert-Elliott)');
 export const DROP_FAULT_EVERY_NTH = reason('fault_every_nth', 'fault', 'injected: every Nth frame dropped');

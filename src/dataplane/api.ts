@@ -128,11 +128,24 @@ export function dataPlaneApi(engine: Engine, post: PostToMain): DataPlaneApi {
       return conntrackPage(engine, Math.min(limit, CONNTRACK_PAGE_MAX), from);
     },
     forwards: () => {
+      const sockup = engine.socketUplink;
+      if (sockup !== undefined) return sockup.listForwards();
       natOrThrow();
       return listForwards(engine);
     },
     'forwards.add': (p) => {
       const spec = p as unknown as PublishSpec;
+      const sockup = engine.socketUplink;
+      if (sockup !== undefined) {
+        if ((spec.proto !== 'tcp' && spec.proto !== 'udp') || !Number.isInteger(spec.port) || typeof spec.to !== 'string' || parseIp4(spec.to) === null)
+          throw new ApiError(400, 'expected {"proto":"tcp|udp","port":N,"to":"a.b.c.d","toPort"?:N,"portEnd"?:N,"hostAddress"?:"a.b.c.d"}');
+        try {
+          sockup.addForward(spec);
+        } catch (err) {
+          throw new ApiError(/already published/.test((err as Error).message) ? 409 : 400, (err as Error).message);
+        }
+        return { added: spec };
+      }
       const v6 = typeof spec.to === 'string' && parseIp6(spec.to) !== null;
       if ((spec.proto !== 'tcp' && spec.proto !== 'udp') || !Number.isInteger(spec.port) || typeof spec.to !== 'string' || (!v6 && parseIp4(spec.to) === null))
         throw new ApiError(400, 'expected {"proto":"tcp|udp","port":N,"to":"a.b.c.d or an IPv6 address","toPort"?:N,"portEnd"?:N}');
@@ -151,11 +164,16 @@ export function dataPlaneApi(engine: Engine, post: PostToMain): DataPlaneApi {
       return { added: spec };
     },
     'forwards.remove': (p) => {
-      natOrThrow();
       const proto = p.proto === 'udp' ? 17 : p.proto === 'tcp' || p.proto === undefined ? 6 : -1;
       const port = Number(p.port);
       if (proto < 0) throw new ApiError(400, "'proto' must be tcp or udp");
       if (!Number.isInteger(port) || port < 1 || port > 65535) throw new ApiError(400, "'port' must be a port number");
+      const sockup = engine.socketUplink;
+      if (sockup !== undefined) {
+        if (!sockup.removeForward(proto === 6 ? 'tcp' : 'udp', port)) throw new ApiError(404, `${p.proto ?? 'tcp'}/${port} is not published`);
+        return { removed: `${p.proto ?? 'tcp'}/${port}`, families: ['ipv4'] };
+      }
+      natOrThrow();
       // One port number may be published in both families: both go.
       const removed = engine.nats.filter((n) => n.removeForward(proto, port));
       if (removed.length === 0) throw new ApiError(404, `${p.proto ?? 'tcp'}/${port} is not published`);

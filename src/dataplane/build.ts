@@ -29,6 +29,7 @@ import { serviceBridges } from './service-bridges.js';
 import { parseCidr, parseIp4 } from '../wire/ip4.js';
 import { maskIp6, parseCidrIp6, parseIp6 } from '../wire/ip6.js';
 import { parseMac } from '../wire/mac.js';
+import { SocketUplink, SOCKET_UPLINK_MTU } from '../uplink/socket-uplink.js';
 import { routerInterfaces } from './plan.js';
 import { gatewayPortName, UPLINK_PORT, type DataPlaneSpec, type NatSpec, type PublishSpec, type RouterAdvertSpec } from './spec.js';
 
@@ -100,12 +101,18 @@ export function buildShared(spec: DataPlaneSpec, ctx: DataPlaneContext): SharedS
     const record = addRecord(new PortRecord(UPLINK_PORT, 'uplink', u.ifname, mac, u.vnetHdr, null));
     ifaces.add({ name: UPLINK_PORT, kind: 'uplink', mac, mtu: u.mtu, ...v4(u.address, 'uplink: bad address'), ...v6(u.address6, 'uplink: bad IPv6 address') }, record);
   }
+  if (spec.socketUplink !== undefined) {
+    // No address, no MAC, no next hop: what the router sends out of it goes to host sockets.
+    const record = addRecord(new PortRecord(UPLINK_PORT, 'uplink', 'host sockets', 0, false, null));
+    ifaces.add({ name: UPLINK_PORT, kind: 'uplink', mac: 0, mtu: SOCKET_UPLINK_MTU, address: 0, prefixLen: 0 }, record);
+  }
   for (const f of ifaces.list) {
     if (f.hasV4) routes.add({ net: f.net, prefixLen: f.prefixLen, iface: f.id, via: 0, origin: 'connected' });
     if (f.address6 !== null) routes6.add({ net: f.net6, prefixLen: f.prefixLen6, iface: f.id, via: null, origin: 'connected' });
   }
   const uplinkIf = ifaces.byName(UPLINK_PORT);
   if (spec.uplink?.gateway !== undefined) routes.add({ net: 0, prefixLen: 0, iface: uplinkIf!.id, via: must(parseIp4(spec.uplink.gateway), 'uplink: bad gateway'), origin: 'default' });
+  if (spec.socketUplink !== undefined) routes.add({ net: 0, prefixLen: 0, iface: uplinkIf!.id, via: 0, origin: 'default' });
   if (spec.uplink?.gateway6 !== undefined) routes6.add({ net: new Uint32Array(4), prefixLen: 0, iface: uplinkIf!.id, via: must(parseIp6(spec.uplink.gateway6), 'uplink: bad IPv6 gateway'), origin: 'default' });
   for (const r of spec.routes) {
     if (r.to.includes(':')) {
@@ -236,6 +243,10 @@ export function factories(spec: DataPlaneSpec, ctx: DataPlaneContext, s: SharedS
     NatPrerouting6: (name) => new NatPrerouting6(name, ctx, { nat: nat6(), ifaces: s.ifaces }),
     NatPostrouting6: (name) => new NatPostrouting6(name, ctx, { nat: nat6(), ifaces: s.ifaces }),
     NatLocalOut6: (name) => new NatLocalOut6(name, ctx, nat6()),
+    SocketUplink: (name) => {
+      const u = must(spec.socketUplink, 'SocketUplink without a socket uplink');
+      return new SocketUplink(name, ctx, { ...u, hostLoopback: must(parseIp4(u.hostLoopback), `socket uplink: bad hostLoopback ${u.hostLoopback}`), uplinkIf: iface(UPLINK_PORT).id, records: s.records });
+    },
   };
 }
 

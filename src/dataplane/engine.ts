@@ -18,13 +18,14 @@ import { GatewayInterface6 } from '../gateway/interface6.js';
 import { DevicePort, RX_BUDGET } from '../io/device.js';
 import { native } from '../io/native.js';
 import { Switch } from '../switch/switch.js';
+import { SocketUplink } from '../uplink/socket-uplink.js';
 import { macToString, parseMac } from '../wire/mac.js';
 import { parseIp4 } from '../wire/ip4.js';
 import { parseCidrIp6, parseIp6 } from '../wire/ip6.js';
 import { PortSecurity } from '../switch/security.js';
 import { buildShared, factories, MAX_PORTS, NEIGHBOUR_QUEUE_SLOTS_PER_PORT, type SharedState } from './build.js';
 import type { BridgeInfo, FdbRow, PortInfo } from './messages.js';
-import { devName, planGraph, switchName } from './plan.js';
+import { devName, planGraph, SOCKET_UPLINK_NAME, switchName } from './plan.js';
 import { gatewayPortName, UPLINK_PORT, type DataPlaneSpec, type PortSpec } from './spec.js';
 
 export const POOL_SLOTS = 512;
@@ -232,6 +233,8 @@ export class Engine {
       d.onFatal = (m) => this.onFatal(m);
       d.startRx(this.afterBatch);
     }
+    // Socket batches end like RX batches: the devices flush what the sockets produced.
+    this.socketUplink?.start(this.afterBatch);
     this.tickTimer = setInterval(() => this.tick(), TICK_MS);
     for (const g of this.gateways) g.announce();
     for (const g of this.gateways6) g.announce();
@@ -292,6 +295,13 @@ export class Engine {
     this.tickTimer = null;
     this.timer = null;
     for (const d of this.devices) d.stopRx();
+    this.socketUplink?.stop();
+  }
+
+  /** The socket uplink element, when the uplink is host sockets. */
+  get socketUplink(): SocketUplink | undefined {
+    const e = this.graph.element(SOCKET_UPLINK_NAME);
+    return e instanceof SocketUplink ? e : undefined;
   }
 
   /* ---- control-plane views (allocation is fine here) ---- */

@@ -25,6 +25,11 @@
  *
  * (nat6/* when NAT is on and the uplink has an IPv6 address: NAT66.)
  *
+ * With a socket uplink (src/uplink/) there is no uplink device, gateway interface, fragmenter
+ * or NAT: the router's `uplink` interface leads straight to host sockets and back:
+ *
+ *   router[uplink] -> [in]sockup[out] -> [uplink]router
+ *
  * Without NAT the nat/* elements are left out; a bridge without a gateway is only its switch
  * and devices. Captures and faults are not in the plan: they are wrappers spliced into these
  * links at runtime.
@@ -62,9 +67,11 @@ export const gateway6Name = (iface: string) => `gw6/${iface}`;
 /** The router interfaces in id order: one per bridge with a gateway, then the uplink. */
 export function routerInterfaces(spec: DataPlaneSpec): string[] {
   const names = spec.bridges.filter((b) => b.gateway !== undefined).map((b) => b.name);
-  if (spec.uplink !== undefined) names.push(UPLINK_PORT);
+  if (spec.uplink !== undefined || spec.socketUplink !== undefined) names.push(UPLINK_PORT);
   return names;
 }
+
+export const SOCKET_UPLINK_NAME = 'sockup';
 
 /** The router interfaces with an IPv6 address. */
 export function routerInterfaces6(spec: DataPlaneSpec): string[] {
@@ -110,6 +117,11 @@ export function planGraph(spec: DataPlaneSpec): GraphSpec {
   }
   if (nat) links.push('nat/local -> [local]router');
   for (const f of ifaces) {
+    if (f === UPLINK_PORT && spec.socketUplink !== undefined) {
+      elements.push({ name: SOCKET_UPLINK_NAME, kind: 'SocketUplink' });
+      links.push(`router[${f}] -> [in]${SOCKET_UPLINK_NAME}`, `${SOCKET_UPLINK_NAME}[out] -> [${f}]router`);
+      continue;
+    }
     elements.push({ name: gatewayName(f), kind: 'GatewayInterface', params: { iface: f } }, { name: fragName(f), kind: 'Fragmenter', params: { iface: f } });
     if (nat) links.push(`${gatewayName(f)}[ip] -> [${f}]nat/pre`, `nat/pre[${f}] -> [${f}]router`, `router[${f}] -> [${f}]nat/post`, `nat/post[${f}] -> ${fragName(f)}`);
     else links.push(`${gatewayName(f)}[ip] -> [${f}]router`, `router[${f}] -> ${fragName(f)}`);

@@ -5,6 +5,7 @@
  * data plane never sees the config itself.
  */
 import type { FaultSpec } from '../faults/spec.js';
+import type { SocketForward } from '../uplink/socket-uplink.js';
 
 export type DevicePortKind = 'namespace' | 'tap' | 'packet';
 
@@ -94,12 +95,21 @@ export interface UplinkSpec {
   mtu: number;
 }
 
-export interface PublishSpec {
-  proto: 'tcp' | 'udp';
-  port: number;
-  portEnd?: number;
-  to: string;
-  toPort?: number;
+/** A published port: NAT's port forward, or a socket uplink's listening socket (hostAddress). */
+export type PublishSpec = SocketForward;
+
+/** The socket uplink (src/uplink/): no device, no fd; host sockets opened by the worker. */
+export interface SocketUplinkSpec {
+  /** The address that stands for the host's 127.0.0.1, both ways. */
+  hostLoopback: string;
+  maxSockets: number;
+  maxSocketsPerTenant: number;
+  /** Seconds. */
+  tcpIdleTimeout: number;
+  udpTimeout: number;
+  udpRepliedTimeout: number;
+  /** Published ports: listening host sockets. */
+  publish: PublishSpec[];
 }
 
 export interface NatSpec {
@@ -136,6 +146,8 @@ export interface DataPlaneSpec {
   bridges: BridgeSpec[];
   ports: PortSpec[];
   uplink?: UplinkSpec;
+  /** Instead of `uplink`: the socket uplink (the router's `uplink` interface leads to host sockets). */
+  socketUplink?: SocketUplinkSpec;
   /** Static routes, IPv4 or IPv6 (both ends of one family). */
   routes: { to: string; via: string }[];
   /** Reverse-path source validation on routed packets (default true). */

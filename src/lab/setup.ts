@@ -138,7 +138,7 @@ export async function setupPorts(cfg: Config, res: Resources, fds: number[], che
     }
   }
   let uplink: SetupResult['uplink'] = null;
-  if (cfg.uplink !== undefined) {
+  if (cfg.uplink?.type === 'packet') {
     await checkpoint();
     const u = cfg.uplink;
     if (!linkExists(u.interface)) throw new Error(`uplink: no interface '${u.interface}' in tapbridge's namespace`);

@@ -91,7 +91,7 @@ describe('valid configurations', () => {
       assert.equal(red.mtu, 1500);
       assert.equal(red.offload, true);
     }
-    assert.equal(cfg.uplink?.mac, 'own');
+    assert.equal(cfg.uplink?.type === 'packet' ? cfg.uplink.mac : undefined, 'own');
     assert.deepEqual(cfg.nat?.portRange, [32768, 60999]);
     assert.deepEqual(cfg.routes, []);
   });
@@ -253,7 +253,8 @@ describe('IPv6 in the config', () => {
     const cfg = validateConfig(dual());
     assert.deepEqual(cfg.bridges[0].gateway!.address, ['10.100.0.1/24', '2001:db8:100::1/64']);
     assert.deepEqual(cfg.bridges[0].gateway!.ra, { enabled: true, routerLifetime: 1800, interval: 200, validLifetime: 86400, preferredLifetime: 14400, dns: [] });
-    assert.deepEqual(validateConfig(valid()).uplink!.address, ['203.0.113.2/24']);
+    const up = validateConfig(valid()).uplink;
+    assert.deepEqual(up?.type === 'packet' ? up.address : undefined, ['203.0.113.2/24']);
     const v6only = dual();
     v6only.bridges[0].gateway.address = '2001:db8:100::1/64';
     v6only.bridges[0].ports[0].defaultRoute = 'fe80::1';
