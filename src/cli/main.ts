@@ -22,21 +22,10 @@ import { registerCtl } from './ctl.js';
 import { DEFAULT_CNI_DIR, installCni } from '../cni/install.js';
 import { EXIT_CONFIG, EXIT_ERROR } from './lifecycle.js';
 
-/**
- * The embedded rootless default as the schema accepts it today.
- * INTEGRATION (socket-uplink branch): once the schema knows `uplink: { type: 'socket' }`,
- * return ROOTLESS_LAB whole; until then it runs without its uplink and published ports
- * (NAT needs an uplink).
- */
-function rootlessDefault(): object {
-  const { uplink: _uplink, nat: _nat, ...withoutUplink } = structuredClone(ROOTLESS_LAB);
-  return withoutUplink;
-}
-
 /** The config (a file, else the embedded default of the mode) with the --publish specs appended to nat.publish, validated. */
 function loadConfig(file: string | undefined, publish: string[] = [], rootless = false): Config {
   const source = file ?? (rootless ? 'embedded rootless default' : 'embedded default lab');
-  const doc = (file !== undefined ? readConfigDocument(file) : rootless ? rootlessDefault() : structuredClone(DEFAULT_LAB)) as { nat?: { publish?: unknown[] } };
+  const doc = (file !== undefined ? readConfigDocument(file) : rootless ? structuredClone(ROOTLESS_LAB) : structuredClone(DEFAULT_LAB)) as { nat?: { publish?: unknown[] } };
   if (publish.length > 0) {
     const specs = publish.map((spec) => {
       try {

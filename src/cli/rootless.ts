@@ -103,8 +103,7 @@ function rootlessConfigProblems(cfg: Config): string[] {
   if ((cfg.lab?.veths.length ?? 0) > 0) problems.push('lab.veths: not supported with --rootless (they would join the sandbox to a namespace it cannot reach)');
   for (const b of cfg.bridges)
     for (const p of b.ports) if (p.type !== 'namespace') problems.push(`bridges.${b.name}.ports.${p.name}: only namespace ports are possible with --rootless (type ${p.type} needs root here)`);
-  // INTEGRATION (socket-uplink branch): accept `uplink: { type: 'socket' }` here; any other uplink needs AF_PACKET on a host NIC.
-  if (cfg.uplink !== undefined) problems.push('uplink: an AF_PACKET uplink needs root; not possible with --rootless');
+  if (cfg.uplink !== undefined && cfg.uplink.type !== 'socket') problems.push("uplink: an AF_PACKET uplink needs root; use uplink: { type: socket } with --rootless");
   return problems;
 }
 

@@ -11,14 +11,13 @@
  *
  * Setup (undone in after(), also when a test fails): /dev/net/tun mode 0666 (the old mode is
  * restored), the user tbt<pid> (userdel), its XDG_RUNTIME_DIR under /tmp, the namespaces
- * tbt-<pid>-hostsim and tbt-<pid>-client. The socket uplink's checks (the host's network from red, published
- * ports keeping the client's address) come with the socket-uplink branch.
+ * tbt-<pid>-hostsim and tbt-<pid>-client, the HTTP server in hostsim.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { IP, PREFIX, TAPBRIDGE, addNamespace, announceSkip, deleteNamespacesSync, describeRun, integrationSkipReason, ip, run, waitFor, type RunResult } from '../helpers/sys.js';
+import { IP, PREFIX, ROOT, TAPBRIDGE, addNamespace, announceSkip, deleteNamespacesSync, describeRun, integrationSkipReason, ip, run, waitFor, type RunResult } from '../helpers/sys.js';
 import { requireTools } from '../helpers/tools.js';
 
 const SKIP = integrationSkipReason();
@@ -31,6 +30,9 @@ const CLIENT = `${PREFIX}client`;
 const XDG = `/tmp/${PREFIX}xdg`;
 const RUN_DIR = `${XDG}/tapbridge`;
 const READY_MS = 20_000;
+/** The published port the client uses (the default's 8000 is on 127.0.0.1: one port per proto, whatever the host address). */
+const PUBLISH = '198.51.100.1:8001=10.100.0.2:8000';
+const LAB_SERVICE = `${ROOT}/dist/src/lab/service.js`;
 
 /** `CMD ARGS` as USER (no groups, no capabilities, a clean environment), inside hostsim. */
 function asUserArgv(args: string[]): string[] {
@@ -131,6 +133,9 @@ describe('tapbridge run --rootless', { skip: SKIP ?? undefined, timeout: 60_000 
     await ip('-n', HOSTSIM, 'link', 'set', 'dev', 'eth0', 'up');
     await ip('-n', CLIENT, 'addr', 'add', '198.51.100.2/24', 'dev', 'eth0');
     await ip('-n', CLIENT, 'link', 'set', 'dev', 'eth0', 'up');
+    const server = spawn(IP, ['netns', 'exec', HOSTSIM, process.execPath, LAB_SERVICE, '--http', '8080'], { stdio: 'ignore', env: { ...process.env, TAPBRIDGE_NS: 'hostsim' } });
+    started.push(server.pid!);
+    await waitFor('the HTTP server in hostsim', async () => (await run(IP, ['netns', 'exec', HOSTSIM, 'curl', '-sS', '-m', '1', 'http://198.51.100.1:8080/'])).code === 0, { timeoutMs: 5000 });
     const readable = await asUser(['test', '-r', TAPBRIDGE]);
     if (readable.code !== 0) throw new Error(`rootless test cannot run: ${USER} cannot read ${TAPBRIDGE} (the checkout must be readable by other users)`);
     const why = await asUser(['unshare', '--user', '--map-root-user', 'true']);
@@ -151,8 +156,8 @@ describe('tapbridge run --rootless', { skip: SKIP ?? undefined, timeout: 60_000 
     if (tunMode >= 0) chmodSync('/dev/net/tun', tunMode);
   });
 
-  test('the default lab runs as the user alone: switch, gateway, lab service, exec, ctl, clean stop', async () => {
-    tb = new RootlessRun();
+  test('the default lab runs as the user alone: switch, gateway, lab service, socket uplink, published ports, exec, ctl, clean stop', async () => {
+    tb = new RootlessRun(['--publish', PUBLISH]);
     started.push(tb.child.pid!);
     await tb.ready();
     const tree = processTree(tb.child.pid!);
@@ -171,6 +176,15 @@ describe('tapbridge run --rootless', { skip: SKIP ?? undefined, timeout: 60_000 
     const http = await tapbridge(['exec', 'blue', '--', 'curl', '-sS', '-m', '5', 'http://10.100.0.2:8000/']);
     assert.equal(http.code, 0, describeRun(http));
     assert.match(http.stdout, /hello from red, you are 10\.100\.0\.3:/);
+    const out = await tapbridge(['exec', 'red', '--', 'curl', '-sS', '-m', '5', 'http://198.51.100.1:8080/']);
+    assert.equal(out.code, 0, `red -> the host's server through the socket uplink\n${describeRun(out)}\n${tb.describe()}`);
+    assert.match(out.stdout, /hello from hostsim, you are 198\.51\.100\.1:/, 'the host sees its own socket');
+    const published = await run(IP, ['netns', 'exec', CLIENT, 'curl', '-sS', '-m', '5', 'http://198.51.100.1:8001/']);
+    assert.equal(published.code, 0, `client -> red through --publish ${PUBLISH}\n${describeRun(published)}\n${tb.describe()}`);
+    assert.match(published.stdout, /hello from red, you are 198\.51\.100\.2:/, "red's server sees the client's own address");
+    const loopback = await asUser(['curl', '-sS', '-m', '5', 'http://127.0.0.1:8000/']);
+    assert.equal(loopback.code, 0, `the default's 127.0.0.1:8000 -> red\n${describeRun(loopback)}`);
+    assert.match(loopback.stdout, /hello from red/);
     const code = await tapbridge(['exec', 'red', '--', 'sh', '-c', 'exit 7']);
     assert.equal(code.code, 7, `exec passes the exit code on\n${describeRun(code)}`);
     const ports = await tapbridge(['ctl', 'ports']);
