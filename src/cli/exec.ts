@@ -9,12 +9,21 @@
  *   otherwise (root mode): `ip netns exec NAMESPACE CMD`.
  */
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { constants } from 'node:os';
 import { findInstanceFile } from '../control/client.js';
 import { IP, NSENTER, netnsExists } from '../lab/ip.js';
 import { sameProcess } from '../lab/resources.js';
 import type { AgentRecord } from './rootless.js';
+
+/** The tenant namespaces of a rootless agent (its /run/netns, seen through /proc/PID/root), or null when they cannot be listed. */
+function tenantNamespaces(agentPid: number): string[] | null {
+  try {
+    return readdirSync(`/proc/${agentPid}/root/run/netns`);
+  } catch {
+    return null; // ip netns exec names the problem then
+  }
+}
 
 /** The command line that runs CMD in NAMESPACE, for the instance found (see the header). */
 export function execCommand(namespace: string, cmd: string[], instance?: string): string[] {
@@ -22,6 +31,8 @@ export function execCommand(namespace: string, cmd: string[], instance?: string)
   if (agentFile !== undefined) {
     const rec = JSON.parse(readFileSync(agentFile, 'utf8')) as AgentRecord;
     if (!sameProcess(rec.pid, rec.start)) throw new Error(`the rootless instance of ${agentFile} is not running (its agent ${rec.pid} is gone)`);
+    const names = tenantNamespaces(rec.pid);
+    if (names !== null && !names.includes(namespace)) throw new Error(`no namespace '${namespace}' in the rootless instance (it has: ${names.join(', ') || 'none'})`);
     return [NSENTER, '-t', String(rec.pid), '--user', '--mount', '--pid', '--preserve-credentials', '--', IP, 'netns', 'exec', namespace, ...cmd];
   }
   if (instance !== undefined && process.getuid?.() !== 0) throw new Error(`no rootless instance '${instance}' of this user is running`);

@@ -24,6 +24,7 @@
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { accessSync, constants, existsSync, lstatSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { userInfo } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
@@ -124,9 +125,7 @@ function hasSubordinateIds(file: string, names: string[]): boolean {
 
 /** unshare's id-mapping flags: the user as root, plus its subordinate ranges when newuidmap can map them. */
 function idMapFlags(): string[] {
-  const uid = String(process.getuid?.() ?? 0);
-  const name = process.env.USER ?? process.env.LOGNAME ?? '';
-  const names = [uid, name].filter((n) => n !== '');
+  const names = [String(process.getuid?.() ?? 0), userInfo().username];
   const helpers = ['/usr/bin/newuidmap', '/usr/bin/newgidmap'].every((p) => existsSync(p));
   const subIds = hasSubordinateIds('/etc/subuid', names) && hasSubordinateIds('/etc/subgid', names);
   return helpers && subIds ? ['--map-root-user', '--map-auto'] : ['--map-root-user'];

@@ -192,12 +192,63 @@ describe('tapbridge run --rootless', { skip: SKIP ?? undefined, timeout: 60_000 
     assert.match(ports.stdout, /^red\s+br0\s+namespace/m);
     assert.match(ports.stdout, /^blue\s+br0\s+namespace/m);
 
+    const missing = await tapbridge(['exec', 'nosuch', '--', 'true']);
+    assert.notEqual(missing.code, 0, describeRun(missing));
+    assert.match(missing.stderr, /no namespace 'nosuch' in the rootless instance \(it has: .*red/, describeRun(missing));
+
     tb.child.kill('SIGTERM');
     const exit = await Promise.race([tb.exited, new Promise<'late'>((r) => setTimeout(() => r('late'), 8000))]);
     assert.equal(exit, 0, `clean stop on SIGTERM\n${tb.describe()}`);
     await waitFor(`no process of ${USER} left`, () => processesOf(uid).length === 0 || undefined, { timeoutMs: 3000 });
     assert.deepEqual(readdirSync(RUN_DIR), [], 'no socket, state or agent file left');
     assert.ok(!existsSync(`/proc/${agent.pid}`) || uidsOf(agent.pid)?.[0] !== uid, 'the agent is gone');
+  });
+
+  test('the parent SIGKILLed: the agent sees EOF and takes everything with it; the next start cleans up and runs', async () => {
+    const first = new RootlessRun();
+    started.push(first.child.pid!);
+    await first.ready();
+    const agent = JSON.parse(readFileSync(`${RUN_DIR}/rootless.agent`, 'utf8')) as { pid: number };
+    first.child.kill('SIGKILL');
+    await waitFor(`no process of ${USER} left after the parent's death`, () => processesOf(uid).length === 0 || undefined, { timeoutMs: 5000 });
+    assert.equal(uidsOf(agent.pid), null, 'the agent is gone');
+    const second = new RootlessRun();
+    started.push(second.child.pid!);
+    await second.ready();
+    assert.match(second.output, /removed leftovers of an earlier run/, second.describe());
+    second.child.kill('SIGTERM');
+    assert.equal(await second.exited, 0, second.describe());
+    assert.deepEqual(readdirSync(RUN_DIR), [], 'no socket, state or agent file left');
+  });
+
+  test('the agent SIGKILLed: the parent stops with an error and removes its files', async () => {
+    const run = new RootlessRun();
+    started.push(run.child.pid!);
+    await run.ready();
+    const agent = JSON.parse(readFileSync(`${RUN_DIR}/rootless.agent`, 'utf8')) as { pid: number };
+    process.kill(agent.pid, 'SIGKILL');
+    const exit = await Promise.race([run.exited, new Promise<'late'>((r) => setTimeout(() => r('late'), 8000))]);
+    assert.equal(exit, 1, `exit code 1 once the agent died\n${run.describe()}`);
+    assert.match(run.output, /the rootless agent exited/, run.describe());
+    await waitFor(`no process of ${USER} left`, () => processesOf(uid).length === 0 || undefined, { timeoutMs: 3000 });
+    assert.deepEqual(readdirSync(RUN_DIR), [], 'no socket, state or agent file left');
+  });
+
+  test('--publish: a bad SPEC is a config error naming the flag', async () => {
+    const r = await tapbridge(['run', '--rootless', '--publish', 'nonsense']);
+    assert.equal(r.code, 2, describeRun(r));
+    assert.match(r.stderr, /--publish: cannot parse 'nonsense'/, describeRun(r));
+  });
+
+  test('exec in root mode: ip netns exec, the exit code passed on, a clear error for a missing namespace', async () => {
+    const r = await run(process.execPath, [TAPBRIDGE, 'exec', HOSTSIM, '--', 'ip', '-o', '-4', 'addr', 'show', 'dev', 'eth0']);
+    assert.equal(r.code, 0, describeRun(r));
+    assert.match(r.stdout, /198\.51\.100\.1\/24/);
+    const seven = await run(process.execPath, [TAPBRIDGE, 'exec', HOSTSIM, '--', 'sh', '-c', 'exit 7']);
+    assert.equal(seven.code, 7, describeRun(seven));
+    const missing = await run(process.execPath, [TAPBRIDGE, 'exec', `${PREFIX}nosuch`, '--', 'true']);
+    assert.equal(missing.code, 1, describeRun(missing));
+    assert.match(missing.stderr, new RegExp(`no namespace '${PREFIX}nosuch'`));
   });
 
   test('/dev/net/tun not usable: the error names it and the fix', async () => {
