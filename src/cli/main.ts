@@ -9,9 +9,8 @@
  */
 import { Command, Option } from 'commander';
 import { stringify } from 'yaml';
-import { ConfigError, readConfigDocument, validateConfig } from '../config/load.js';
+import { ConfigError, loadRunConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
-import { parsePublishSpec } from '../config/publish-spec.js';
 import { DEFAULT_LAB, ROOTLESS_LAB } from '../lab/default-lab.js';
 import { makeLogger } from './log.js';
 import { runInner, runOuter } from './run.js';
@@ -22,23 +21,10 @@ import { registerCtl } from './ctl.js';
 import { DEFAULT_CNI_DIR, installCni } from '../cni/install.js';
 import { EXIT_CONFIG, EXIT_ERROR } from './lifecycle.js';
 
-/** The config (a file, else the embedded default of the mode) with the --publish specs appended to nat.publish, validated. */
+/** The config of `run`: a file, else the embedded default of the mode, with the --publish specs. */
 function loadConfig(file: string | undefined, publish: string[] = [], rootless = false): Config {
-  const source = file ?? (rootless ? 'embedded rootless default' : 'embedded default lab');
-  const doc = (file !== undefined ? readConfigDocument(file) : rootless ? structuredClone(ROOTLESS_LAB) : structuredClone(DEFAULT_LAB)) as { nat?: { publish?: unknown[] } };
-  if (publish.length > 0) {
-    const specs = publish.map((spec) => {
-      try {
-        return parsePublishSpec(spec);
-      } catch (err) {
-        throw new ConfigError(source, [`--publish: ${(err as Error).message}`]);
-      }
-    });
-    if (typeof doc !== 'object' || doc === null) throw new ConfigError(source, ['not a mapping']);
-    doc.nat ??= {};
-    doc.nat.publish = [...(doc.nat.publish ?? []), ...specs];
-  }
-  return validateConfig(doc, publish.length > 0 ? `${source} + --publish` : source);
+  const fallback = rootless ? { doc: ROOTLESS_LAB, source: 'embedded rootless default' } : { doc: DEFAULT_LAB, source: 'embedded default lab' };
+  return loadRunConfig(file, fallback, publish);
 }
 
 function fail(err: unknown): never {
