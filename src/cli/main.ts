@@ -110,8 +110,9 @@ config
 config
   .command('default')
   .description('print the embedded default lab as YAML (a starting point for your own config)')
-  .action(() => {
-    process.stdout.write(stringify(DEFAULT_LAB));
+  .option('--rootless', 'the default of run --rootless instead')
+  .action((o: { rootless?: boolean }) => {
+    process.stdout.write(stringify(o.rootless ? ROOTLESS_LAB : DEFAULT_LAB));
   });
 
 program

@@ -116,7 +116,7 @@ describe('tapbridge run --rootless', { skip: SKIP ?? undefined, timeout: 60_000 
   const started: number[] = [];
 
   before(async () => {
-    requireTools(['setpriv', 'nsenter', 'ping', 'curl']);
+    requireTools(['setpriv', 'nsenter', 'ping', 'curl', 'dig']);
     for (const bin of ['useradd', 'userdel', 'unshare'])
       if (spawnSync('sh', ['-c', `command -v ${bin}`]).status !== 0) throw new Error(`rootless test cannot run: ${bin} is missing (apt: ${bin === 'unshare' ? 'util-linux' : 'passwd'})`);
     tunMode = statSync('/dev/net/tun').mode & 0o7777;
@@ -176,6 +176,8 @@ describe('tapbridge run --rootless', { skip: SKIP ?? undefined, timeout: 60_000 
     const http = await tapbridge(['exec', 'blue', '--', 'curl', '-sS', '-m', '5', 'http://10.100.0.2:8000/']);
     assert.equal(http.code, 0, describeRun(http));
     assert.match(http.stdout, /hello from red, you are 10\.100\.0\.3:/);
+    const dns = await tapbridge(['exec', 'red', '--', 'dig', '+short', '+time=2', '+tries=1', '@10.100.0.1', 'blue.tapbridge.internal']);
+    assert.equal(dns.stdout.trim(), '10.100.0.3', `DNS at the gateway answers the port names\n${describeRun(dns)}`);
     const out = await tapbridge(['exec', 'red', '--', 'curl', '-sS', '-m', '5', 'http://198.51.100.1:8080/']);
     assert.equal(out.code, 0, `red -> the host's server through the socket uplink\n${describeRun(out)}\n${tb.describe()}`);
     assert.match(out.stdout, /hello from hostsim, you are 198\.51\.100\.1:/, 'the host sees its own socket');
