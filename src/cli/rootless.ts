@@ -139,12 +139,23 @@ function signalPid(pid: number, sig: NodeJS.Signals): void {
   }
 }
 
-/** The host pid of unshare's child (the agent), once it has forked. */
+/**
+ * The host pid of the agent: the child of unshare that has exec'd node `rootless-agent`
+ * (with --map-auto, unshare also forks a helper that runs newuidmap/newgidmap).
+ */
 async function agentPidOf(unsharePid: number, deadline: number): Promise<number> {
   for (;;) {
     const kids = readFirst(`/proc/${unsharePid}/task/${unsharePid}/children`);
-    if (kids !== null && kids !== '') return Number(kids.split(' ')[0]);
     if (kids === null) throw new Error('the agent exited while starting (see its log above)');
+    const agent = kids
+      .split(' ')
+      .filter((k) => k !== '')
+      .map(Number)
+      .find((pid) => {
+        const argv = (readFirst(`/proc/${pid}/cmdline`) ?? '').split('\0');
+        return argv[0] === process.execPath && argv.includes('rootless-agent'); // exec'd: not a fork of unshare still
+      });
+    if (agent !== undefined) return agent;
     if (Date.now() > deadline) throw new Error('unshare did not start the agent');
     await new Promise((r) => setTimeout(r, 10));
   }

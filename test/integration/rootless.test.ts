@@ -10,13 +10,13 @@
  * /dev/net/tun and its fix when it is mode 0600.
  *
  * Setup (undone in after(), also when a test fails): /dev/net/tun mode 0666 (the old mode is
- * restored), the user tbt<pid> (userdel), its XDG_RUNTIME_DIR under /tmp, the namespaces
+ * restored), the user tbt<pid> (userdel; its /etc/subuid and /etc/subgid lines), its XDG_RUNTIME_DIR under /tmp, the namespaces
  * tbt-<pid>-hostsim and tbt-<pid>-client, the HTTP server in hostsim.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { appendFileSync, chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { IP, PREFIX, ROOT, TAPBRIDGE, addNamespace, announceSkip, deleteNamespacesSync, describeRun, integrationSkipReason, ip, run, waitFor, type RunResult } from '../helpers/sys.js';
 import { requireTools } from '../helpers/tools.js';
 
@@ -89,6 +89,19 @@ function processesOf(uid: number): number[] {
     .filter((pid) => uidsOf(pid)?.[0] === uid && !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8')));
 }
 
+const SUBID_FILES = ['/etc/subuid', '/etc/subgid'];
+
+/** Give USER a subordinate id range (as useradd does for ordinary users), or take it away again. */
+function addSubordinateIds(): void {
+  for (const f of SUBID_FILES) appendFileSync(f, `${USER}:300000:65536\n`);
+}
+function removeSubordinateIds(): void {
+  for (const f of SUBID_FILES) {
+    const text = existsSync(f) ? readFileSync(f, 'utf8') : '';
+    if (text.split('\n').some((l) => l.startsWith(`${USER}:`))) writeFileSync(f, text.split('\n').filter((l) => !l.startsWith(`${USER}:`)).join('\n'));
+  }
+}
+
 class RootlessRun {
   readonly child: ChildProcess;
   output = '';
@@ -116,7 +129,7 @@ describe('tapbridge run --rootless', { skip: SKIP ?? undefined, timeout: 60_000 
   const started: number[] = [];
 
   before(async () => {
-    requireTools(['setpriv', 'nsenter', 'ping', 'curl', 'dig']);
+    requireTools(['setpriv', 'nsenter', 'ping', 'curl', 'dig', 'newuidmap', 'newgidmap']);
     for (const bin of ['useradd', 'userdel', 'unshare'])
       if (spawnSync('sh', ['-c', `command -v ${bin}`]).status !== 0) throw new Error(`rootless test cannot run: ${bin} is missing (apt: ${bin === 'unshare' ? 'util-linux' : 'passwd'})`);
     tunMode = statSync('/dev/net/tun').mode & 0o7777;
@@ -150,6 +163,7 @@ describe('tapbridge run --rootless', { skip: SKIP ?? undefined, timeout: 60_000 
         /* gone */
       }
     }
+    removeSubordinateIds();
     deleteNamespacesSync([HOSTSIM, CLIENT]);
     if (uid >= 0) spawnSync('userdel', [USER]);
     rmSync(XDG, { recursive: true, force: true });
@@ -234,6 +248,25 @@ describe('tapbridge run --rootless', { skip: SKIP ?? undefined, timeout: 60_000 
     assert.match(run.output, /the rootless agent exited/, run.describe());
     await waitFor(`no process of ${USER} left`, () => processesOf(uid).length === 0 || undefined, { timeoutMs: 3000 });
     assert.deepEqual(readdirSync(RUN_DIR), [], 'no socket, state or agent file left');
+  });
+
+  test('with subordinate ids in /etc/subuid and /etc/subgid the sandbox maps them too (newuidmap)', async () => {
+    addSubordinateIds();
+    try {
+      const withRange = new RootlessRun();
+      started.push(withRange.child.pid!);
+      await withRange.ready();
+      const map = await tapbridge(['exec', 'red', '--', 'cat', '/proc/self/uid_map', '/proc/self/gid_map']);
+      assert.equal(map.code, 0, describeRun(map));
+      const rows = map.stdout.trim().split('\n').map((l) => l.trim().split(/\s+/).join(' '));
+      assert.deepEqual(rows, [`0 ${uid} 1`, '1 300000 65535', `0 ${uid} 1`, '1 300000 65535'], withRange.describe());
+      const ping = await tapbridge(['exec', 'red', '--', 'ping', '-c1', '-W2', '10.100.0.3']);
+      assert.equal(ping.code, 0, describeRun(ping));
+      withRange.child.kill('SIGTERM');
+      assert.equal(await withRange.exited, 0, withRange.describe());
+    } finally {
+      removeSubordinateIds();
+    }
   });
 
   test('--publish: a bad SPEC is a config error naming the flag', async () => {
