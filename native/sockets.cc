@@ -2,8 +2,8 @@
 //
 // Thin by design: one system call per function, no TCP/UDP/ICMP logic. Every call returns a
 // count, an fd or 0 on success and -errno on failure; only a wrong argument type throws
-// (TypeError). A buffer range outside its ArrayBuffer, a port outside 0..65535 or an fd < 0
-// returns -EFAULT / -EINVAL / -EBADF without reaching the kernel. IPv4 addresses are uint32 in
+// (TypeError). A buffer range outside its ArrayBuffer, a port outside 0..65535, an fd < 0 or
+// any number that is not an integer returns -EFAULT / -EINVAL / -EBADF without a system call. IPv4 addresses are uint32 in
 // host order; the Int32Array outputs hold the same 32 bits (read them with `>>> 0`).
 //
 // SocketWatcher: an epoll set (level-triggered) under one uv_poll on the loop of the thread
@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdint>
 #include <string>
 
@@ -34,11 +35,18 @@ constexpr size_t kMaxWatchBatch = 1024;
   throw Napi::TypeError::New(env, std::string(fn) + ": " + name + " must be " + what);
 }
 
-// A number argument as int64 (truncated toward zero; NaN gives 0).
+// A number argument that is not an integer (1.5, NaN, beyond 2^53): fails every range check below.
+constexpr int64_t kNotInteger = INT64_MIN;
+
+// A number argument as int64, or kNotInteger.
 int64_t Num(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name) {
   if (info.Length() <= i || !info[i].IsNumber()) ThrowType(info.Env(), fn, name, "a number");
-  return info[i].As<Napi::Number>().Int64Value();
+  double d = info[i].As<Napi::Number>().DoubleValue();
+  if (!(d >= -9007199254740991.0 && d <= 9007199254740991.0) || d != std::trunc(d)) return kNotInteger;
+  return static_cast<int64_t>(d);
 }
+
+bool FitsInt(int64_t v) { return v >= INT32_MIN && v <= INT32_MAX; }
 
 Napi::ArrayBuffer Buf(const Napi::CallbackInfo& info, size_t i, const char* fn) {
   if (info.Length() <= i || !info[i].IsArrayBuffer()) ThrowType(info.Env(), fn, "memory", "an ArrayBuffer");
@@ -153,19 +161,20 @@ Napi::Value SockPeer4(const Napi::CallbackInfo& info) { return SockName(info, tr
 
 Napi::Value SockSetInt(const Napi::CallbackInfo& info) {
   FD_OR_EBADF("sockSetInt");
-  int level = static_cast<int>(Num(info, 1, "sockSetInt", "level"));
-  int name = static_cast<int>(Num(info, 2, "sockSetInt", "name"));
-  int value = static_cast<int>(Num(info, 3, "sockSetInt", "value"));
-  return Ret(info, Sys(::setsockopt(fd, level, name, &value, sizeof value)));
+  int64_t level = Num(info, 1, "sockSetInt", "level"), name = Num(info, 2, "sockSetInt", "name");
+  int64_t v = Num(info, 3, "sockSetInt", "value");
+  if (!FitsInt(level) || !FitsInt(name) || !FitsInt(v)) return Ret(info, -EINVAL);
+  int value = static_cast<int>(v);
+  return Ret(info, Sys(::setsockopt(fd, static_cast<int>(level), static_cast<int>(name), &value, sizeof value)));
 }
 
 Napi::Value SockGetInt(const Napi::CallbackInfo& info) {
   FD_OR_EBADF("sockGetInt");
-  int level = static_cast<int>(Num(info, 1, "sockGetInt", "level"));
-  int name = static_cast<int>(Num(info, 2, "sockGetInt", "name"));
+  int64_t level = Num(info, 1, "sockGetInt", "level"), name = Num(info, 2, "sockGetInt", "name");
+  if (!FitsInt(level) || !FitsInt(name)) return Ret(info, -EINVAL);
   int value = 0;
   socklen_t n = sizeof value;
-  if (::getsockopt(fd, level, name, &value, &n) < 0) return Ret(info, -errno);
+  if (::getsockopt(fd, static_cast<int>(level), static_cast<int>(name), &value, &n) < 0) return Ret(info, -errno);
   return Ret(info, value);
 }
 
@@ -174,9 +183,11 @@ Napi::Value Transfer(const Napi::CallbackInfo& info, const char* fn, bool sendin
   FD_OR_EBADF(fn);
   Napi::ArrayBuffer mem = Buf(info, 1, fn);
   int64_t off = Num(info, 2, fn, "off"), len = Num(info, 3, fn, "len");
-  int flags = static_cast<int>(Num(info, 4, fn, "flags")) | MSG_DONTWAIT;
+  int64_t f = Num(info, 4, fn, "flags");
   uint8_t* p;
   if (!Range(mem, off, len, &p)) return Ret(info, -EFAULT);
+  if (!FitsInt(f)) return Ret(info, -EINVAL);
+  const int flags = static_cast<int>(f) | MSG_DONTWAIT;
   const size_t n = static_cast<size_t>(len);
   return Ret(info, Sys(sending ? ::send(fd, p, n, flags | MSG_NOSIGNAL) : ::recv(fd, p, n, flags)));
 }
@@ -316,11 +327,12 @@ class SocketWatcher : public Napi::ObjectWrap<SocketWatcher> {
  private:
   Napi::Value Control(const Napi::CallbackInfo& info, int op, const char* fn) {
     int64_t fd = Num(info, 0, fn, "fd");
-    uint32_t ev = op == EPOLL_CTL_DEL ? 0 : static_cast<uint32_t>(Num(info, 1, fn, "events"));
+    int64_t ev = op == EPOLL_CTL_DEL ? 0 : Num(info, 1, fn, "events");
     if (epfd_ < 0) return Ret(info, -EBADF);
     if (fd < 0 || fd > INT32_MAX) return Ret(info, -EBADF);
+    if (ev < 0 || ev > UINT32_MAX) return Ret(info, -EINVAL);
     struct epoll_event e = {};
-    e.events = ev;
+    e.events = static_cast<uint32_t>(ev);
     e.data.fd = static_cast<int>(fd);
     return Ret(info, Sys(::epoll_ctl(epfd_, op, static_cast<int>(fd), &e)));
   }

@@ -129,7 +129,8 @@ export function dataPlaneApi(engine: Engine, post: PostToMain): DataPlaneApi {
     },
     forwards: () => {
       const sockup = engine.socketUplink;
-      if (sockup !== undefined) return sockup.listForwards();
+      if (sockup !== undefined)
+        return sockup.listForwards().map((f) => ({ proto: f.proto, port: f.port, portEnd: f.portEnd ?? f.port, to: f.to, toPort: f.toPort ?? f.port, family: 'ipv4', hostAddress: f.hostAddress ?? '0.0.0.0' }));
       natOrThrow();
       return listForwards(engine);
     },

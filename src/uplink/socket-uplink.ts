@@ -11,7 +11,8 @@
  *   output `out`   packets built toward the namespaces (pool slots; any MAC: the gateway
  *                  rewrites L2), to the router's `uplink` input
  * Does (TCP): SYN -> bounds (total, per source address) -> non-blocking connect; SYN-ACK once
- *   connected, RST when refused or unreachable. Namespace data: one send per frame, ACK of
+ *   connected, RST when refused, ICMP host/net unreachable quoting the SYN when the
+ *   destination is unreachable or the connect timed out. Namespace data: one send per frame, ACK of
  *   exactly what the socket took, window = the socket's free send space. Host data: peeked
  *   (SO_PEEK_OFF) straight into the frame's payload position while the namespace's window
  *   allows, discarded from the socket (recv MSG_TRUNC) only when the namespace ACKs it; RTO
@@ -30,13 +31,13 @@ import {
 } from '../core/drops.js';
 import { VNET_CSUM_OFFSET, VNET_CSUM_START, VNET_F_NEEDS_CSUM, VNET_FLAGS, VNET_GSO_SIZE, VNET_GSO_TCPV4, VNET_GSO_TYPE, VNET_HDR_LEN, VNET_HDR_LEN_FIELD } from '../core/frame.js';
 import {
-  EACCES, EAGAIN, EINPROGRESS, EV_ERR, EV_HUP, EV_IN, EV_OUT, hostSockets, IPPROTO_TCP as SOL_TCP, MSG_PEEK, MSG_TRUNC, SO_ERROR, SO_KEEPALIVE,
+  EACCES, EAGAIN, EHOSTUNREACH, EINPROGRESS, ENETUNREACH, ETIMEDOUT, EV_ERR, EV_HUP, EV_IN, EV_OUT, hostSockets, IPPROTO_TCP as SOL_TCP, MSG_PEEK, MSG_TRUNC, SO_ERROR, SO_KEEPALIVE,
   SO_PEEK_OFF, SO_REUSEADDR, SO_SNDBUF, SocketKind, SOL_SOCKET, TCP_KEEPCNT, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_NODELAY, type HostSocketsAddon, type SocketWatcher,
 } from '../io/host-sockets.js';
 import { readU32, writeU16 } from '../wire/bytes.js';
 import { fillL4Checksum, fold16, pseudoHeaderSum } from '../wire/checksum.js';
 import { ETH_HEADER_LEN, ETHERTYPE_IPV4, writeEthernetHeader } from '../wire/ethernet.js';
-import { ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, IcmpView } from '../wire/icmp.js';
+import { ICMP_DEST_UNREACH, ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, ICMP_HEADER_LEN, ICMP_HOST_UNREACH, ICMP_NET_UNREACH, IcmpView } from '../wire/icmp.js';
 import { ip4ToString, parseIp4 } from '../wire/ip4.js';
 import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IPV4_FLAG_DF, Ipv4View, writeIpv4Header } from '../wire/ipv4.js';
 import { TCP_FLAG_ACK, TCP_FLAG_FIN, TCP_FLAG_PSH, TCP_FLAG_RST, TCP_FLAG_SYN, TCP_OPT_MSS, TCP_OPT_WSCALE, TcpView } from '../wire/tcp.js';
@@ -73,6 +74,8 @@ const SEGMENTS_PER_PUSH = 64;
 /** Pool slots the socket uplink's frames may hold at once (until the devices flush). */
 const POOL_SHARE = 256;
 const MAX_RETRIES = 8;
+/** Bytes of the SYN an ICMP unreachable quotes: its IP and TCP headers, options included. */
+const SYN_QUOTE_LEN = 60;
 /** SO_SNDBUF of TCP sockets (the kernel caps it at net.core.wmem_max): the window the namespace may fill at once. */
 const SEND_BUFFER = 4 << 20;
 
@@ -96,6 +99,7 @@ const F_REPLIED = 64; // UDP: the remote answered
 const F_INBOUND = 128; // accepted on a published port (the namespace is the server)
 const F_MUTED = 256; // nothing more to read: the fd is out of the watcher
 const F_OFFLOAD = 512; // the namespace's port takes GSO super-frames
+const F_COUNTED = 1024; // holds one of maxSockets (and of its tenant's share)
 
 export interface SocketUplinkParams {
   hostLoopback: number;
@@ -137,7 +141,7 @@ export class SocketUplink extends Element {
   readonly kind = 'SocketUplink';
   override counters = {
     socketsInUse: 0, maxSockets: 0, maxSocketsPerTenant: 0, tcpFlows: 0, udpFlows: 0, pingFlows: 0, listeners: 0,
-    connects: 0, accepted: 0, resetsToNamespace: 0, resetsToHost: 0, retransmits: 0, idleClosed: 0,
+    connects: 0, accepted: 0, resetsToNamespace: 0, resetsToHost: 0, retransmits: 0, partialSends: 0, unreachablesSent: 0, idleClosed: 0,
   };
   private readonly p: SocketUplinkParams;
   private readonly record: PortRecord;
@@ -175,6 +179,9 @@ export class SocketUplink extends Element {
   private readonly lastSeen: Float64Array;
   /** Ping: the namespace's echo id (the socket has its own). */
   private readonly echoId: Uint16Array;
+  /** The namespace's SYN (IP and TCP header) while connecting: quoted by an ICMP unreachable. */
+  private readonly synQuote: Uint8Array;
+  private readonly synQuoteLen: Uint8Array;
   private readonly freeList: Int32Array;
   private freeTop: number;
   private highWater = 0;
@@ -214,6 +221,8 @@ export class SocketUplink extends Element {
     this.dupAcks = new Uint8Array(cap);
     this.lastSeen = new Float64Array(cap);
     this.echoId = new Uint16Array(cap);
+    this.synQuote = new Uint8Array(cap * SYN_QUOTE_LEN);
+    this.synQuoteLen = new Uint8Array(cap);
     this.freeList = new Int32Array(cap);
     for (let i = 0; i < cap; i++) this.freeList[i] = cap - 1 - i;
     this.freeTop = cap;
@@ -227,8 +236,8 @@ export class SocketUplink extends Element {
   /* ------------------------------------------------------------ lifecycle */
 
   /** In the data-plane thread, at engine start: the watcher and the published ports; `afterBatch` flushes the devices. */
-  start(afterBatch: () => void): void {
-    this.host = hostSockets();
+  start(afterBatch: () => void, host: HostSocketsAddon = hostSockets()): void {
+    this.host = host;
     this.afterBatch = afterBatch;
     this.watcher = new this.host.SocketWatcher(this.evFds, this.evBits, (n) => this.onEvents(n));
     this.watcher.start();
@@ -331,6 +340,7 @@ export class SocketUplink extends Element {
     this.dupAcks[f] = 0;
     this.lastSeen[f] = this.ctx.clock.now;
     if (needsSocket) {
+      this.flags[f] = F_COUNTED;
       this.counters.socketsInUse++;
       this.perTenant.set(nsIp, (this.perTenant.get(nsIp) ?? 0) + 1);
     }
@@ -356,6 +366,8 @@ export class SocketUplink extends Element {
         this.counters.resetsToHost++;
       }
       host.sockClose(fd);
+    }
+    if ((this.flags[f] & F_COUNTED) !== 0) {
       this.counters.socketsInUse--;
       const t = this.index.nsIp[f];
       const n = (this.perTenant.get(t) ?? 1) - 1;
@@ -364,7 +376,7 @@ export class SocketUplink extends Element {
     }
     if (st === UDP_FLOW) this.counters.udpFlows--;
     else if (st === PING_FLOW) this.counters.pingFlows--;
-    else this.counters.tcpFlows--;
+    else if (st !== FREE) this.counters.tcpFlows--;
     this.index.remove(f);
     this.state[f] = FREE;
     this.fd[f] = -1;
@@ -448,6 +460,9 @@ export class SocketUplink extends Element {
     this.counters.tcpFlows++;
     this.rcvNxt[f] = seqAdd(t.seq, 1);
     this.learnSynOptions(f, t, off);
+    const quote = Math.min(SYN_QUOTE_LEN, v.headerLen + t.headerLen);
+    this.synQuote.set(this.ctx.u8.subarray(v.off, v.off + quote), f * SYN_QUOTE_LEN);
+    this.synQuoteLen[f] = quote;
     const fd = host.sockOpen(SocketKind.Tcp);
     if (fd < 0) {
       this.closeFlow(f, false);
@@ -555,6 +570,7 @@ export class SocketUplink extends Element {
         }
         if (n < plen - at) {
           if (n < 0 && n !== -EAGAIN) return this.resetBoth(f);
+          this.counters.partialSends++;
           this.setEvents(f, this.events[f] | EV_OUT); // full: a window update when space returns
         }
       }
@@ -676,8 +692,11 @@ export class SocketUplink extends Element {
     const err = this.host!.sockGetInt(this.fd[f], SOL_SOCKET, SO_ERROR);
     if (err !== 0 || ((ev & (EV_ERR | EV_HUP)) !== 0 && (ev & EV_OUT) === 0)) {
       this.record.countDrop(DROP_CONNECT_FAILED);
-      this.sendTcp(f, TCP_FLAG_RST | TCP_FLAG_ACK, 0, 0);
-      this.counters.resetsToNamespace++;
+      if (err === EHOSTUNREACH || err === ENETUNREACH || err === ETIMEDOUT) this.sendUnreachable(f, err === ENETUNREACH ? ICMP_NET_UNREACH : ICMP_HOST_UNREACH);
+      else {
+        this.sendTcp(f, TCP_FLAG_RST | TCP_FLAG_ACK, 0, 0);
+        this.counters.resetsToNamespace++;
+      }
       return this.closeFlow(f, false);
     }
     const isn = (Math.random() * 0x100000000) >>> 0;
@@ -699,12 +718,14 @@ export class SocketUplink extends Element {
       // Send space is back: tell the namespace its window opened.
       this.events[f] &= ~EV_OUT;
       this.watcher!.modify(this.fd[f], this.events[f]);
-      this.sendTcp(f, TCP_FLAG_ACK, this.sndNxt[f], 0);
+      this.sendTcp(f, TCP_FLAG_ACK, this.ackSeq(f), 0);
     }
     if ((ev & (EV_IN | EV_HUP | EV_ERR)) !== 0) {
       this.lastSeen[f] = this.ctx.clock.now;
-      if ((ev & EV_HUP) !== 0 && (this.flags[f] & F_EOF) !== 0) return this.mute(f);
       this.pushToNamespace(f);
+      // Hung up (shut both ways, level-triggered): nothing more to wait for from the socket;
+      // what is left in it goes out as the namespace's ACKs open its window.
+      if ((ev & EV_HUP) !== 0 && this.state[f] !== FREE) this.mute(f);
     }
   }
 
@@ -724,7 +745,7 @@ export class SocketUplink extends Element {
       }
       this.hostIp[f] = clientIp;
       this.state[f] = TCP_SYN_SENT;
-      this.flags[f] = F_INBOUND;
+      this.flags[f] |= F_INBOUND;
       this.counters.tcpFlows++;
       this.counters.accepted++;
       this.fd[f] = fd;
@@ -785,11 +806,16 @@ export class SocketUplink extends Element {
       const f = this.ackList[i];
       if (this.state[f] === FREE || (this.flags[f] & F_ACK_PENDING) === 0) continue;
       this.flags[f] &= ~F_ACK_PENDING;
-      this.sendTcp(f, TCP_FLAG_ACK, this.sndNxt[f] + ((this.flags[f] & F_FIN_SENT) !== 0 ? 1 : 0), 0);
+      this.sendTcp(f, TCP_FLAG_ACK, this.ackSeq(f), 0);
     }
   }
 
   /* ------------------------------------------------------------ TCP frames toward the namespace */
+
+  /** Sequence number of a bare ACK: after the data sent, and after our FIN once sent. */
+  private ackSeq(f: number): number {
+    return seqAdd(this.sndNxt[f], (this.flags[f] & F_FIN_SENT) !== 0 ? 1 : 0);
+  }
 
   private resetBoth(f: number): void {
     this.sendTcp(f, TCP_FLAG_RST | TCP_FLAG_ACK, this.sndNxt[f], 0);
@@ -928,8 +954,7 @@ export class SocketUplink extends Element {
       if (f < 0) return;
       const fd = host.sockOpen(SocketKind.Udp);
       if (fd < 0) {
-        this.index.remove(f);
-        this.releaseUnopened(f);
+        this.closeFlow(f, false);
         return this.record.countDrop(DROP_SOCKETS_EXHAUSTED);
       }
       this.state[f] = UDP_FLOW;
@@ -951,17 +976,6 @@ export class SocketUplink extends Element {
       ? host.sockSendTo4(fd, this.ctx.arena.buffer, at, plen, this.hostIp[f], this.index.remPort[f])
       : host.sockSend(fd, this.ctx.arena.buffer, at, plen, 0);
     if (n < 0) this.record.countDrop(DROP_SOCKUP_SEND_FAILED);
-  }
-
-  /** A flow filed but whose socket never opened: back to the free list, its counts undone. */
-  private releaseUnopened(f: number): void {
-    this.counters.socketsInUse--;
-    const t = this.index.nsIp[f];
-    const c = (this.perTenant.get(t) ?? 1) - 1;
-    if (c === 0) this.perTenant.delete(t);
-    else this.perTenant.set(t, c);
-    this.state[f] = FREE;
-    this.freeList[this.freeTop++] = f;
   }
 
   /** Datagrams on a flow's connected socket: UDP packets back to the namespace address. */
@@ -998,7 +1012,7 @@ export class SocketUplink extends Element {
           f = this.newFlow(IPPROTO_UDP, ls.toIp, ls.toPort, remIp, this.peer[1], false);
           if (f >= 0) {
             this.state[f] = UDP_FLOW;
-            this.flags[f] = F_VIA_LISTENER | F_REPLIED;
+            this.flags[f] |= F_VIA_LISTENER | F_REPLIED;
             this.hostIp[f] = clientIp;
             this.fd[f] = ls.fd;
             this.counters.udpFlows++;
@@ -1041,8 +1055,7 @@ export class SocketUplink extends Element {
       if (f < 0) return;
       const fd = host.sockOpen(SocketKind.Ping);
       if (fd < 0) {
-        this.index.remove(f);
-        this.releaseUnopened(f);
+        this.closeFlow(f, false);
         return this.record.countDrop(fd === -EACCES ? DROP_ICMP_ECHO_NOT_PERMITTED : DROP_SOCKETS_EXHAUSTED);
       }
       this.state[f] = PING_FLOW;
@@ -1078,6 +1091,25 @@ export class SocketUplink extends Element {
       arena.release(slot);
       if (n < 0) return;
     }
+  }
+
+  /** The destination could not be reached (host or net unreachable, timed out): ICMP from it, quoting the SYN. */
+  private sendUnreachable(f: number, code: number): void {
+    const arena = this.ctx.arena;
+    const slot = arena.alloc(this.account);
+    if (slot < 0) return this.record.countDrop(DROP_NO_FRAME_SLOT);
+    const b = this.ctx.u8;
+    const quote = this.synQuoteLen[f];
+    const ipOff = this.frameHeaders(slot, IPPROTO_ICMP, ICMP_HEADER_LEN + quote, f);
+    const c = ipOff + IP_LEN;
+    b.fill(0, c, c + ICMP_HEADER_LEN);
+    b[c] = ICMP_DEST_UNREACH;
+    b[c + 1] = code;
+    b.set(this.synQuote.subarray(f * SYN_QUOTE_LEN, f * SYN_QUOTE_LEN + quote), c + ICMP_HEADER_LEN);
+    fillL4Checksum(b, ipOff);
+    this.counters.unreachablesSent++;
+    this.out[0].push(slot, HDRS + ICMP_HEADER_LEN + quote);
+    arena.release(slot);
   }
 
   /** Control plane: sockets in use by source address (`ctl graph` shows the totals). */

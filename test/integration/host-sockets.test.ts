@@ -110,6 +110,11 @@ describe('host sockets (native/sockets.cc)', () => {
     assert.equal(hs.sockSend(fd, mem, -1, 8, 0), -14);
     assert.equal(hs.sockRecv(fd, mem, 0, 8, 0), -EAGAIN);
     assert.equal(hs.sockBind4(fd, LOOPBACK, 70000), -22);
+    // numbers that are not integers never reach a system call (NaN is not fd 0)
+    assert.equal(hs.sockClose(NaN), -9);
+    assert.equal(hs.sockRecv(fd, mem, 0.5, 8, 0), -14);
+    assert.equal(hs.sockSetInt(fd, SOL_SOCKET, 1.5, 1), -22);
+    assert.equal(hs.sockRecv(fd, mem, 0, 8, 2 ** 40), -22);
     close(fd);
   });
 

@@ -4,8 +4,9 @@
  * only through tapbridge's own host sockets (no route, no NAT, no AF_PACKET):
  *
  *   red 10.100.0.2, blue 10.100.0.3 ── br0 / gateway 10.100.0.1 ── sockup (host sockets of hostsim)
- *   hostsim: 198.51.100.1/24 (HTTP :8080, iperf3 :5201, UDP echo :9000), HTTP on 127.0.0.1:8081,
- *            on its veth to client 198.51.100.2/24
+ *   hostsim: 198.51.100.1/24 (HTTP :8080, iperf3 :5201, UDP echo :9000, half-close :8082),
+ *            on its veth to client 198.51.100.2/24; HTTP on 127.0.0.1:8081, DNS on 127.0.0.1:5353
+ *            (the gateway's DNS upstream)
  *   published: 8000/tcp+udp -> red:8000 (lab HTTP and UDP echo naming the client address)
  *
  * All names start with tbt-<pid>-; servers run in their own process groups and are killed in
@@ -19,7 +20,7 @@ import { Tapbridge, cleanupAll, trackNamespace } from '../helpers/tapbridge.js';
 import { requireTools } from '../helpers/tools.js';
 import { parseIperf } from '../helpers/nat-lab.js';
 
-const NEEDS = ['curl', 'iperf3', 'ss', 'ping'];
+const NEEDS = ['curl', 'iperf3', 'ss', 'ping', 'dig'];
 const SKIP = integrationSkipReason();
 if (SKIP !== null) announceSkip('socket uplink integration tests', SKIP);
 
@@ -27,6 +28,7 @@ const HOSTSIM = `${PREFIX}su-hostsim`;
 const CLIENT = `${PREFIX}su-client`;
 const RED = `${PREFIX}su-red`;
 const BLUE = `${PREFIX}su-blue`;
+const GREEN = `${PREFIX}su-green`;
 const HOST_IP = '198.51.100.1';
 const PER_TENANT = 240;
 
@@ -39,6 +41,16 @@ http.createServer(hello('loopback')).listen(8081, '127.0.0.1');
 const u = dgram.createSocket('udp4');
 u.on('message', (m, r) => u.send('echo ' + m, r.port, r.address));
 u.bind(9000, '${HOST_IP}');
+// Reads to the end of the client's stream, then answers with the byte count and closes (half-close).
+require('node:net').createServer({ allowHalfOpen: true }, (c) => { let n = 0; c.on('data', (d) => (n += d.length)); c.on('end', () => c.end('got ' + n + '\\n')); }).listen(8082, '${HOST_IP}');
+// A DNS server on the host loopback (as a resolv.conf 127.0.0.53 would be): every A query -> 203.0.113.7.
+const dns = dgram.createSocket('udp4');
+dns.on('message', (q, r) => {
+  const end = q.indexOf(0, 12) + 5;
+  const a = Buffer.concat([q.subarray(0, 2), Buffer.from([0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0]), q.subarray(12, end), Buffer.from([0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 203, 0, 113, 7])]);
+  dns.send(a, r.port, r.address);
+});
+dns.bind(5353, '127.0.0.1');
 `;
 
 /** Background processes in their own process groups: the whole group goes on kill. */
@@ -107,7 +119,7 @@ describe('socket uplink (tapbridge inside hostsim)', { skip: SKIP ?? false, time
 
   before(async () => {
     requireTools(NEEDS);
-    for (const n of [HOSTSIM, CLIENT]) {
+    for (const n of [HOSTSIM, CLIENT, GREEN]) {
       trackNamespace(n);
       await addNamespace(n, { ipv6: false });
     }
@@ -123,13 +135,15 @@ describe('socket uplink (tapbridge inside hostsim)', { skip: SKIP ?? false, time
     bgInNs(HOSTSIM, 'iperf3', ['-s', '-B', HOST_IP, '-p', '5201'], 110);
     await listening(HOSTSIM, 'tcp', 8080);
     await listening(HOSTSIM, 'tcp', 8081);
+    await listening(HOSTSIM, 'tcp', 8082);
+    await listening(HOSTSIM, 'udp', 5353);
     await listening(HOSTSIM, 'udp', 9000);
     await listening(HOSTSIM, 'tcp', 5201);
     const port = (name: string, ns: string, addr: string) => ({ name, type: 'namespace', namespace: ns, addresses: [addr], defaultRoute: '10.100.0.1' });
     tb = await Tapbridge.start({
       instance: `${PREFIX}su`,
       namespace: { name: HOSTSIM, create: false },
-      bridges: [{ name: 'br0', gateway: { address: '10.100.0.1/24' }, ports: [port('red', RED, '10.100.0.2/24'), port('blue', BLUE, '10.100.0.3/24')] }],
+      bridges: [{ name: 'br0', gateway: { address: '10.100.0.1/24', dns: { upstreams: ['127.0.0.1:5353'] } }, ports: [port('red', RED, '10.100.0.2/24'), port('blue', BLUE, '10.100.0.3/24')] }],
       uplink: { type: 'socket', maxSocketsPerTenant: PER_TENANT },
       nat: { publish: [{ proto: 'tcp', port: 8000, to: '10.100.0.2' }, { proto: 'udp', port: 8000, to: '10.100.0.2' }] },
       lab: { services: [{ namespace: RED, http: 8000, udpEcho: 8000 }] },
@@ -164,6 +178,14 @@ describe('socket uplink (tapbridge inside hostsim)', { skip: SKIP ?? false, time
     assert.ok((await uplinkDrops()).connect_failed >= 1, 'connect_failed counted');
   });
 
+  test('an unreachable destination answers the SYN with ICMP host unreachable (not a reset, not a hang)', async () => {
+    const r = await exec(RED, 'curl', ['-sS', '--max-time', '10', `http://198.51.100.99/`], 15_000);
+    assert.equal(r.code, 7, describeRun(r)); // 28 would be curl's own timeout
+    assert.doesNotMatch(r.stderr, /Connection refused/, describeRun(r));
+    const graph = await ctl<{ elements: { name: string; counters: Record<string, number> }[] }>('graph');
+    assert.equal(graph.elements.find((e) => e.name === 'sockup')!.counters.unreachablesSent, 1);
+  });
+
   test('iperf3 red <-> hostsim, both directions, moves data without errors', async () => {
     for (const reverse of [false, true]) {
       const r = await exec(RED, 'iperf3', ['-c', HOST_IP, '-p', '5201', '-t', '2', '-J', ...(reverse ? ['-R'] : [])], 20_000);
@@ -171,7 +193,9 @@ describe('socket uplink (tapbridge inside hostsim)', { skip: SKIP ?? false, time
       assert.equal(j.error, undefined, `iperf3 error: ${j.error}\n${tb.output.slice(-2000)}`);
       const got = j.end?.sum_received?.bytes ?? 0;
       assert.ok(got > 0, `no bytes received (${reverse ? 'hostsim -> red' : 'red -> hostsim'})`);
-      console.log(`# iperf3 ${reverse ? 'hostsim -> red' : 'red -> hostsim'}: ${((j.end?.sum_received?.bits_per_second ?? 0) / 1e9).toFixed(2)} Gbit/s`);
+      const graph = await ctl<{ elements: { name: string; counters: Record<string, number> }[] }>('graph');
+      const c = graph.elements.find((e) => e.name === 'sockup')!.counters;
+      console.log(`# iperf3 ${reverse ? 'hostsim -> red' : 'red -> hostsim'}: ${((j.end?.sum_received?.bits_per_second ?? 0) / 1e9).toFixed(2)} Gbit/s (sockup: ${c.retransmits} retransmits, ${c.partialSends} partial sends)`);
     }
   });
 
@@ -190,6 +214,29 @@ describe('socket uplink (tapbridge inside hostsim)', { skip: SKIP ?? false, time
     assert.match(c.stdout, /198\.51\.100\.2/, c.stdout);
   });
 
+  test('half-close: red sends 100 kB and its FIN, hostsim answers after the end of stream, then closes', async () => {
+    const script = `const c=require('node:net').connect(8082,process.argv[1],()=>{c.end(Buffer.alloc(100000,7));});let r='';c.on('data',(d)=>(r+=d));c.on('end',()=>{process.stdout.write(r);process.exit(0);});setTimeout(()=>process.exit(3),5000);`;
+    const r = await exec(RED, process.execPath, ['-e', script, HOST_IP], 10_000);
+    assert.equal(r.code, 0, describeRun(r));
+    assert.equal(r.stdout, 'got 100000\n');
+  });
+
+  test('a port published on the host loopback only: reached from hostsim 127.0.0.1, seen in red as 10.0.2.2', async () => {
+    await ctl('forwards', 'add', '127.0.0.1:8002/tcp=10.100.0.2:8000');
+    try {
+      assert.match(await curl(HOSTSIM, 'http://127.0.0.1:8002/'), /10\.0\.2\.2/);
+      const r = await exec(CLIENT, 'curl', ['-sS', '--max-time', '3', `http://${HOST_IP}:8002/`], 8000);
+      assert.notEqual(r.code, 0, 'not on the outside address');
+    } finally {
+      await ctl('forwards', 'rm', '8002/tcp');
+    }
+  });
+
+  test("the gateway's DNS forwards to an upstream on the host loopback", async () => {
+    const r = await exec(RED, 'dig', ['+short', '+time=2', '+tries=1', '@10.100.0.1', 'www.example.test', 'A'], 10_000);
+    assert.equal(r.stdout.trim(), '203.0.113.7', describeRun(r));
+  });
+
   test('the host loopback through 10.0.2.2', async () => {
     assert.match(await curl(RED, 'http://10.0.2.2:8081/'), /^loopback sees 127\.0\.0\.1\n$/);
   });
@@ -206,10 +253,23 @@ describe('socket uplink (tapbridge inside hostsim)', { skip: SKIP ?? false, time
 
   test('ctl forwards add/rm at runtime', async () => {
     await ctl('forwards', 'add', '8001/tcp=10.100.0.2:8000');
+    const rows = await ctl<{ proto: string; port: number; to: string; toPort: number; hostAddress: string }[]>('forwards');
+    assert.ok(rows.some((r) => r.proto === 'tcp' && r.port === 8001 && r.to === '10.100.0.2' && r.toPort === 8000 && r.hostAddress === '0.0.0.0'), JSON.stringify(rows));
     assert.match(await curl(CLIENT, `http://${HOST_IP}:8001/`), /198\.51\.100\.2/);
     await ctl('forwards', 'rm', '8001/tcp');
     const r = await exec(CLIENT, 'curl', ['-sS', '--max-time', '3', `http://${HOST_IP}:8001/`], 8000);
     assert.notEqual(r.code, 0);
+  });
+
+  test('a port attached at runtime: it reaches hostsim, and its publish entry is a listening socket until it goes', async () => {
+    bgInNs(GREEN, process.execPath, ['-e', `require('node:http').createServer((q, s) => s.end('green sees ' + q.socket.remoteAddress + '\\n')).listen(9100)`], 60);
+    await listening(GREEN, 'tcp', 9100);
+    await ctl('ports', 'add', 'green', '--netns', GREEN, '--address', '10.100.0.7/24', '--gateway', '10.100.0.1', '--publish', '9100/tcp');
+    assert.match(await curl(GREEN, `http://${HOST_IP}:8080/`), /^hostsim sees/);
+    assert.match(await curl(CLIENT, `http://${HOST_IP}:9100/`), /^green sees (::ffff:)?198\.51\.100\.2\n$/);
+    await ctl('ports', 'rm', 'green');
+    const r = await exec(CLIENT, 'curl', ['-sS', '--max-time', '3', `http://${HOST_IP}:9100/`], 8000);
+    assert.notEqual(r.code, 0, 'the published port went with the port');
   });
 
   test('200 concurrent connections and a storm of 400 short ones all succeed', async () => {
