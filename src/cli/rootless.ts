@@ -33,7 +33,7 @@ import { native } from '../io/native.js';
 import { cleanLeftovers, processStart, Resources, RUN_DIR } from '../lab/resources.js';
 import { setupPorts } from '../lab/setup.js';
 import { DataPlaneWorker, STOP_GRACE_MS } from '../control/dataplane-client.js';
-import { ControlServer } from '../control/server.js';
+import { ControlServer, HttpError, type Route } from '../control/server.js';
 import { apiRoutes } from '../control/routes.js';
 import { dataPlaneSpec } from '../control/spec.js';
 import { openExperimentCaptures } from '../control/experiment-requests.js';
@@ -161,6 +161,17 @@ async function agentPidOf(unsharePid: number, deadline: number): Promise<number>
   }
 }
 
+/** Ports at runtime need devices the parent cannot make: a clear answer instead of a missing route. */
+function noRuntimePorts(): Route[] {
+  const refuse = () => {
+    throw new HttpError(501, 'ports at runtime are not available in rootless mode (only the agent can create devices); list them in the config');
+  };
+  return [
+    { method: 'POST', path: '/v1/ports', summary: 'not in rootless mode', handler: refuse },
+    { method: 'GET', path: '/v1/ports/runtime', summary: 'not in rootless mode', handler: () => [] },
+  ];
+}
+
 /** The parent: checks, spawns the agent, takes its TAPs, runs the data plane and the control socket. */
 export async function runRootless(cfg: Config, log: Logger, agentArgv: string[]): Promise<number> {
   const problems = [...rootlessProblems(), ...rootlessConfigProblems(cfg)];
@@ -270,6 +281,7 @@ export async function runRootless(cfg: Config, log: Logger, agentArgv: string[])
     await worker.start(dataPlaneSpec(cfg, { ports, uplink: null }, openExperimentCaptures(cfg)));
     await stop.checkpoint();
     control.add(apiRoutes(worker, control, cfg));
+    control.add(noRuntimePorts());
     await control.listen();
     await stop.checkpoint();
   } catch (err) {

@@ -198,6 +198,13 @@ describe('tapbridge run --rootless', { skip: SKIP ?? undefined, timeout: 60_000 
     const published = await run(IP, ['netns', 'exec', CLIENT, 'curl', '-sS', '-m', '5', 'http://198.51.100.1:8001/']);
     assert.equal(published.code, 0, `client -> red through --publish ${PUBLISH}\n${describeRun(published)}\n${tb.describe()}`);
     assert.match(published.stdout, /hello from red, you are 198\.51\.100\.2:/, "red's server sees the client's own address");
+    const added = await tapbridge(['ctl', 'forwards', 'add', '198.51.100.1:8002/tcp=10.100.0.2:8000']);
+    assert.equal(added.code, 0, `ctl forwards add at runtime\n${describeRun(added)}`);
+    const runtime = await run(IP, ['netns', 'exec', CLIENT, 'curl', '-sS', '-m', '5', 'http://198.51.100.1:8002/']);
+    assert.match(runtime.stdout, /hello from red, you are 198\.51\.100\.2:/, `client -> red through the forward added at runtime\n${describeRun(runtime)}`);
+    const portsAdd = await tapbridge(['ctl', 'ports', 'add', 'green', '--netns', 'green']);
+    assert.notEqual(portsAdd.code, 0, describeRun(portsAdd));
+    assert.match(portsAdd.stderr, /not available in rootless mode/, describeRun(portsAdd));
     const loopback = await asUser(['curl', '-sS', '-m', '5', 'http://127.0.0.1:8000/']);
     assert.equal(loopback.code, 0, `the default's 127.0.0.1:8000 -> red\n${describeRun(loopback)}`);
     assert.match(loopback.stdout, /hello from red/);
