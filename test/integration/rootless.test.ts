@@ -107,8 +107,9 @@ class RootlessRun {
   output = '';
   readonly exited: Promise<number | null>;
 
-  constructor(extra: string[] = []) {
-    this.child = spawn(IP, asUserArgv([process.execPath, TAPBRIDGE, 'run', '--rootless', '--json-logs', ...extra]), { stdio: ['ignore', 'pipe', 'pipe'] });
+  /** `detached`: in a process group of its own, as a shell runs it (for a Ctrl-C to the whole group). */
+  constructor(extra: string[] = [], detached = false) {
+    this.child = spawn(IP, asUserArgv([process.execPath, TAPBRIDGE, 'run', '--rootless', '--json-logs', ...extra]), { stdio: ['ignore', 'pipe', 'pipe'], detached });
     for (const s of [this.child.stdout!, this.child.stderr!]) s.on('data', (d: Buffer) => (this.output += d.toString('utf8')));
     this.exited = new Promise((r) => this.child.on('exit', (code) => r(code)));
   }
@@ -222,6 +223,7 @@ describe('tapbridge run --rootless', { skip: SKIP ?? undefined, timeout: 60_000 
     tb.child.kill('SIGTERM');
     const exit = await Promise.race([tb.exited, new Promise<'late'>((r) => setTimeout(() => r('late'), 8000))]);
     assert.equal(exit, 0, `clean stop on SIGTERM\n${tb.describe()}`);
+    assert.doesNotMatch(tb.output, /"level":(40|50)/, `no warning or error from start to stop\n${tb.describe()}`);
     await waitFor(`no process of ${USER} left`, () => processesOf(uid).length === 0 || undefined, { timeoutMs: 3000 });
     assert.deepEqual(readdirSync(RUN_DIR), [], 'no socket, state or agent file left');
     assert.ok(!existsSync(`/proc/${agent.pid}`) || uidsOf(agent.pid)?.[0] !== uid, 'the agent is gone');
@@ -241,6 +243,18 @@ describe('tapbridge run --rootless', { skip: SKIP ?? undefined, timeout: 60_000 
     assert.match(second.output, /removed leftovers of an earlier run/, second.describe());
     second.child.kill('SIGTERM');
     assert.equal(await second.exited, 0, second.describe());
+    assert.deepEqual(readdirSync(RUN_DIR), [], 'no socket, state or agent file left');
+  });
+
+  test('Ctrl-C (SIGINT to the whole process group): parent and agent stop together, cleanly', async () => {
+    const run = new RootlessRun([], true);
+    started.push(run.child.pid!);
+    await run.ready();
+    process.kill(-run.child.pid!, 'SIGINT');
+    const exit = await Promise.race([run.exited, new Promise<'late'>((r) => setTimeout(() => r('late'), 8000))]);
+    assert.equal(exit, 0, `exit 0 after Ctrl-C\n${run.describe()}`);
+    assert.doesNotMatch(run.output, /"level":(40|50)/, `no warning or error on the way down\n${run.describe()}`);
+    await waitFor(`no process of ${USER} left`, () => processesOf(uid).length === 0 || undefined, { timeoutMs: 3000 });
     assert.deepEqual(readdirSync(RUN_DIR), [], 'no socket, state or agent file left');
   });
 
