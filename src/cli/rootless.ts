@@ -190,6 +190,8 @@ export async function runRootless(cfg: Config, log: Logger, agentArgv: string[])
   let agentPid = -1;
   let agentExit: Promise<unknown> = Promise.resolve();
   const [mine, theirs] = native.socketPair();
+  /** The agent's end while this process still holds it (closed once the agent has its copy). */
+  const agentEnd = [theirs];
   worker.onExit = (c) => {
     if (stopping) return;
     log.error({ code: c, crash: worker.fatalMessage }, 'data-plane worker died; tearing down');
@@ -219,7 +221,7 @@ export async function runRootless(cfg: Config, log: Logger, agentArgv: string[])
       { step: 'data plane', timeoutMs: 2 * STOP_GRACE_MS + 100, run: async () => ((await worker.stop()) === 'abandoned' ? ['data-plane worker abandoned (did not exit)'] : []) },
       { step: 'devices', timeoutMs: SOCKET_STEP_MS, run: () => closeFds(fds) },
       { step: 'agent', timeoutMs: AGENT_STOP_MS + 500, run: stopAgent },
-      { step: 'socket pair', timeoutMs: SOCKET_STEP_MS, run: () => closeFds([mine, theirs]) },
+      { step: 'socket pair', timeoutMs: SOCKET_STEP_MS, run: () => closeFds([mine, ...agentEnd]) },
       { step: 'files', timeoutMs: 1000, run: () => (rmSync(agentFile, { force: true }), res.teardown(Date.now() + 800)) },
     ]);
     const ms = Math.round(performance.now() - t0);
@@ -251,7 +253,7 @@ export async function runRootless(cfg: Config, log: Logger, agentArgv: string[])
         resolve();
       });
     });
-    native.close(theirs); // the agent has its copy as fd 3
+    closeFds(agentEnd); // the agent has its copy as fd 3
     if (c.pid === undefined) throw new Error('cannot start unshare (util-linux)');
     res.add({ type: 'pid', pid: c.pid, what: 'unshare of the rootless agent', start: processStart(c.pid) });
     const deadline = Date.now() + AGENT_SETUP_MS;
