@@ -14,6 +14,7 @@ import { constants } from 'node:os';
 import { findInstanceFile } from '../control/client.js';
 import { IP, NSENTER, netnsExists } from '../lab/ip.js';
 import { sameProcess } from '../lab/resources.js';
+import { ROOTLESS_LAB } from '../lab/default-lab.js';
 import type { AgentRecord } from './rootless.js';
 
 /** The tenant namespaces of a rootless agent (its /run/netns, seen through /proc/PID/root), or null when they cannot be listed. */
@@ -27,7 +28,8 @@ function tenantNamespaces(agentPid: number): string[] | null {
 
 /** The command line that runs CMD in NAMESPACE, for the instance found (see the header). */
 export function execCommand(namespace: string, cmd: string[], instance?: string): string[] {
-  const agentFile = findInstanceFile('.agent', instance);
+  // No --instance: the rootless default's, else the only one running.
+  const agentFile = instance !== undefined ? findInstanceFile('.agent', instance) : (findInstanceFile('.agent', ROOTLESS_LAB.instance) ?? findInstanceFile('.agent'));
   if (agentFile !== undefined) {
     const rec = JSON.parse(readFileSync(agentFile, 'utf8')) as AgentRecord;
     if (!sameProcess(rec.pid, rec.start)) throw new Error(`the rootless instance of ${agentFile} is not running (its agent ${rec.pid} is gone)`);

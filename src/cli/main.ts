@@ -86,7 +86,7 @@ program
 program
   .command('exec <namespace> <cmd...>')
   .description("run a command inside a tenant namespace (ip netns exec; for a rootless instance through its user namespace); its exit code is passed on. Example: tapbridge exec red -- ping -c1 10.100.0.3")
-  .option('--instance <name>', 'the rootless instance (default: the only one running)')
+  .option('--instance <name>', "the rootless instance (default: rootless, the default's, else the only one running)")
   .action((namespace: string, cmd: string[], o: { instance?: string }) => {
     try {
       process.exit(runExec(namespace, cmd, o.instance));
