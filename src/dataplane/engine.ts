@@ -3,10 +3,11 @@
  * the clock; runs in the data-plane worker thread.
  *
  * Per RX batch (one native callback on one device): the device stamps the clock and pushes
- * each frame through its `rx` link; when the batch is done, the engine flushes every device
- * with queued frames, lets elements finish the batch (endBatch) and re-arms the one timer of
- * the delay lines, all before the callback returns, because the RX ring slots are reused by
- * the next read. A tick (every TICK_MS) ages tables, expires flows and drives the other
+ * each frame through its `rx` link; when the batch is done, the engine lets elements finish
+ * the batch (endBatch: what they send then leaves with the rest), flushes every device with
+ * queued frames and re-arms the one timer of the delay lines, all before the callback
+ * returns, because the RX ring slots are reused by the next read. A batch of host-socket
+ * events (the socket uplink) ends the same way. A tick (every TICK_MS) ages tables, expires flows and drives the other
  * periodic work (tick hooks).
  */
 import { ACCOUNT_CONTROL, Arena } from '../core/arena.js';
@@ -241,12 +242,15 @@ export class Engine {
     this.endBatch();
   }
 
-  /** After a batch: hand queued frames to the kernel, let elements finish, re-arm the delay timer. */
+  /**
+   * After a batch: let elements finish (the socket uplink sends its coalesced ACKs here), then
+   * hand every queued frame to the kernel, then re-arm the delay timer.
+   */
   endBatch(): void {
-    const devs = this.devices;
-    for (let i = 0; i < devs.length; i++) if (devs[i].txCount !== 0) devs[i].flush();
     const enders = this.batchEnders;
     for (let i = 0; i < enders.length; i++) enders[i].endBatch!();
+    const devs = this.devices;
+    for (let i = 0; i < devs.length; i++) if (devs[i].txCount !== 0) devs[i].flush();
     if (this.timed.size !== 0) this.armTimer();
   }
 

@@ -179,6 +179,8 @@ export class SocketUplink extends Element {
   private readonly lastSeen: Float64Array;
   /** Ping: the namespace's echo id (the socket has its own). */
   private readonly echoId: Uint16Array;
+  /** SO_SNDBUF as the kernel reports it (fixed once set: no autotuning). */
+  private readonly sndBuf: Int32Array;
   /** The namespace's SYN (IP and TCP header) while connecting: quoted by an ICMP unreachable. */
   private readonly synQuote: Uint8Array;
   private readonly synQuoteLen: Uint8Array;
@@ -221,6 +223,7 @@ export class SocketUplink extends Element {
     this.dupAcks = new Uint8Array(cap);
     this.lastSeen = new Float64Array(cap);
     this.echoId = new Uint16Array(cap);
+    this.sndBuf = new Int32Array(cap);
     this.synQuote = new Uint8Array(cap * SYN_QUOTE_LEN);
     this.synQuoteLen = new Uint8Array(cap);
     this.freeList = new Int32Array(cap);
@@ -405,6 +408,15 @@ export class SocketUplink extends Element {
     const v = this.ip.reset(b, off + VNET_HDR_LEN + ETH_HEADER_LEN, len - ETH_HEADER_LEN);
     if (v.isFragment) return this.record.countDrop(DROP_SOCKUP_UNSUPPORTED);
     const proto = v.protocol;
+    const tracer = this.ctx.tracer;
+    if (tracer.active) {
+      // A trace changes nothing: no socket is opened, no flow touched.
+      const port = proto === IPPROTO_TCP || proto === IPPROTO_UDP ? `:${(b[v.payloadOffset + 2] << 8) | b[v.payloadOffset + 3]}` : '';
+      const to = v.dst === this.p.hostLoopback ? `${ip4ToString(LOOPBACK)}${port} (the host loopback)` : `${ip4ToString(v.dst)}${port}`;
+      tracer.note(this.name, proto === IPPROTO_TCP || proto === IPPROTO_UDP || proto === IPPROTO_ICMP ? `to a host socket toward ${to}` : `protocol ${proto}: not carried by host sockets`);
+      tracer.outputs.push(`host socket toward ${to}`);
+      return;
+    }
     if (proto === IPPROTO_TCP) {
       const t = this.tcp.reset(b, v.payloadOffset, v.payloadLength);
       const bad = t.checkLen();
@@ -471,7 +483,7 @@ export class SocketUplink extends Element {
     }
     this.fd[f] = fd;
     this.byFd.set(fd, f);
-    this.prepareTcp(fd);
+    this.prepareTcp(f, fd);
     this.counters.connects++;
     const rc = host.sockConnect4(fd, this.hostIp[f], t.dstPort);
     if (rc !== 0 && rc !== -EINPROGRESS) {
@@ -484,11 +496,13 @@ export class SocketUplink extends Element {
   }
 
   /** No Nagle (the namespace already chose its segments), peeks that continue where the last ended, a send buffer the window can be taken from, keepalive. */
-  private prepareTcp(fd: number): void {
+  private prepareTcp(f: number, fd: number): void {
     const host = this.host!;
     host.sockSetInt(fd, SOL_TCP, TCP_NODELAY, 1);
     host.sockSetInt(fd, SOL_SOCKET, SO_PEEK_OFF, 0);
     host.sockSetInt(fd, SOL_SOCKET, SO_SNDBUF, SEND_BUFFER);
+    const sndbuf = host.sockGetInt(fd, SOL_SOCKET, SO_SNDBUF);
+    this.sndBuf[f] = sndbuf > 0 ? sndbuf : 0;
     host.sockSetInt(fd, SOL_SOCKET, SO_KEEPALIVE, 1);
     host.sockSetInt(fd, SOL_TCP, TCP_KEEPIDLE, 60);
     host.sockSetInt(fd, SOL_TCP, TCP_KEEPINTVL, 10);
@@ -750,7 +764,7 @@ export class SocketUplink extends Element {
       this.counters.accepted++;
       this.fd[f] = fd;
       this.byFd.set(fd, f);
-      this.prepareTcp(fd);
+      this.prepareTcp(f, fd);
       this.sndNxt[f] = (Math.random() * 0x100000000) >>> 0;
       this.sndUna[f] = this.sndNxt[f];
       this.rcvNxt[f] = 0;
@@ -890,11 +904,8 @@ export class SocketUplink extends Element {
   private advertisedWindow(f: number, syn: boolean): number {
     const fd = this.fd[f];
     if (fd < 0) return 0;
-    const host = this.host!;
-    // SO_SNDBUF grows with the connection (autotuning): read it each time.
-    const sndbuf = host.sockGetInt(fd, SOL_SOCKET, SO_SNDBUF);
-    const outq = host.sockOutq(fd);
-    const space = sendSpace(sndbuf < 0 ? 0 : sndbuf, outq < 0 ? 0 : outq);
+    const outq = this.host!.sockOutq(fd);
+    const space = sendSpace(this.sndBuf[f], outq < 0 ? 0 : outq);
     return windowField(space, syn ? 0 : this.ourWscale[f]);
   }
 

@@ -3,7 +3,7 @@
  * plays the host, with `uplink: { type: socket }`; the namespaces reach hostsim's addresses
  * only through tapbridge's own host sockets (no route, no NAT, no AF_PACKET):
  *
- *   red 10.100.0.2, blue 10.100.0.3 ── br0 / gateway 10.100.0.1 ── sockup (host sockets of hostsim)
+ *   red 10.100.0.2, blue 10.100.0.3 (no offloads) ── br0 / gateway 10.100.0.1 ── sockup (host sockets of hostsim)
  *   hostsim: 198.51.100.1/24 (HTTP :8080, iperf3 :5201, UDP echo :9000, half-close :8082),
  *            on its veth to client 198.51.100.2/24; HTTP on 127.0.0.1:8081, DNS on 127.0.0.1:5353
  *            (the gateway's DNS upstream)
@@ -139,11 +139,11 @@ describe('socket uplink (tapbridge inside hostsim)', { skip: SKIP ?? false, time
     await listening(HOSTSIM, 'udp', 5353);
     await listening(HOSTSIM, 'udp', 9000);
     await listening(HOSTSIM, 'tcp', 5201);
-    const port = (name: string, ns: string, addr: string) => ({ name, type: 'namespace', namespace: ns, addresses: [addr], defaultRoute: '10.100.0.1' });
+    const port = (name: string, ns: string, addr: string, offload = true) => ({ name, type: 'namespace', namespace: ns, addresses: [addr], defaultRoute: '10.100.0.1', offload });
     tb = await Tapbridge.start({
       instance: `${PREFIX}su`,
       namespace: { name: HOSTSIM, create: false },
-      bridges: [{ name: 'br0', gateway: { address: '10.100.0.1/24', dns: { upstreams: ['127.0.0.1:5353'] } }, ports: [port('red', RED, '10.100.0.2/24'), port('blue', BLUE, '10.100.0.3/24')] }],
+      bridges: [{ name: 'br0', gateway: { address: '10.100.0.1/24', dns: { upstreams: ['127.0.0.1:5353'] } }, ports: [port('red', RED, '10.100.0.2/24'), port('blue', BLUE, '10.100.0.3/24', false)] }],
       uplink: { type: 'socket', maxSocketsPerTenant: PER_TENANT },
       nat: { publish: [{ proto: 'tcp', port: 8000, to: '10.100.0.2' }, { proto: 'udp', port: 8000, to: '10.100.0.2' }] },
       lab: { services: [{ namespace: RED, http: 8000, udpEcho: 8000 }] },
@@ -169,6 +169,15 @@ describe('socket uplink (tapbridge inside hostsim)', { skip: SKIP ?? false, time
   test('TCP out: red fetches a page from hostsim through a host socket (the server sees hostsim itself)', async () => {
     const body = await curl(RED, `http://${HOST_IP}:8080/`);
     assert.match(body, /^hostsim sees 198\.51\.100\.1\n$/);
+  });
+
+  test('a trace through the socket uplink opens no socket', async () => {
+    const before = (await ctl<{ elements: { name: string; counters: Record<string, number> }[] }>('graph')).elements.find((e) => e.name === 'sockup')!.counters.connects;
+    const t = await ctl<{ outputs: string[]; path: { to: string }[] }>('trace', '--port', 'red', '--dst', HOST_IP, '--proto', 'tcp', '--dport', '8080');
+    assert.ok(t.path.some((h) => h.to === 'sockup'), JSON.stringify(t));
+    assert.deepEqual(t.outputs, [`host socket toward ${HOST_IP}:8080`]);
+    const after = (await ctl<{ elements: { name: string; counters: Record<string, number> }[] }>('graph')).elements.find((e) => e.name === 'sockup')!.counters.connects;
+    assert.equal(after, before);
   });
 
   test('a closed port answers with a reset at once (curl: connection refused)', async () => {
@@ -197,6 +206,16 @@ describe('socket uplink (tapbridge inside hostsim)', { skip: SKIP ?? false, time
       const c = graph.elements.find((e) => e.name === 'sockup')!.counters;
       console.log(`# iperf3 ${reverse ? 'hostsim -> red' : 'red -> hostsim'}: ${((j.end?.sum_received?.bits_per_second ?? 0) / 1e9).toFixed(2)} Gbit/s (sockup: ${c.retransmits} retransmits, ${c.partialSends} partial sends)`);
     }
+  });
+
+  test('toward a port without offloads (blue): MSS-sized frames, no GSO drop', async () => {
+    const r = await exec(BLUE, 'iperf3', ['-c', HOST_IP, '-p', '5201', '-t', '1', '-R', '-J'], 20_000);
+    const j = parseIperf(r, 'iperf3 -R from blue');
+    assert.equal(j.error, undefined, `iperf3 error: ${j.error}`);
+    assert.ok((j.end?.sum_received?.bytes ?? 0) > 0);
+    const ports = await ctl<{ name: string; counters: { drops: Record<string, number> } }[]>('ports');
+    assert.equal(ports.find((p) => p.name === 'blue')!.counters.drops.gso_to_non_offload_port ?? 0, 0);
+    console.log(`# iperf3 hostsim -> blue (no offloads): ${((j.end?.sum_received?.bits_per_second ?? 0) / 1e9).toFixed(2)} Gbit/s`);
   });
 
   test('published TCP port: the client reaches red, and red sees the client address', async () => {

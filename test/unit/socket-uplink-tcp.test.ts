@@ -11,7 +11,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Arena } from '../../src/core/arena.js';
 import { DROP_BASE } from '../../src/core/counters.js';
-import { DROP_CONNECT_FAILED, DROP_ICMP_ECHO_NOT_PERMITTED, DROP_TENANT_SOCKETS_EXHAUSTED } from '../../src/core/drops.js';
+import { DROP_CONNECT_FAILED, DROP_ICMP_ECHO_NOT_PERMITTED, DROP_SOCKETS_EXHAUSTED, DROP_TENANT_SOCKETS_EXHAUSTED } from '../../src/core/drops.js';
 import { Element, makeClock, PortRecord, Tracer, type DataPlaneContext } from '../../src/core/element.js';
 import { VNET_F_NEEDS_CSUM, VNET_FLAGS, VNET_GSO_SIZE, VNET_GSO_TCPV4, VNET_GSO_TYPE, VNET_HDR_LEN } from '../../src/core/frame.js';
 import { EACCES, ECONNREFUSED, EINPROGRESS, EV_IN, EV_OUT, MSG_PEEK, MSG_TRUNC, SO_PEEK_OFF, type HostSocketsAddon } from '../../src/io/host-sockets.js';
@@ -60,7 +60,7 @@ function fakeHost(opts: { connect?: number; sendTakes?: number; pingRefused?: bo
       if (name === SO_PEEK_OFF) sockets.get(fd)!.peekOff = value;
       return 0;
     },
-    sockGetInt: () => 0, // SO_ERROR 0; SO_SNDBUF 0 is replaced by the outq math below
+    sockGetInt: () => 0, // SO_ERROR 0 (and SO_SNDBUF 0: a zero window, which the element never waits on)
     sockOutq: () => 0,
     sockSend: (fd: number, mem: ArrayBuffer, off: number, len: number) => {
       const n = Math.min(len, opts.sendTakes ?? len);
@@ -269,6 +269,18 @@ describe('socket uplink: TCP against a scripted host', () => {
     assert.equal(uplink.counters[DROP_BASE + DROP_TENANT_SOCKETS_EXHAUSTED], 1);
     assert.equal(parse(sink.frames[0]).tcp.flags & TCP_FLAG_RST, TCP_FLAG_RST);
     assert.equal(parse(sink.frames[0]).tcp.dstPort, 40002);
+  });
+
+  test('beyond maxSockets a SYN gets RST and sockets_exhausted; a closed flow frees its socket for the next', () => {
+    const { sink, segment, uplink, el } = setup(16);
+    for (let i = 0; i < 17; i++) segment(TCP_FLAG_SYN, 1, 0, 0, true, 41000 + i);
+    assert.equal(el.counters.socketsInUse, 16);
+    assert.equal(uplink.counters[DROP_BASE + DROP_SOCKETS_EXHAUSTED], 1);
+    assert.equal(parse(sink.frames[0]).tcp.dstPort, 41016);
+    segment(TCP_FLAG_RST, 2, 0, 0, false, 41000);
+    segment(TCP_FLAG_SYN, 1, 0, 0, true, 41016);
+    assert.equal(el.counters.socketsInUse, 16);
+    assert.equal(uplink.counters[DROP_BASE + DROP_SOCKETS_EXHAUSTED], 1);
   });
 
   test('host EOF after the data: FIN to the namespace', () => {
