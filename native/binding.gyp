@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "tapbridge",
-      "sources": ["tapbridge.cc", "sockets.cc"],
+      "sources": ["tapbridge.cc", "fdpass.cc", "sockets.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "cflags!": ["-fno-exceptions", "-O3"],

@@ -908,7 +908,14 @@ Napi::Value ThreadId(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(syscall(SYS_gettid)));
 }
 
+}  // namespace
+
+void InitFdPass(Napi::Env env, Napi::Object exports);  // fdpass.cc
+
+namespace {
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  InitFdPass(env, exports);
   exports.Set("setBusyPoll", Napi::Function::New<SetBusyPoll>(env, "setBusyPoll"));
   exports.Set("busyPollStats", Napi::Function::New<BusyPollStats>(env, "busyPollStats"));
   exports.Set("setAffinity", Napi::Function::New<SetAffinity>(env, "setAffinity"));

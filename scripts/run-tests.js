@@ -22,11 +22,12 @@
  * Before running, leftovers of earlier test runs that crashed are removed and listed:
  * tapbridge processes started by a test process that is gone, namespaces named tbt-<pid>-*
  * or tbn-<pid>-* whose <pid> is gone, and /run/tapbridge/tbt-* (tbn-*) state/socket files
- * of dead instances. Nothing of a test run that is still alive is touched; a process that
+ * of dead instances, and throwaway users tbt<pid> (the rootless test's) with their processes.
+ * Nothing of a test run that is still alive is touched; a process that
  * is a zombie counts as gone.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -205,6 +206,28 @@ function cleanStale() {
     if ([...cands.keys()].some((pid) => !stale.has(pid) && cands.get(pid).argv.some((a) => a.startsWith(path + '/')))) continue;
     rmSync(path, { recursive: true, force: true });
     removed.push(`temp dir ${path}`);
+  }
+  // 5. throwaway users tbt<pid> of dead test processes (test/integration/rootless.test.ts):
+  //    their processes (by uid), the account, its /etc/subuid and /etc/subgid lines
+  for (const line of readFileSync('/etc/passwd', 'utf8').split('\n')) {
+    const [user, , uidText] = line.split(':');
+    const m = /^tbt(\d+)$/.exec(user ?? '');
+    if (m === null || pidAlive(Number(m[1]))) continue;
+    const uid = Number(uidText);
+    for (const d of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
+      try {
+        if (Number(/^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${d}/status`, 'utf8'))[1]) === uid) process.kill(Number(d), 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+    const del = spawnSync('userdel', [user], { encoding: 'utf8', timeout: 10_000 });
+    for (const f of ['/etc/subuid', '/etc/subgid']) {
+      if (!existsSync(f)) continue;
+      const text = readFileSync(f, 'utf8');
+      if (text.split('\n').some((l) => l.startsWith(`${user}:`))) writeFileSync(f, text.split('\n').filter((l) => !l.startsWith(`${user}:`)).join('\n'));
+    }
+    removed.push(del.status === 0 ? `user ${user}` : `user ${user} (could not delete: ${(del.stderr ?? '').trim()})`);
   }
   return removed;
 }

@@ -53,7 +53,7 @@ const INNER_TEARDOWN_MS = 2000;
 /** Time limit of each asynchronous teardown step of the inner process. */
 const SOCKET_STEP_MS = 200;
 
-function closeFds(fds: number[]): void {
+export function closeFds(fds: number[]): void {
   for (const fd of fds) {
     try {
       native.close(fd);
@@ -253,7 +253,7 @@ function udhcpcCommand(): string[] {
 }
 
 /** `addresses: dhcp` ports: udhcpc in the namespace, once the data plane answers; stopped at teardown like the lab services. */
-function startDhcpClients(cfg: Config, res: Resources, log: Logger, stopping: () => boolean): void {
+export function startDhcpClients(cfg: Config, res: Resources, log: Logger, stopping: () => boolean): void {
   const script = fileURLToPath(new URL('../../../scripts/udhcpc-script.sh', import.meta.url));
   for (const b of cfg.bridges) {
     for (const p of b.ports) {
@@ -270,7 +270,7 @@ function startDhcpClients(cfg: Config, res: Resources, log: Logger, stopping: ()
   }
 }
 
-function startServices(cfg: Config, res: Resources, log: Logger, stopping: () => boolean): void {
+export function startServices(cfg: Config, res: Resources, log: Logger, stopping: () => boolean): void {
   const script = fileURLToPath(new URL('../lab/service.js', import.meta.url));
   for (const s of cfg.lab?.services ?? []) {
     const args: string[] = [];

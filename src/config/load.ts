@@ -4,6 +4,7 @@
  *   bridges[0].ports[1].mac: not a MAC address (expected aa:bb:cc:dd:ee:ff)
  */
 import { readFileSync } from 'node:fs';
+import { parsePublishSpec } from './publish-spec.js';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { asList, byFamily, familyOf, inSubnet, overlaps, subnetOf, type Subnet } from './addresses.js';
@@ -260,6 +261,33 @@ function issueMessage(i: z.core.$ZodIssue): string {
 
 /** Read a YAML or JSON file (JSON is YAML) and validate it. */
 export function loadConfigFile(file: string): Config {
+  return validateConfig(readConfigDocument(file), file);
+}
+
+/**
+ * The config of `tapbridge run`: FILE, else `fallback` (an embedded default), with the
+ * `--publish` SPECs appended to nat.publish (a `nat: {}` made when absent) and validated with
+ * the rest; a SPEC that does not parse is an error naming the flag.
+ */
+export function loadRunConfig(file: string | undefined, fallback: { doc: object; source: string }, publish: string[] = []): Config {
+  const source = file ?? fallback.source;
+  const doc = (file !== undefined ? readConfigDocument(file) : structuredClone(fallback.doc)) as { nat?: { publish?: unknown[] } } | null;
+  if (publish.length === 0) return validateConfig(doc, source);
+  const specs = publish.map((spec) => {
+    try {
+      return parsePublishSpec(spec);
+    } catch (err) {
+      throw new ConfigError(source, [`--publish: ${(err as Error).message}`]);
+    }
+  });
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new ConfigError(source, ['expected a mapping at the top']);
+  doc.nat ??= {};
+  doc.nat.publish = [...(doc.nat.publish ?? []), ...specs];
+  return validateConfig(doc, `${source} + --publish`);
+}
+
+/** Read a YAML or JSON file into a document, not yet validated (the caller may add to it first). */
+export function readConfigDocument(file: string): unknown {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -272,5 +300,5 @@ export function loadConfigFile(file: string): Config {
   } catch (err) {
     throw new ConfigError(file, [`not valid YAML/JSON: ${(err as Error).message.split('\n')[0]}`]);
   }
-  return validateConfig(doc, file);
+  return doc;
 }

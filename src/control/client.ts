@@ -1,7 +1,7 @@
 /* Client side of the control API: HTTP over the instance's unix socket. */
 import { request } from 'node:http';
 import { existsSync, readdirSync } from 'node:fs';
-import { RUN_DIR } from '../lab/resources.js';
+import { RUN_DIR, SYSTEM_RUN_DIR, userRunDir } from '../lab/resources.js';
 
 export class ClientError extends Error {
   constructor(
@@ -12,14 +12,37 @@ export class ClientError extends Error {
   }
 }
 
-/** The socket to talk to: --socket, else --instance, else the only instance running. */
+/**
+ * The directories an instance may live in, in order: TAPBRIDGE_RUN_DIR alone when set, else
+ * this user's default (RUN_DIR), root's /run/tapbridge and the user's own runtime directory
+ * (a rootless instance's, $XDG_RUNTIME_DIR/tapbridge), so `ctl` finds either without flags.
+ */
+function runDirs(): string[] {
+  return process.env.TAPBRIDGE_RUN_DIR !== undefined ? [RUN_DIR] : [...new Set([RUN_DIR, SYSTEM_RUN_DIR, userRunDir()])];
+}
+
+/**
+ * An instance's file with this suffix (.sock, .agent): the named instance's, else the only
+ * one in the first directory of runDirs() that has any. `undefined` when a named one is missing.
+ */
+export function findInstanceFile(suffix: string, instance?: string): string | undefined {
+  const dirs = runDirs();
+  if (instance !== undefined) return dirs.map((d) => `${d}/${instance}${suffix}`).find((f) => existsSync(f));
+  for (const dir of dirs) {
+    const found = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith(suffix)) : [];
+    if (found.length === 1) return `${dir}/${found[0]}`;
+    if (found.length > 1) throw new ClientError(`several instances are running (${found.map((s) => s.slice(0, -suffix.length)).join(', ')}): pick one with --instance`);
+  }
+  return undefined;
+}
+
+/** The socket to talk to: --socket, else --instance, else the only instance running (see runDirs). */
 export function resolveSocket(opts: { socket?: string; instance?: string }): string {
   if (opts.socket !== undefined) return opts.socket;
+  const found = findInstanceFile('.sock', opts.instance);
+  if (found !== undefined) return found;
   if (opts.instance !== undefined) return `${RUN_DIR}/${opts.instance}.sock`;
-  const socks = existsSync(RUN_DIR) ? readdirSync(RUN_DIR).filter((f) => f.endsWith('.sock')) : [];
-  if (socks.length === 1) return `${RUN_DIR}/${socks[0]}`;
-  if (socks.length === 0) throw new ClientError(`no running tapbridge instance found in ${RUN_DIR} (start one with 'tapbridge run', or pass --socket)`);
-  throw new ClientError(`several instances are running (${socks.map((s) => s.replace(/\.sock$/, '')).join(', ')}): pick one with --instance`);
+  throw new ClientError(`no running tapbridge instance found in ${runDirs().join(' or ')} (start one with 'tapbridge run', or pass --socket)`);
 }
 
 export function apiRequest(socketPath: string, method: string, path: string, body?: unknown): Promise<unknown> {

@@ -1,5 +1,5 @@
 /*
- * Typed loader for the native I/O addon (native/tapbridge.cc).
+ * Typed loader for the native I/O addon (native/tapbridge.cc, fd passing in native/fdpass.cc).
  *
  * The addon is thin: it opens TAPs and AF_PACKET sockets, reads batches of frames into the
  * frame arena (see ../engine/frame.ts for the slot layout) and transmits batches. All packet
@@ -114,6 +114,15 @@ export interface NativeAddon {
   setAffinity(cpus: number[]): void;
   /** The calling thread's kernel tid. */
   threadId(): number;
+  /** A connected AF_UNIX SOCK_SEQPACKET pair (CLOEXEC) for fd passing (native/fdpass.cc). */
+  socketPair(): [number, number];
+  /** Send one message (1..65536 bytes) carrying up to 253 fds (SCM_RIGHTS); blocking. Returns bytes sent. */
+  sendFds(fd: number, data: Buffer | string, fds: number[]): number;
+  /**
+   * Receive one message and its fds (CLOEXEC), waiting up to timeoutMs (-1: forever; 0: poll).
+   * null: nothing within the timeout. An empty message without fds: the peer closed.
+   */
+  recvFds(fd: number, timeoutMs: number): { data: Buffer; fds: number[] } | null;
   /** Largest Reader budget (frames per batch). */
   readonly MAX_BATCH: number;
   readonly VNET_HDR_LEN: number;
@@ -188,6 +197,9 @@ export const native: NativeAddon = {
   busyPollStats: () => loadNative().busyPollStats(),
   setAffinity: (cpus) => loadNative().setAffinity(cpus),
   threadId: () => loadNative().threadId(),
+  socketPair: () => loadNative().socketPair(),
+  sendFds: (fd, data, fds) => loadNative().sendFds(fd, data, fds),
+  recvFds: (fd, timeoutMs) => loadNative().recvFds(fd, timeoutMs),
   MAX_BATCH: 256,
   VNET_HDR_LEN: 10,
 };

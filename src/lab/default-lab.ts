@@ -47,3 +47,37 @@ export const DEFAULT_LAB = {
     ],
   },
 } as const;
+
+/*
+ * The embedded default of `tapbridge run --rootless` (docs/architecture.md, "Rootless
+ * mode"): no `namespace:` (tapbridge stays in the network namespace it was started in, where
+ * the socket uplink opens its host sockets), no host TAP, no lab veths:
+ *
+ *   red  10.100.0.2/24 ─┐
+ *   blue 10.100.0.3/24 ─┴─ br0 (gateway 10.100.0.1) ── socket uplink: the host's own sockets
+ *
+ * 8000/tcp and 8000/udp on the host's 127.0.0.1 are published to red:8000, where the lab's
+ * HTTP and UDP echo servers run. DNS at the gateway answers the port names (red.tapbridge.internal)
+ * and forwards the rest to the host's resolvers (/etc/resolv.conf, through host sockets).
+ */
+export const ROOTLESS_LAB = {
+  instance: 'rootless',
+  bridges: [
+    {
+      name: 'br0',
+      gateway: { address: ['10.100.0.1/24'], mac: '02:74:62:00:00:01', dns: { enabled: true } },
+      ports: [
+        { name: 'red', type: 'namespace', namespace: 'red', addresses: ['10.100.0.2/24'], defaultRoute: ['10.100.0.1'] },
+        { name: 'blue', type: 'namespace', namespace: 'blue', addresses: ['10.100.0.3/24'], defaultRoute: ['10.100.0.1'] },
+      ],
+    },
+  ],
+  uplink: { type: 'socket' },
+  nat: {
+    publish: [
+      { proto: 'tcp', port: 8000, to: '10.100.0.2', hostAddress: '127.0.0.1' },
+      { proto: 'udp', port: 8000, to: '10.100.0.2', hostAddress: '127.0.0.1' },
+    ],
+  },
+  lab: { services: [{ namespace: 'red', http: 8000, udpEcho: 8000 }] },
+} as const;

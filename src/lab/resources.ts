@@ -1,13 +1,23 @@
 /*
  * Bookkeeping of everything an instance creates (namespaces, links, helper processes),
- * persisted to /run/tapbridge/<instance>.state.json so that teardown — on exit, on an
+ * persisted to RUN_DIR/<instance>.<role>.json so that teardown — on exit, on an
  * error half-way through setup, or on the next start after a crash — removes exactly
  * what was created, in reverse order, and nothing else.
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { IP_TEARDOWN_TIMEOUT_MS, ipQuiet, netnsExists, netnsInode } from './ip.js';
 
-export const RUN_DIR = process.env.TAPBRIDGE_RUN_DIR ?? '/run/tapbridge';
+/** Where root instances keep their sockets and state files. */
+export const SYSTEM_RUN_DIR = '/run/tapbridge';
+
+/** An ordinary user's runtime directory (rootless mode): $XDG_RUNTIME_DIR/tapbridge, else /tmp/tapbridge-UID. */
+export function userRunDir(): string {
+  const xdg = process.env.XDG_RUNTIME_DIR;
+  return xdg !== undefined && xdg !== '' ? `${xdg}/tapbridge` : `/tmp/tapbridge-${process.getuid?.() ?? 0}`;
+}
+
+/** TAPBRIDGE_RUN_DIR, else /run/tapbridge for root (also root of a user namespace), else the user's own. */
+export const RUN_DIR = process.env.TAPBRIDGE_RUN_DIR ?? (process.getuid?.() === 0 ? SYSTEM_RUN_DIR : userRunDir());
 
 export type Resource =
   | { type: 'netns'; name: string }

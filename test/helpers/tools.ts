@@ -39,6 +39,8 @@ export const TOOLS: Tool[] = [
   { name: 'ethtool', apt: 'ethtool' },
   { name: 'nsenter', apt: 'util-linux' },
   { name: 'setpriv', apt: 'util-linux' },
+  { name: 'newuidmap', apt: 'uidmap' },
+  { name: 'newgidmap', apt: 'uidmap' },
   { name: 'ndisc6', apt: 'ndisc6' },
   { name: 'rdisc6', apt: 'ndisc6' },
   { name: 'script', apt: 'bsdutils' },

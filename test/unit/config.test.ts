@@ -9,8 +9,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, loadConfigFile, validateConfig } from '../../src/config/load.js';
-import { DEFAULT_LAB } from '../../src/lab/default-lab.js';
+import { ConfigError, loadConfigFile, loadRunConfig, validateConfig } from '../../src/config/load.js';
+import { DEFAULT_LAB, ROOTLESS_LAB } from '../../src/lab/default-lab.js';
 
 /** A small but complete valid document (JSON-shaped, as a parsed YAML file would be). */
 function valid(): Record<string, any> {
@@ -344,5 +344,45 @@ describe('gateway.dhcp, gateway.dns and addresses: dhcp', () => {
     expectOne(withDhcp((c) => (c.bridges[0].ports[1].addresses = 'dhcpv6')), 'bridges[0].ports[1].addresses', /./);
     expectOne(withDhcp((c) => delete c.bridges[0].gateway.dhcp), 'bridges[0].ports[1].addresses', /no gateway.dhcp server/);
     expectProblem(withDhcp((c) => (c.bridges[0].gateway.address = '2001:db8:100::1/64')), 'bridges[0].gateway.dhcp', /needs an IPv4 gateway address/);
+  });
+});
+
+describe('run --publish and the rootless default (loadRunConfig)', () => {
+  const lab = { doc: DEFAULT_LAB, source: 'embedded default lab' };
+
+  test('the embedded rootless default is valid: a socket uplink, 8000 on 127.0.0.1 to red, no namespace of its own', () => {
+    const cfg = loadRunConfig(undefined, { doc: ROOTLESS_LAB, source: 'embedded rootless default' });
+    assert.equal(cfg.uplink?.type, 'socket');
+    assert.equal(cfg.namespace, undefined);
+    assert.deepEqual(
+      cfg.nat!.publish.map((p) => `${p.hostAddress}:${p.port}/${p.proto}=${p.to}`),
+      ['127.0.0.1:8000/tcp=10.100.0.2', '127.0.0.1:8000/udp=10.100.0.2'],
+    );
+  });
+
+  test('SPECs are appended to nat.publish, host address included', () => {
+    const cfg = loadRunConfig(undefined, lab, ['8080/tcp=10.100.0.3:80', '9000-9001/udp=10.100.0.2']);
+    assert.equal(cfg.nat!.publish.length, DEFAULT_LAB.nat.publish.length + 2);
+    assert.deepEqual(cfg.nat!.publish.at(-2), { proto: 'tcp', port: 8080, to: '10.100.0.3', toPort: 80 });
+    assert.deepEqual(cfg.nat!.publish.at(-1), { proto: 'udp', port: 9000, portEnd: 9001, to: '10.100.0.2' });
+    const rootless = loadRunConfig(undefined, { doc: ROOTLESS_LAB, source: 'rootless' }, ['198.51.100.1:8001=10.100.0.2:8000']);
+    assert.deepEqual(rootless.nat!.publish.at(-1), { proto: 'tcp', port: 8001, to: '10.100.0.2', toPort: 8000, hostAddress: '198.51.100.1' });
+  });
+
+  test('nat: {} is made when the config has none', () => {
+    const { nat: _nat, ...withoutNat } = ROOTLESS_LAB;
+    const cfg = loadRunConfig(undefined, { doc: withoutNat, source: 'no nat' }, ['8001=10.100.0.2']);
+    assert.deepEqual(cfg.nat!.publish.map((p) => p.port), [8001]);
+  });
+
+  test('a SPEC that does not parse, or clashes, is a config error naming the flag', () => {
+    assert.throws(
+      () => loadRunConfig(undefined, lab, ['nonsense']),
+      (e: unknown) => e instanceof ConfigError && /--publish: cannot parse 'nonsense'/.test(e.message),
+    );
+    assert.throws(
+      () => loadRunConfig(undefined, lab, ['8000/tcp=10.100.0.3']),
+      (e: unknown) => e instanceof ConfigError && /\+ --publish/.test(e.message) && /nat\.publish\[4\]\.port.*published twice/.test(e.message),
+    );
   });
 });

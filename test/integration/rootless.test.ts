@@ -1,0 +1,321 @@
+/*
+ * Rootless mode (issue 10, parts 1, 4, 5): `tapbridge run --rootless` as a throwaway
+ * unprivileged user, started inside a namespace `hostsim` (the "host" it must not need
+ * privileges in; 198.51.100.1/24 on a veth to a namespace `client`, .2, is its network). Nothing of the instance
+ * runs as root: the parent (data plane, control socket), unshare, the agent (root of its user
+ * namespace only) and the lab service all have the user's uid. Checked: red -> blue and red ->
+ * the gateway through tapbridge's switch, blue -> red's lab HTTP server, `tapbridge exec`
+ * passing the exit code on, `ctl ports` without --socket, the clean stop on SIGTERM (no
+ * process of the user, no socket, state or agent file left), and the error that names
+ * /dev/net/tun and its fix when it is mode 0600.
+ *
+ * Setup (undone in after(), also when a test fails): /dev/net/tun mode 0666 (the old mode is
+ * restored), the user tbt<pid> (userdel; its /etc/subuid and /etc/subgid lines), its XDG_RUNTIME_DIR under /tmp, the namespaces
+ * tbt-<pid>-hostsim and tbt-<pid>-client, the HTTP server in hostsim.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { appendFileSync, chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { IP, PREFIX, ROOT, TAPBRIDGE, addNamespace, announceSkip, deleteNamespacesSync, describeRun, integrationSkipReason, ip, run, waitFor, type RunResult } from '../helpers/sys.js';
+import { requireTools } from '../helpers/tools.js';
+
+const SKIP = integrationSkipReason();
+if (SKIP !== null) announceSkip('rootless integration tests', SKIP);
+
+const USER = `tbt${process.pid}`;
+const HOSTSIM = `${PREFIX}hostsim`;
+/** A machine on hostsim's network (198.51.100.2), joined by a veth. */
+const CLIENT = `${PREFIX}client`;
+const XDG = `/tmp/${PREFIX}xdg`;
+const RUN_DIR = `${XDG}/tapbridge`;
+const READY_MS = 20_000;
+/** The published port the client uses (the default's 8000 is on 127.0.0.1: one port per proto, whatever the host address). */
+const PUBLISH = '198.51.100.1:8001=10.100.0.2:8000';
+const LAB_SERVICE = `${ROOT}/dist/src/lab/service.js`;
+
+/** `CMD ARGS` as USER (no groups, no capabilities, a clean environment), inside hostsim. */
+function asUserArgv(args: string[]): string[] {
+  return ['netns', 'exec', HOSTSIM, 'setpriv', '--reuid', USER, '--regid', USER, '--init-groups', 'env', '-i', 'PATH=/usr/sbin:/usr/bin:/sbin:/bin', 'HOME=/tmp', `XDG_RUNTIME_DIR=${XDG}`, ...args];
+}
+
+function asUser(args: string[], timeoutMs = 10_000): Promise<RunResult> {
+  return run(IP, asUserArgv(args), { timeoutMs });
+}
+
+const tapbridge = (args: string[], timeoutMs?: number) => asUser([process.execPath, TAPBRIDGE, ...args], timeoutMs);
+
+function uidOf(name: string): number {
+  const r = spawnSync('id', ['-u', name], { encoding: 'utf8' });
+  return Number(r.stdout.trim());
+}
+
+/** Real, effective, saved and filesystem uid of a process (/proc/PID/status), or null when it is gone. */
+function uidsOf(pid: number): number[] | null {
+  try {
+    return /^Uid:\s+(.*)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1].trim().split(/\s+/).map(Number);
+  } catch {
+    return null;
+  }
+}
+
+/** pid and every descendant of it (through /proc/PID/task/TID/children). */
+function processTree(pid: number): number[] {
+  const out = [pid];
+  for (let i = 0; i < out.length; i++) {
+    let tids: string[] = [];
+    try {
+      tids = readdirSync(`/proc/${out[i]}/task`);
+    } catch {
+      continue;
+    }
+    for (const tid of tids) {
+      try {
+        const kids = readFileSync(`/proc/${out[i]}/task/${tid}/children`, 'utf8').trim();
+        if (kids !== '') out.push(...kids.split(' ').map(Number));
+      } catch {
+        /* gone */
+      }
+    }
+  }
+  return out;
+}
+
+/** Live processes whose real uid is `uid`. */
+function processesOf(uid: number): number[] {
+  return readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .map(Number)
+    .filter((pid) => uidsOf(pid)?.[0] === uid && !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8')));
+}
+
+const SUBID_FILES = ['/etc/subuid', '/etc/subgid'];
+
+/** Give USER a subordinate id range (as useradd does for ordinary users), or take it away again. */
+function addSubordinateIds(): void {
+  for (const f of SUBID_FILES) appendFileSync(f, `${USER}:300000:65536\n`);
+}
+function removeSubordinateIds(): void {
+  for (const f of SUBID_FILES) {
+    const text = existsSync(f) ? readFileSync(f, 'utf8') : '';
+    if (text.split('\n').some((l) => l.startsWith(`${USER}:`))) writeFileSync(f, text.split('\n').filter((l) => !l.startsWith(`${USER}:`)).join('\n'));
+  }
+}
+
+class RootlessRun {
+  readonly child: ChildProcess;
+  output = '';
+  readonly exited: Promise<number | null>;
+
+  /** `detached`: in a process group of its own, as a shell runs it (for a Ctrl-C to the whole group). */
+  constructor(extra: string[] = [], detached = false) {
+    this.child = spawn(IP, asUserArgv([process.execPath, TAPBRIDGE, 'run', '--rootless', '--json-logs', ...extra]), { stdio: ['ignore', 'pipe', 'pipe'], detached });
+    for (const s of [this.child.stdout!, this.child.stderr!]) s.on('data', (d: Buffer) => (this.output += d.toString('utf8')));
+    this.exited = new Promise((r) => this.child.on('exit', (code) => r(code)));
+  }
+
+  ready(): Promise<boolean> {
+    return waitFor('tapbridge ready (rootless)', () => this.output.includes('tapbridge ready (rootless)') || (this.child.exitCode !== null ? Promise.reject(new Error(`exited ${this.child.exitCode}:\n${this.output}`)) : false), { timeoutMs: READY_MS, intervalMs: 100 });
+  }
+
+  describe(): string {
+    return `--- tapbridge run --rootless output ---\n${this.output.slice(-6000)}`;
+  }
+}
+
+describe('tapbridge run --rootless', { skip: SKIP ?? undefined, timeout: 60_000 }, () => {
+  let tunMode = -1;
+  let uid = -1;
+  let tb: RootlessRun | null = null;
+  const started: number[] = [];
+
+  before(async () => {
+    requireTools(['setpriv', 'nsenter', 'ping', 'curl', 'dig', 'newuidmap', 'newgidmap']);
+    for (const bin of ['useradd', 'userdel', 'unshare'])
+      if (spawnSync('sh', ['-c', `command -v ${bin}`]).status !== 0) throw new Error(`rootless test cannot run: ${bin} is missing (apt: ${bin === 'unshare' ? 'util-linux' : 'passwd'})`);
+    tunMode = statSync('/dev/net/tun').mode & 0o7777;
+    chmodSync('/dev/net/tun', 0o666);
+    const add = spawnSync('useradd', ['-M', '-r', '-s', '/usr/sbin/nologin', USER], { encoding: 'utf8' });
+    if (add.status !== 0) throw new Error(`rootless test cannot run: useradd ${USER} failed: ${add.stderr}`);
+    uid = uidOf(USER);
+    mkdirSync(XDG, { mode: 0o700 });
+    chownSync(XDG, uid, uid);
+    await addNamespace(HOSTSIM);
+    await addNamespace(CLIENT);
+    await ip('-n', HOSTSIM, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', CLIENT);
+    await ip('-n', HOSTSIM, 'addr', 'add', '198.51.100.1/24', 'dev', 'eth0');
+    await ip('-n', HOSTSIM, 'link', 'set', 'dev', 'eth0', 'up');
+    await ip('-n', CLIENT, 'addr', 'add', '198.51.100.2/24', 'dev', 'eth0');
+    await ip('-n', CLIENT, 'link', 'set', 'dev', 'eth0', 'up');
+    const server = spawn(IP, ['netns', 'exec', HOSTSIM, process.execPath, LAB_SERVICE, '--http', '8080'], { stdio: 'ignore', env: { ...process.env, TAPBRIDGE_NS: 'hostsim' } });
+    started.push(server.pid!);
+    await waitFor('the HTTP server in hostsim', async () => (await run(IP, ['netns', 'exec', HOSTSIM, 'curl', '-sS', '-m', '1', 'http://198.51.100.1:8080/'])).code === 0, { timeoutMs: 5000 });
+    const readable = await asUser(['test', '-r', TAPBRIDGE]);
+    if (readable.code !== 0) throw new Error(`rootless test cannot run: ${USER} cannot read ${TAPBRIDGE} (the checkout must be readable by other users)`);
+    const why = await asUser(['unshare', '--user', '--map-root-user', 'true']);
+    if (why.code !== 0) throw new Error(`rootless test cannot run: user namespaces are not usable by ${USER} here:\n${describeRun(why)}`);
+  });
+
+  after(() => {
+    for (const pid of started.flatMap((p) => processTree(p)).reverse()) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+    removeSubordinateIds();
+    deleteNamespacesSync([HOSTSIM, CLIENT]);
+    if (uid >= 0) spawnSync('userdel', [USER]);
+    rmSync(XDG, { recursive: true, force: true });
+    if (tunMode >= 0) chmodSync('/dev/net/tun', tunMode);
+  });
+
+  test('the default lab runs as the user alone: switch, gateway, lab service, socket uplink, published ports, exec, ctl, clean stop', async () => {
+    tb = new RootlessRun(['--publish', PUBLISH]);
+    started.push(tb.child.pid!);
+    await tb.ready();
+    const tree = processTree(tb.child.pid!);
+    assert.ok(tree.length >= 4, `parent, unshare, agent and the lab service: ${tree.join(' ')}\n${tb.describe()}`);
+    for (const pid of tree) {
+      const uids = uidsOf(pid);
+      if (uids !== null) assert.deepEqual(uids, [uid, uid, uid, uid], `process ${pid} (${readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ')}) runs as ${USER}`);
+    }
+    const agent = JSON.parse(readFileSync(`${RUN_DIR}/rootless.agent`, 'utf8')) as { pid: number };
+    assert.ok(tree.includes(agent.pid), 'the agent file names the agent of this run');
+
+    const toBlue = await tapbridge(['exec', 'red', '--', 'ping', '-c1', '-W2', '10.100.0.3']);
+    assert.equal(toBlue.code, 0, `red -> blue\n${describeRun(toBlue)}\n${tb.describe()}`);
+    const toGateway = await tapbridge(['exec', 'red', '--', 'ping', '-c1', '-W2', '10.100.0.1']);
+    assert.equal(toGateway.code, 0, `red -> the gateway\n${describeRun(toGateway)}`);
+    const http = await tapbridge(['exec', 'blue', '--', 'curl', '-sS', '-m', '5', 'http://10.100.0.2:8000/']);
+    assert.equal(http.code, 0, describeRun(http));
+    assert.match(http.stdout, /hello from red, you are 10\.100\.0\.3:/);
+    const dns = await tapbridge(['exec', 'red', '--', 'dig', '+short', '+time=2', '+tries=1', '@10.100.0.1', 'blue.tapbridge.internal']);
+    assert.equal(dns.stdout.trim(), '10.100.0.3', `DNS at the gateway answers the port names\n${describeRun(dns)}`);
+    const out = await tapbridge(['exec', 'red', '--', 'curl', '-sS', '-m', '5', 'http://198.51.100.1:8080/']);
+    assert.equal(out.code, 0, `red -> the host's server through the socket uplink\n${describeRun(out)}\n${tb.describe()}`);
+    assert.match(out.stdout, /hello from hostsim, you are 198\.51\.100\.1:/, 'the host sees its own socket');
+    const published = await run(IP, ['netns', 'exec', CLIENT, 'curl', '-sS', '-m', '5', 'http://198.51.100.1:8001/']);
+    assert.equal(published.code, 0, `client -> red through --publish ${PUBLISH}\n${describeRun(published)}\n${tb.describe()}`);
+    assert.match(published.stdout, /hello from red, you are 198\.51\.100\.2:/, "red's server sees the client's own address");
+    const added = await tapbridge(['ctl', 'forwards', 'add', '198.51.100.1:8002/tcp=10.100.0.2:8000']);
+    assert.equal(added.code, 0, `ctl forwards add at runtime\n${describeRun(added)}`);
+    const runtime = await run(IP, ['netns', 'exec', CLIENT, 'curl', '-sS', '-m', '5', 'http://198.51.100.1:8002/']);
+    assert.match(runtime.stdout, /hello from red, you are 198\.51\.100\.2:/, `client -> red through the forward added at runtime\n${describeRun(runtime)}`);
+    const portsAdd = await tapbridge(['ctl', 'ports', 'add', 'green', '--netns', 'green']);
+    assert.notEqual(portsAdd.code, 0, describeRun(portsAdd));
+    assert.match(portsAdd.stderr, /not available in rootless mode/, describeRun(portsAdd));
+    const loopback = await asUser(['curl', '-sS', '-m', '5', 'http://127.0.0.1:8000/']);
+    assert.equal(loopback.code, 0, `the default's 127.0.0.1:8000 -> red\n${describeRun(loopback)}`);
+    assert.match(loopback.stdout, /hello from red/);
+    const code = await tapbridge(['exec', 'red', '--', 'sh', '-c', 'exit 7']);
+    assert.equal(code.code, 7, `exec passes the exit code on\n${describeRun(code)}`);
+    const ports = await tapbridge(['ctl', 'ports']);
+    assert.equal(ports.code, 0, `ctl finds the rootless instance without --socket\n${describeRun(ports)}`);
+    assert.match(ports.stdout, /^red\s+br0\s+namespace/m);
+    assert.match(ports.stdout, /^blue\s+br0\s+namespace/m);
+
+    const missing = await tapbridge(['exec', 'nosuch', '--', 'true']);
+    assert.notEqual(missing.code, 0, describeRun(missing));
+    assert.match(missing.stderr, /no namespace 'nosuch' in the rootless instance \(it has: .*red/, describeRun(missing));
+
+    tb.child.kill('SIGTERM');
+    const exit = await Promise.race([tb.exited, new Promise<'late'>((r) => setTimeout(() => r('late'), 8000))]);
+    assert.equal(exit, 0, `clean stop on SIGTERM\n${tb.describe()}`);
+    assert.doesNotMatch(tb.output, /"level":(40|50)/, `no warning or error from start to stop\n${tb.describe()}`);
+    await waitFor(`no process of ${USER} left`, () => processesOf(uid).length === 0 || undefined, { timeoutMs: 3000 });
+    assert.deepEqual(readdirSync(RUN_DIR), [], 'no socket, state or agent file left');
+    assert.ok(!existsSync(`/proc/${agent.pid}`) || uidsOf(agent.pid)?.[0] !== uid, 'the agent is gone');
+  });
+
+  test('the parent SIGKILLed: the agent sees EOF and takes everything with it; the next start cleans up and runs', async () => {
+    const first = new RootlessRun();
+    started.push(first.child.pid!);
+    await first.ready();
+    const agent = JSON.parse(readFileSync(`${RUN_DIR}/rootless.agent`, 'utf8')) as { pid: number };
+    first.child.kill('SIGKILL');
+    await waitFor(`no process of ${USER} left after the parent's death`, () => processesOf(uid).length === 0 || undefined, { timeoutMs: 5000 });
+    assert.equal(uidsOf(agent.pid), null, 'the agent is gone');
+    const second = new RootlessRun();
+    started.push(second.child.pid!);
+    await second.ready();
+    assert.match(second.output, /removed leftovers of an earlier run/, second.describe());
+    second.child.kill('SIGTERM');
+    assert.equal(await second.exited, 0, second.describe());
+    assert.deepEqual(readdirSync(RUN_DIR), [], 'no socket, state or agent file left');
+  });
+
+  test('Ctrl-C (SIGINT to the whole process group): parent and agent stop together, cleanly', async () => {
+    const run = new RootlessRun([], true);
+    started.push(run.child.pid!);
+    await run.ready();
+    process.kill(-run.child.pid!, 'SIGINT');
+    const exit = await Promise.race([run.exited, new Promise<'late'>((r) => setTimeout(() => r('late'), 8000))]);
+    assert.equal(exit, 0, `exit 0 after Ctrl-C\n${run.describe()}`);
+    assert.doesNotMatch(run.output, /"level":(40|50)/, `no warning or error on the way down\n${run.describe()}`);
+    await waitFor(`no process of ${USER} left`, () => processesOf(uid).length === 0 || undefined, { timeoutMs: 3000 });
+    assert.deepEqual(readdirSync(RUN_DIR), [], 'no socket, state or agent file left');
+  });
+
+  test('the agent SIGKILLed: the parent stops with an error and removes its files', async () => {
+    const run = new RootlessRun();
+    started.push(run.child.pid!);
+    await run.ready();
+    const agent = JSON.parse(readFileSync(`${RUN_DIR}/rootless.agent`, 'utf8')) as { pid: number };
+    process.kill(agent.pid, 'SIGKILL');
+    const exit = await Promise.race([run.exited, new Promise<'late'>((r) => setTimeout(() => r('late'), 8000))]);
+    assert.equal(exit, 1, `exit code 1 once the agent died\n${run.describe()}`);
+    assert.match(run.output, /the rootless agent exited/, run.describe());
+    await waitFor(`no process of ${USER} left`, () => processesOf(uid).length === 0 || undefined, { timeoutMs: 3000 });
+    assert.deepEqual(readdirSync(RUN_DIR), [], 'no socket, state or agent file left');
+  });
+
+  test('with subordinate ids in /etc/subuid and /etc/subgid the sandbox maps them too (newuidmap)', async () => {
+    addSubordinateIds();
+    try {
+      const withRange = new RootlessRun();
+      started.push(withRange.child.pid!);
+      await withRange.ready();
+      const map = await tapbridge(['exec', 'red', '--', 'cat', '/proc/self/uid_map', '/proc/self/gid_map']);
+      assert.equal(map.code, 0, describeRun(map));
+      const rows = map.stdout.trim().split('\n').map((l) => l.trim().split(/\s+/).join(' '));
+      assert.deepEqual(rows, [`0 ${uid} 1`, '1 300000 65535', `0 ${uid} 1`, '1 300000 65535'], withRange.describe());
+      const ping = await tapbridge(['exec', 'red', '--', 'ping', '-c1', '-W2', '10.100.0.3']);
+      assert.equal(ping.code, 0, describeRun(ping));
+      withRange.child.kill('SIGTERM');
+      assert.equal(await withRange.exited, 0, withRange.describe());
+    } finally {
+      removeSubordinateIds();
+    }
+  });
+
+  test('--publish: a bad SPEC is a config error naming the flag', async () => {
+    const r = await tapbridge(['run', '--rootless', '--publish', 'nonsense']);
+    assert.equal(r.code, 2, describeRun(r));
+    assert.match(r.stderr, /--publish: cannot parse 'nonsense'/, describeRun(r));
+  });
+
+  test('exec in root mode: ip netns exec, the exit code passed on, a clear error for a missing namespace', async () => {
+    const r = await run(process.execPath, [TAPBRIDGE, 'exec', HOSTSIM, '--', 'ip', '-o', '-4', 'addr', 'show', 'dev', 'eth0']);
+    assert.equal(r.code, 0, describeRun(r));
+    assert.match(r.stdout, /198\.51\.100\.1\/24/);
+    const seven = await run(process.execPath, [TAPBRIDGE, 'exec', HOSTSIM, '--', 'sh', '-c', 'exit 7']);
+    assert.equal(seven.code, 7, describeRun(seven));
+    const missing = await run(process.execPath, [TAPBRIDGE, 'exec', `${PREFIX}nosuch`, '--', 'true']);
+    assert.equal(missing.code, 1, describeRun(missing));
+    assert.match(missing.stderr, new RegExp(`no namespace '${PREFIX}nosuch'`));
+  });
+
+  test('/dev/net/tun not usable: the error names it and the fix', async () => {
+    chmodSync('/dev/net/tun', 0o600);
+    try {
+      const r = await tapbridge(['run', '--rootless'], 15_000);
+      assert.notEqual(r.code, 0, describeRun(r));
+      assert.match(r.stderr, /\/dev\/net\/tun is not readable and writable by this user; fix: sudo chmod 0666 \/dev\/net\/tun/, describeRun(r));
+      assert.deepEqual(processesOf(uid), [], 'nothing left running');
+    } finally {
+      chmodSync('/dev/net/tun', 0o666);
+    }
+  });
+});
