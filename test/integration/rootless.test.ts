@@ -11,13 +11,15 @@
  *
  * Setup (undone in after(), also when a test fails): /dev/net/tun mode 0666 (the old mode is
  * restored), the user tbt<pid> (userdel; its /etc/subuid and /etc/subgid lines), its XDG_RUNTIME_DIR under /tmp, the namespaces
- * tbt-<pid>-hostsim and tbt-<pid>-client, the HTTP server in hostsim.
+ * tbt-<pid>-hostsim and tbt-<pid>-client, the HTTP server in hostsim, and a copy of what the user
+ * runs (bin, dist, node_modules, package.json, scripts, the native addon) in a directory under /tmp
+ * readable by everyone: CI's checkout may sit under /root (mode 0700), out of the user's reach.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { appendFileSync, chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { IP, PREFIX, ROOT, TAPBRIDGE, addNamespace, announceSkip, deleteNamespacesSync, describeRun, integrationSkipReason, ip, run, waitFor, type RunResult } from '../helpers/sys.js';
+import { appendFileSync, chmodSync, chownSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { IP, PREFIX, ROOT, addNamespace, announceSkip, deleteNamespacesSync, describeRun, integrationSkipReason, ip, run, waitFor, type RunResult } from '../helpers/sys.js';
 import { requireTools } from '../helpers/tools.js';
 
 const SKIP = integrationSkipReason();
@@ -32,7 +34,23 @@ const RUN_DIR = `${XDG}/tapbridge`;
 const READY_MS = 20_000;
 /** The published port the client uses (the default's 8000 is on 127.0.0.1: one port per proto, whatever the host address). */
 const PUBLISH = '198.51.100.1:8001=10.100.0.2:8000';
-const LAB_SERVICE = `${ROOT}/dist/src/lab/service.js`;
+/** The copy of the checkout the user runs (see stageApp). */
+const APP = `/tmp/${PREFIX}app`;
+const TAPBRIDGE = `${APP}/bin/tapbridge.js`;
+const LAB_SERVICE = `${APP}/dist/src/lab/service.js`;
+/** What a run needs, relative to the checkout; the addon keeps its path (src/io/native.ts walks up from dist/src/io to find it). */
+const STAGED = ['bin', 'dist', 'node_modules', 'package.json', 'scripts', 'native/build/Release/tapbridge.node'];
+
+/** Copies STAGED from the checkout to APP, every directory on the way mode 0755. */
+function stageApp(): void {
+  mkdirSync(APP, { mode: 0o755 });
+  chmodSync(APP, 0o755); // not narrowed by the umask
+  for (const rel of STAGED) {
+    if (!existsSync(`${ROOT}/${rel}`)) throw new Error(`rootless test cannot run: ${ROOT}/${rel} is missing (npm run build)`);
+    cpSync(`${ROOT}/${rel}`, `${APP}/${rel}`, { recursive: true, preserveTimestamps: true, verbatimSymlinks: true });
+  }
+  for (let dir = `${APP}/native/build/Release`; dir !== APP; dir = dir.slice(0, dir.lastIndexOf('/'))) chmodSync(dir, 0o755);
+}
 
 /** `CMD ARGS` as USER (no groups, no capabilities, a clean environment), inside hostsim. */
 function asUserArgv(args: string[]): string[] {
@@ -138,6 +156,7 @@ describe('tapbridge run --rootless', { skip: SKIP ?? undefined, timeout: 60_000 
     const add = spawnSync('useradd', ['-M', '-r', '-s', '/usr/sbin/nologin', USER], { encoding: 'utf8' });
     if (add.status !== 0) throw new Error(`rootless test cannot run: useradd ${USER} failed: ${add.stderr}`);
     uid = uidOf(USER);
+    stageApp();
     mkdirSync(XDG, { mode: 0o700 });
     chownSync(XDG, uid, uid);
     await addNamespace(HOSTSIM);
@@ -151,7 +170,7 @@ describe('tapbridge run --rootless', { skip: SKIP ?? undefined, timeout: 60_000 
     started.push(server.pid!);
     await waitFor('the HTTP server in hostsim', async () => (await run(IP, ['netns', 'exec', HOSTSIM, 'curl', '-sS', '-m', '1', 'http://198.51.100.1:8080/'])).code === 0, { timeoutMs: 5000 });
     const readable = await asUser(['test', '-r', TAPBRIDGE]);
-    if (readable.code !== 0) throw new Error(`rootless test cannot run: ${USER} cannot read ${TAPBRIDGE} (the checkout must be readable by other users)`);
+    if (readable.code !== 0) throw new Error(`rootless test cannot run: ${USER} cannot read ${TAPBRIDGE}, the copy in ${APP}`);
     const why = await asUser(['unshare', '--user', '--map-root-user', 'true']);
     if (why.code !== 0) throw new Error(`rootless test cannot run: user namespaces are not usable by ${USER} here:\n${describeRun(why)}`);
   });
@@ -168,6 +187,7 @@ describe('tapbridge run --rootless', { skip: SKIP ?? undefined, timeout: 60_000 
     deleteNamespacesSync([HOSTSIM, CLIENT]);
     if (uid >= 0) spawnSync('userdel', [USER]);
     rmSync(XDG, { recursive: true, force: true });
+    rmSync(APP, { recursive: true, force: true });
     if (tunMode >= 0) chmodSync('/dev/net/tun', tunMode);
   });
 
