@@ -142,7 +142,25 @@ function processesOf(uid: number): number[] {
   return readdirSync('/proc')
     .filter((d) => /^\d+$/.test(d))
     .map(Number)
-    .filter((pid) => uidsOf(pid)?.[0] === uid && !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8')));
+    .filter((pid) => {
+      try {
+        const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+        return Number(/^Uid:\s+(\d+)/m.exec(status)![1]) === uid && !/^State:\s+Z/m.test(status);
+      } catch {
+        return false; // gone meanwhile
+      }
+    });
+}
+
+/** SIGKILL each of pids (the gone ones ignored). */
+function killAll(pids: number[]): void {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  }
 }
 
 const SUBID_FILES = ['/etc/subuid', '/etc/subgid'];
@@ -230,13 +248,9 @@ describe('tapbridge run --rootless', { skip: SKIP ?? undefined, timeout: 90_000 
   });
 
   after(() => {
-    for (const pid of started.flatMap((p) => processTree(p)).reverse()) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        /* gone */
-      }
-    }
+    killAll(started.flatMap((p) => processTree(p)).reverse());
+    // whatever of the user outlived its parent (a lab service or client the agent's death orphaned)
+    if (uid >= 0) killAll(processesOf(uid));
     removeSubordinateIds();
     rmSync(NETNS_ETC, { recursive: true, force: true });
     if (!hadNetnsEtc) {
@@ -369,18 +383,24 @@ describe('tapbridge run --rootless', { skip: SKIP ?? undefined, timeout: 90_000 
     assert.ok(tb !== null, 'the instance of the first test runs');
     const agent = JSON.parse(readFileSync(`${RUN_DIR}/rootless.agent`, 'utf8')) as { pid: number };
     const parent = tb.child.pid!;
-    tb.child.kill('SIGTERM');
-    const exit = await Promise.race([tb.exited, new Promise<'late'>((r) => setTimeout(() => r('late'), 8000))]);
-    assert.equal(exit, 0, `clean stop on SIGTERM\n${tb.describe()}`);
-    assert.doesNotMatch(tb.output, /"level":(40|50)/, `no warning or error from start to stop\n${tb.describe()}`);
-    await waitFor(`no process of ${USER} left`, () => processesOf(uid).length === 0 || undefined, { timeoutMs: 3000 });
-    assert.deepEqual(readdirSync(RUN_DIR), [], 'no socket, state or agent file left');
-    assert.ok(!existsSync(`/proc/${agent.pid}`) || uidsOf(agent.pid)?.[0] !== uid, 'the agent is gone');
-    const sockets = await run(IP, ['netns', 'exec', HOSTSIM, 'ss', '-Htuanp']);
-    assert.doesNotMatch(sockets.stdout, new RegExp(`pid=${parent},`), `no socket of the parent left in hostsim:\n${sockets.stdout}`);
-    assert.doesNotMatch(sockets.stdout, /^tcp\s+(ESTAB|LISTEN)\s.*:800[012]\s/m, `no published port or connection left:\n${sockets.stdout}`);
-    const live = sockets.stdout.split('\n').filter((l) => /^tcp\s+ESTAB/.test(l));
-    assert.deepEqual(live, [], 'no connection left open in hostsim');
+    try {
+      tb.child.kill('SIGTERM');
+      const exit = await Promise.race([tb.exited, new Promise<'late'>((r) => setTimeout(() => r('late'), 8000))]);
+      assert.equal(exit, 0, `clean stop on SIGTERM\n${tb.describe()}`);
+      assert.doesNotMatch(tb.output, /"level":(40|50)/, `no warning or error from start to stop\n${tb.describe()}`);
+      await waitFor(`no process of ${USER} left`, () => processesOf(uid).length === 0 || undefined, { timeoutMs: 3000 });
+      assert.deepEqual(readdirSync(RUN_DIR), [], 'no socket, state or agent file left');
+      assert.ok(!existsSync(`/proc/${agent.pid}`) || uidsOf(agent.pid)?.[0] !== uid, 'the agent is gone');
+      const sockets = await run(IP, ['netns', 'exec', HOSTSIM, 'ss', '-Htuanp']);
+      assert.doesNotMatch(sockets.stdout, new RegExp(`pid=${parent},`), `no socket of the parent left in hostsim:\n${sockets.stdout}`);
+      assert.doesNotMatch(sockets.stdout, /^tcp\s+(ESTAB|LISTEN)\s.*:800[012]\s/m, `no published port or connection left:\n${sockets.stdout}`);
+      const live = sockets.stdout.split('\n').filter((l) => /^tcp\s+ESTAB/.test(l));
+      assert.deepEqual(live, [], 'no connection left open in hostsim');
+    } finally {
+      // a failure above leaves the instance running: the later tests need the run dir to themselves
+      killAll(processesOf(uid));
+      await waitFor(`no process of ${USER} left`, () => processesOf(uid).length === 0 || undefined, { timeoutMs: 3000 });
+    }
   });
 
   test('the parent SIGKILLed: the agent sees EOF and takes everything with it; the next start cleans up and runs', async () => {
