@@ -22,7 +22,8 @@
  * Before running, leftovers of earlier test runs that crashed are removed and listed:
  * tapbridge processes started by a test process that is gone, namespaces named tbt-<pid>-*
  * or tbn-<pid>-* whose <pid> is gone, and /run/tapbridge/tbt-* (tbn-*) state/socket files
- * of dead instances, and throwaway users tbt<pid> (the rootless test's) with their processes.
+ * of dead instances, throwaway users tbt<pid> (the rootless test's) with their processes, and
+ * /etc/netns/tbt-<pid>-* (a test namespace's own resolv.conf).
  * Nothing of a test run that is still alive is touched; a process that
  * is a zombie counts as gone.
  */
@@ -228,6 +229,14 @@ function cleanStale() {
       if (text.split('\n').some((l) => l.startsWith(`${user}:`))) writeFileSync(f, text.split('\n').filter((l) => !l.startsWith(`${user}:`)).join('\n'));
     }
     removed.push(del.status === 0 ? `user ${user}` : `user ${user} (could not delete: ${(del.stderr ?? '').trim()})`);
+  }
+  // 6. /etc/netns/<namespace> of dead test processes (a namespace's own resolv.conf, rootless.test.ts)
+  if (existsSync('/etc/netns')) {
+    for (const d of readdirSync('/etc/netns')) {
+      if (!hasPrefix(d) || !leftoverOf(d)) continue;
+      rmSync(join('/etc/netns', d), { recursive: true, force: true });
+      removed.push(`/etc/netns/${d}`);
+    }
   }
   return removed;
 }

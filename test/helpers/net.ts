@@ -2,7 +2,7 @@
  * Network probes for integration tests, all bounded in time and packet count:
  * ping, arping (Habets' `arping` or iputils' `arping`, detected), tcpdump captures that
  * report when they are listening, and snapshots of the root namespace's links, addresses
- * and routes for "nothing changed here" checks.
+ * and routes for "nothing changed here" checks, and a script for a storm of short HTTP GETs.
  */
 import { spawn } from 'node:child_process';
 import { ARPING, IP, PING, TCPDUMP, TIMEOUT, check, run, type RunResult } from './sys.js';
@@ -155,3 +155,20 @@ export function diffSnapshots(before: NsSnapshot, after: NsSnapshot): string[] {
   }
   return out;
 }
+
+/** `node -e HTTP_GETS_SCRIPT URL COUNT PARALLEL`: COUNT short HTTP GETs, PARALLEL at a time; prints "ok N fail M ERRORS". */
+export const HTTP_GETS_SCRIPT = `
+const http = require('node:http');
+const [url, count, parallel] = [process.argv[1], Number(process.argv[2]), Number(process.argv[3])];
+let ok = 0, fail = 0, started = 0;
+const errors = new Set();
+const agent = new http.Agent({ keepAlive: false, maxSockets: parallel });
+function one() {
+  if (started >= count) return;
+  started++;
+  http.get(url, { agent, timeout: 8000 }, (res) => { res.resume(); res.on('end', () => { ok++; next(); }); })
+    .on('error', (e) => { fail++; errors.add(e.code || e.message); next(); });
+}
+function next() { if (ok + fail === count) { console.log('ok ' + ok + ' fail ' + fail + ' ' + [...errors].join(',')); process.exit(0); } one(); }
+for (let i = 0; i < parallel; i++) one();
+`;

@@ -19,6 +19,7 @@ import { IP, PREFIX, TIMEOUT, addNamespace, announceSkip, check, describeRun, in
 import { Tapbridge, cleanupAll, trackNamespace } from '../helpers/tapbridge.js';
 import { requireTools } from '../helpers/tools.js';
 import { parseIperf } from '../helpers/nat-lab.js';
+import { HTTP_GETS_SCRIPT } from '../helpers/net.js';
 
 const NEEDS = ['curl', 'iperf3', 'ss', 'ping', 'dig'];
 const SKIP = integrationSkipReason();
@@ -77,22 +78,6 @@ function exec(ns: string, cmd: string, args: string[], timeoutMs = 15_000): Prom
 async function listening(ns: string, proto: 'tcp' | 'udp', port: number): Promise<void> {
   await waitFor(`${proto}/${port} listening in ${ns}`, async () => (await exec(ns, 'ss', ['-Hln', proto === 'tcp' ? '-t' : '-u'], 5000)).stdout.includes(`:${port} `), { timeoutMs: 10_000, intervalMs: 50 });
 }
-
-/** Many TCP connections from a namespace at once (node), each a GET; prints "ok N fail M". */
-const MANY = `
-const http = require('node:http');
-const [url, count, parallel] = [process.argv[1], Number(process.argv[2]), Number(process.argv[3])];
-let ok = 0, fail = 0, started = 0, errors = new Set();
-const agent = new http.Agent({ keepAlive: false, maxSockets: parallel });
-function one() {
-  if (started >= count) return;
-  started++;
-  http.get(url, { agent, timeout: 8000 }, (res) => { res.resume(); res.on('end', () => { ok++; next(); }); })
-    .on('error', (e) => { fail++; errors.add(e.code || e.message); next(); });
-}
-function next() { if (ok + fail === count) { console.log('ok ' + ok + ' fail ' + fail + ' ' + [...errors].join(',')); process.exit(0); } one(); }
-for (let i = 0; i < parallel; i++) one();
-`;
 
 /** Hold N connections open at once, report how many connected and how many were reset. */
 const HOLD = `
@@ -293,7 +278,7 @@ describe('socket uplink (tapbridge inside hostsim)', { skip: SKIP ?? false, time
 
   test('200 concurrent connections and a storm of 400 short ones all succeed', async () => {
     for (const [count, parallel] of [[200, 200], [400, 20]]) {
-      const r = await exec(RED, process.execPath, ['-e', MANY, `http://${HOST_IP}:8080/`, String(count), String(parallel)], 40_000);
+      const r = await exec(RED, process.execPath, ['-e', HTTP_GETS_SCRIPT, `http://${HOST_IP}:8080/`, String(count), String(parallel)], 40_000);
       assert.equal(r.stdout.trim().split(' ').slice(0, 4).join(' '), `ok ${count} fail 0`, `${describeRun(r)}\n${tb.output.slice(-2000)}`);
     }
   });
